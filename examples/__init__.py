@@ -1,0 +1,1 @@
+"""Example pipelines used by the demo, the tests and the benchmarks."""

@@ -1,0 +1,316 @@
+"""Turn one step's settings into the arguments of one `docker create` call.
+
+This module is pure: it reads settings and returns a `ContainerSpec`, so every
+rule about what reaches a container (labels, environment, mounts, user,
+resource limits, which `run_args` are allowed) is unit-tested without Docker.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from docker.models.containers import RUN_CREATE_KWARGS, RUN_HOST_CONFIG_KWARGS
+from docker.types import DeviceRequest
+
+from orchestrator.errors import InvalidSettingsError
+
+LABEL_PREFIX = "io.my-docker"
+MANAGED_BY_LABEL = f"{LABEL_PREFIX}.managed-by"
+MANAGED_BY_VALUE = "my_docker"
+ORCHESTRATOR_RUN_ID_LABEL = f"{LABEL_PREFIX}.orchestrator-run-id"
+PIPELINE_RUN_ID_LABEL = f"{LABEL_PREFIX}.pipeline-run-id"
+PIPELINE_LABEL = f"{LABEL_PREFIX}.pipeline"
+RUN_NAME_LABEL = f"{LABEL_PREFIX}.run-name"
+STEP_LABEL = f"{LABEL_PREFIX}.step"
+ATTEMPT_LABEL = f"{LABEL_PREFIX}.attempt"
+
+# Where the orchestrator's own package is mounted inside every step container.
+PACKAGE_MOUNT_ROOT = "/opt/my_docker/src"
+
+# docker-py keyword arguments that `containers.create` accepts besides the
+# plain create and host-config ones (it translates these itself).
+_EXTRA_CREATE_KWARGS = {"volumes", "ports", "network", "network_driver_opt"}
+_ALLOWED_RUN_ARGS = (
+    set(RUN_CREATE_KWARGS) | set(RUN_HOST_CONFIG_KWARGS) | _EXTRA_CREATE_KWARGS
+)
+# Arguments the orchestrator owns: letting a user set them would break the
+# step (command, entrypoint), the log collection (detach, auto_remove) or our
+# ability to find the container again (name).
+_OWNED_RUN_ARGS = {
+    "command",
+    "entrypoint",
+    "detach",
+    "auto_remove",
+    "name",
+    "stdin_open",
+    "tty",
+    "remove",
+    "stream",
+}
+# Arguments that would give a step control over the host.
+_FORBIDDEN_RUN_ARGS = {"privileged", "pid_mode", "userns_mode"}
+_DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
+@dataclass
+class ContainerSpec:
+    """Everything needed to create one step container, as docker-py kwargs."""
+
+    image: str
+    entrypoint: List[str]
+    command: List[str]
+    name: str
+    labels: Dict[str, str]
+    environment: Dict[str, str]
+    volumes: Dict[str, Dict[str, str]]
+    user: Optional[str]
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def create_kwargs(self) -> Dict[str, Any]:
+        """The keyword arguments for `DockerClient.containers.create`."""
+        kwargs: Dict[str, Any] = dict(self.extra)
+        kwargs.update(
+            image=self.image,
+            entrypoint=self.entrypoint,
+            command=self.command,
+            name=self.name,
+            labels=self.labels,
+            environment=self.environment,
+            volumes=self.volumes,
+            detach=True,
+        )
+        if self.user is not None:
+            kwargs["user"] = self.user
+        return kwargs
+
+
+@dataclass(frozen=True)
+class ResourceRequest:
+    """The part of ZenML's `ResourceSettings` a local container can honour."""
+
+    cpu_count: Optional[float] = None
+    memory_bytes: Optional[int] = None
+    gpu_count: Optional[int] = None
+    ignored: tuple = ()
+
+
+def validate_run_args(run_args: Mapping[str, Any]) -> None:
+    """Reject `run_args` that docker-py does not know or that we must own.
+
+    Raises:
+        InvalidSettingsError: naming the bad key and what to do instead.
+    """
+    for key, value in run_args.items():
+        if key in _OWNED_RUN_ARGS:
+            raise InvalidSettingsError(
+                f"run_args['{key}'] cannot be set: the my_docker orchestrator "
+                f"sets '{key}' itself for every step container. Remove it "
+                "from the orchestrator's run_args."
+            )
+        if key in _FORBIDDEN_RUN_ARGS and value:
+            raise InvalidSettingsError(
+                f"run_args['{key}'] is refused: step containers never get "
+                "control over the host. Remove it from run_args."
+            )
+        if key not in _ALLOWED_RUN_ARGS:
+            close = difflib.get_close_matches(key, sorted(_ALLOWED_RUN_ARGS), n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise InvalidSettingsError(
+                f"run_args has an unknown key '{key}': it is not an argument of "
+                "docker-py's containers.create()." + hint + " See "
+                "https://docker-py.readthedocs.io/en/stable/containers.html."
+            )
+    for host_path in _bind_sources(run_args.get("volumes")):
+        if host_path.rstrip("/") in _DOCKER_SOCKETS:
+            raise InvalidSettingsError(
+                f"run_args['volumes'] mounts the Docker socket ({host_path}): "
+                "that would give a step control of the Docker engine. Remove it."
+            )
+    for key in ("environment", "labels", "volumes"):
+        value = run_args.get(key)
+        if value is not None and not isinstance(value, (dict, list)):
+            raise InvalidSettingsError(
+                f"run_args['{key}'] must be a dict (or a list), got "
+                f"{type(value).__name__}."
+            )
+
+
+def _bind_sources(volumes: Any) -> List[str]:
+    """Host paths of a docker-py `volumes` argument (dict or list form)."""
+    if isinstance(volumes, dict):
+        return [str(path) for path in volumes]
+    if isinstance(volumes, list):
+        return [str(entry).split(":", 1)[0] for entry in volumes]
+    return []
+
+
+def _volumes_as_dict(volumes: Any) -> Dict[str, Dict[str, str]]:
+    """Normalise docker-py's list form ('src:dst[:mode]') to its dict form."""
+    if not volumes:
+        return {}
+    if isinstance(volumes, dict):
+        return {str(k): dict(v) for k, v in volumes.items()}
+    result: Dict[str, Dict[str, str]] = {}
+    for entry in volumes:
+        parts = str(entry).split(":")
+        if len(parts) < 2:
+            raise InvalidSettingsError(
+                f"run_args['volumes'] entry '{entry}' must look like "
+                "'/host/path:/container/path[:ro|rw]'."
+            )
+        mode = parts[2] if len(parts) > 2 else "rw"
+        result[parts[0]] = {"bind": parts[1], "mode": mode}
+    return result
+
+
+def _environment_as_dict(environment: Any) -> Dict[str, str]:
+    """Normalise docker-py's list form ('KEY=value') to a dict."""
+    if not environment:
+        return {}
+    if isinstance(environment, dict):
+        return {str(k): str(v) for k, v in environment.items()}
+    return dict(str(item).split("=", 1) for item in environment)
+
+
+def resource_request(resource_settings: Any) -> ResourceRequest:
+    """Read the fields of ZenML's `ResourceSettings` that Docker can honour.
+
+    Args:
+        resource_settings: a `zenml.config.ResourceSettings` (or None).
+    """
+    if resource_settings is None:
+        return ResourceRequest()
+    memory = resource_settings.get_memory(unit="B") if resource_settings.memory else None
+    ignored = []
+    if getattr(resource_settings, "gpu_class", None):
+        ignored.append("gpu_class")
+    for name in ("min_replicas", "max_replicas", "autoscaling_metric",
+                 "autoscaling_target", "max_concurrency"):
+        if getattr(resource_settings, name, None) is not None:
+            ignored.append(name)
+    if getattr(resource_settings, "resources", None):
+        ignored.append("resources")
+    return ResourceRequest(
+        cpu_count=resource_settings.cpu_count,
+        memory_bytes=int(memory) if memory else None,
+        gpu_count=resource_settings.gpu_count or None,
+        ignored=tuple(ignored),
+    )
+
+
+def resource_limits(
+    request: ResourceRequest,
+    *,
+    host_cpus: int,
+    gpu_runtime_available: bool,
+    warn: Callable[[str], None],
+    step_name: str,
+) -> Dict[str, Any]:
+    """Translate a resource request into docker-py host-config arguments.
+
+    Anything that cannot be honoured on this machine is reported through
+    `warn` instead of being silently dropped.
+    """
+    limits: Dict[str, Any] = {}
+    if request.cpu_count:
+        cpus = request.cpu_count
+        if cpus > host_cpus:
+            warn(
+                f"Step '{step_name}' asks for {cpus:g} CPUs but this Docker "
+                f"engine has {host_cpus}; limiting it to {host_cpus}."
+            )
+            cpus = host_cpus
+        limits["nano_cpus"] = int(round(cpus * 1e9))
+    if request.memory_bytes:
+        if request.memory_bytes < 6 * 1024 * 1024:
+            raise InvalidSettingsError(
+                f"Step '{step_name}' asks for {request.memory_bytes} bytes of "
+                "memory; Docker needs at least 6 MiB. Raise ResourceSettings.memory."
+            )
+        limits["mem_limit"] = request.memory_bytes
+        # Same value for memory+swap: the limit means what it says, no swap.
+        limits["memswap_limit"] = request.memory_bytes
+    if request.gpu_count:
+        if gpu_runtime_available:
+            limits["device_requests"] = [
+                DeviceRequest(count=request.gpu_count, capabilities=[["gpu"]])
+            ]
+        else:
+            warn(
+                f"Step '{step_name}' asks for {request.gpu_count} GPU(s) but this "
+                "Docker engine has no GPU runtime (nvidia); it runs without GPUs."
+            )
+    if request.ignored:
+        warn(
+            f"Step '{step_name}': ResourceSettings field(s) "
+            f"{', '.join(request.ignored)} have no meaning for local containers "
+            "and are ignored."
+        )
+    return limits
+
+
+def container_name(pipeline_run_name: str, step_name: str, attempt: int, run_id: str) -> str:
+    """A readable, unique container name: run, step and attempt."""
+    raw = f"{pipeline_run_name}-{step_name}-{run_id[:8]}-a{attempt}"
+    name = re.sub(r"[^a-zA-Z0-9_.-]", "-", raw).strip("-.")
+    return name[-200:] if len(name) > 200 else name
+
+
+def build_spec(
+    *,
+    image: str,
+    entrypoint: List[str],
+    arguments: List[str],
+    step_name: str,
+    attempt: int,
+    labels: Mapping[str, str],
+    environment: Mapping[str, str],
+    mounts: Mapping[str, Dict[str, str]],
+    user: Optional[str],
+    run_args: Mapping[str, Any],
+    limits: Mapping[str, Any],
+    name: str,
+) -> ContainerSpec:
+    """Combine our fixed choices with the user's `run_args` into a spec.
+
+    Our environment, labels and mounts win over the user's on the same key,
+    because the step cannot run (or be found) without them. A user may set
+    `user` and `image` in `run_args`; everything else is passed on as given.
+    """
+    validate_run_args(run_args)
+    extra = dict(run_args)
+    env = _environment_as_dict(extra.pop("environment", None))
+    env.update(environment)
+    all_labels = {str(k): str(v) for k, v in (extra.pop("labels", None) or {}).items()}
+    all_labels.update(labels)
+    all_labels[STEP_LABEL] = step_name
+    all_labels[ATTEMPT_LABEL] = str(attempt)
+    volumes = _volumes_as_dict(extra.pop("volumes", None))
+    volumes.update(mounts)
+    image = extra.pop("image", image)
+    chosen_user = extra.pop("user", user)
+    extra_hosts = dict(extra.pop("extra_hosts", None) or {})
+    extra_hosts.setdefault("host.docker.internal", "host-gateway")
+    extra["extra_hosts"] = extra_hosts
+    for key, value in limits.items():
+        extra.setdefault(key, value)
+    return ContainerSpec(
+        image=image,
+        entrypoint=list(entrypoint),
+        command=list(arguments),
+        name=name,
+        labels=all_labels,
+        environment=env,
+        volumes=volumes,
+        user=None if chosen_user is None else str(chosen_user),
+        extra=extra,
+    )
+
+
+def cpus_from_nano(nano_cpus: int) -> float:
+    """Inverse of the CPU translation, for messages and tests."""
+    return math.floor(nano_cpus / 1e7) / 100

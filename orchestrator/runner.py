@@ -1,0 +1,282 @@
+"""Run a pipeline's steps as containers, in DAG order, in parallel.
+
+The runner joins the pure scheduler (`dag.py`) to the container operations
+(`containers.py`). It owns the loop a user waits on: start every step that is
+ready, stream its output, react when a container exits (success, failure,
+retry, fail-fast), and make sure that whatever happens, including Ctrl-C, no
+container of the run is left running or lying around afterwards.
+
+It knows nothing of ZenML: the orchestrator passes it a `RunPlan` (what to
+run) and `RunHooks` (how to tell ZenML what happened).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
+
+import docker
+
+from orchestrator.container_spec import ContainerSpec
+from orchestrator.containers import ContainerExit, StepContainer, find_containers
+from orchestrator.dag import DagScheduler, ExecutionMode, RetryPolicy, StepState
+from orchestrator.errors import RunStoppedError, StepFailedError
+
+# How often the loop wakes up with nothing to do, to look for stop requests.
+POLL_SECONDS = 0.5
+# How often to ask ZenML whether someone requested a stop of this run.
+STOP_CHECK_SECONDS = 2.0
+# Grace before SIGKILL when the user interrupts the client: they are waiting.
+INTERRUPT_GRACE_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """A step that failed for good: which, how and what it printed last."""
+
+    step_name: str
+    attempts: int
+    exit: ContainerExit
+
+    def describe(self) -> str:
+        lines = "\n".join(f"    {line}" for line in self.exit.last_lines[-10:])
+        return (
+            f"Step '{self.step_name}' failed ({self.exit.describe()}, "
+            f"{self.attempts} attempt(s)). Last log lines:\n{lines or '    (no output)'}"
+        )
+
+
+@dataclass
+class RunPlan:
+    """What to run: the DAG, how to make each step's container, and the policy."""
+
+    upstreams: Mapping[str, Sequence[str]]
+    spec_for: Callable[[str, int], ContainerSpec]
+    mode: ExecutionMode = ExecutionMode.CONTINUE_ON_FAILURE
+    max_parallelism: int = 4
+    retries: Mapping[str, RetryPolicy] = field(default_factory=dict)
+    grace_seconds: int = 10
+    keep_containers: bool = False
+    orchestrator_run_id: str = ""
+
+
+class RunHooks:
+    """How the runner reports to the outside world; every method is optional.
+
+    The orchestrator subclasses this to publish statuses to ZenML; tests can
+    use it as is.
+    """
+
+    def log(self, message: str) -> None:
+        print(message, flush=True)
+
+    def step_line(self, step_name: str, line: str) -> None:
+        self.log(f"[{step_name}] {line}")
+
+    def stop_requested(self) -> bool:
+        """Whether someone asked (from anywhere) to stop this run."""
+        return False
+
+    def attempt_ended(self, step_name: str, attempt: int, exit: ContainerExit,
+                      state: StepState) -> None:
+        """A container ended; `state` is the step's state in the scheduler after it."""
+
+    def run_interrupted(self) -> None:
+        """The client was interrupted; everything has been stopped and removed."""
+
+    def run_ended(self, scheduler: DagScheduler) -> None:
+        """Every step reached a final state."""
+
+
+class DagRunner:
+    """Executes one `RunPlan` against one Docker engine."""
+
+    def __init__(self, client: docker.DockerClient, plan: RunPlan,
+                 hooks: Optional[RunHooks] = None) -> None:
+        self.client = client
+        self.plan = plan
+        self.hooks = hooks or RunHooks()
+        self.scheduler = DagScheduler(
+            plan.upstreams,
+            max_parallelism=plan.max_parallelism,
+            mode=plan.mode,
+            retries=plan.retries,
+        )
+        self._active: Dict[str, StepContainer] = {}
+        self._exits: "queue.Queue[tuple]" = queue.Queue()
+        self._stoppers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="my-docker-stop")
+        self.failures: List[StepFailure] = []
+        self.stop_reason: Optional[str] = None
+
+    # -- the loop ---------------------------------------------------------
+    def run(self) -> DagScheduler:
+        """Run every step to a final state; raise if the run did not succeed.
+
+        Raises:
+            StepFailedError: one or more steps failed (names them, with exit
+                codes and last log lines).
+            RunStoppedError: the run was stopped by a stop request.
+            KeyboardInterrupt: the client was interrupted; all of the run's
+                containers were stopped and removed first.
+        """
+        try:
+            self._loop()
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self._stoppers.shutdown(wait=True)
+            self._remove_leftovers()
+        self.hooks.run_ended(self.scheduler)
+        return self._result()
+
+    def _loop(self) -> None:
+        last_stop_check = time.monotonic()
+        while not self.scheduler.is_finished():
+            now = time.monotonic()
+            for step_name in self.scheduler.ready(now):
+                self._start(step_name, now)
+            try:
+                step_name, attempt, exit = self._exits.get(timeout=self._sleep_time(now))
+            except queue.Empty:
+                pass
+            else:
+                self._on_exit(step_name, attempt, exit)
+            if time.monotonic() - last_stop_check >= STOP_CHECK_SECONDS:
+                last_stop_check = time.monotonic()
+                if self.stop_reason is None and self.hooks.stop_requested():
+                    self._request_stop("stop requested for this run")
+
+    def _sleep_time(self, now: float) -> float:
+        wakeup = self.scheduler.next_wakeup()
+        if wakeup is None:
+            return POLL_SECONDS
+        return min(POLL_SECONDS, max(0.0, wakeup - now))
+
+    # -- starting and watching ------------------------------------------
+    def _start(self, step_name: str, now: float) -> None:
+        attempt = self.scheduler.start(step_name, now)
+        spec = self.plan.spec_for(step_name, attempt)
+        container = StepContainer.start(self.client, spec, step_name, attempt)
+        self._active[step_name] = container
+        retry_note = f", attempt {attempt}" if attempt > 1 else ""
+        self.hooks.log(
+            f"[{step_name}] started in container {container.short_id}{retry_note}"
+        )
+        threading.Thread(
+            target=self._watch, args=(container,), daemon=True,
+            name=f"my-docker-{step_name}",
+        ).start()
+
+    def _watch(self, container: StepContainer) -> None:
+        """Stream one container's output, then report its exit to the loop."""
+        container.follow_logs(lambda line: self.hooks.step_line(container.step_name, line))
+        exit = container.wait()
+        self._exits.put((container.step_name, container.attempt, exit))
+
+    # -- reacting to exits -----------------------------------------------
+    def _on_exit(self, step_name: str, attempt: int, exit: ContainerExit) -> None:
+        container = self._active.pop(step_name)
+        if not self.plan.keep_containers:
+            container.remove()
+        now = time.monotonic()
+        state = self.scheduler.state(step_name)
+        if exit.succeeded:
+            self.scheduler.succeeded(step_name, now)
+            self.hooks.log(f"[{step_name}] completed")
+        elif state == StepState.STOPPING:
+            self.scheduler.stopped(step_name, now, self.stop_reason or "stopped")
+            self.hooks.log(f"[{step_name}] stopped ({exit.describe()})")
+        elif self.stop_reason is None and self.hooks.stop_requested():
+            # Killed by a stop request from another process: not a failure.
+            self._request_stop("stop requested for this run")
+            self.scheduler.stopped(step_name, now, self.stop_reason)
+            self.hooks.log(f"[{step_name}] stopped ({exit.describe()})")
+        else:
+            self._on_failure(step_name, attempt, exit, now)
+        self.hooks.attempt_ended(step_name, attempt, exit, self.scheduler.state(step_name))
+
+    def _on_failure(self, step_name: str, attempt: int, exit: ContainerExit, now: float) -> None:
+        outcome = self.scheduler.failed(step_name, now, exit.describe())
+        if outcome.retry_at is not None:
+            delay = max(0.0, outcome.retry_at - now)
+            self.hooks.log(
+                f"[{step_name}] attempt {attempt} failed ({exit.describe()}); "
+                f"retrying in {delay:.0f}s"
+            )
+        else:
+            failure = StepFailure(step_name, attempt, exit)
+            self.failures.append(failure)
+            self.hooks.log(f"[{step_name}] FAILED: {exit.describe()}")
+        for skipped in outcome.skipped:
+            self.hooks.log(f"[{skipped}] skipped: {self.scheduler.reason(skipped)}")
+        for other in outcome.to_stop:
+            self._stop_async(other)
+
+    def _request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        outcome = self.scheduler.request_stop(reason)
+        self.hooks.log(f"Stopping the run: {reason}")
+        for step_name in outcome.to_stop:
+            self._stop_async(step_name)
+
+    def _stop_async(self, step_name: str) -> None:
+        container = self._active.get(step_name)
+        if container is not None:
+            self.hooks.log(f"[{step_name}] stopping container {container.short_id}")
+            self._stoppers.submit(container.stop, self.plan.grace_seconds)
+
+    # -- endings -----------------------------------------------------------
+    def _abort(self) -> None:
+        """Interrupted or crashed: stop and remove every container we started."""
+        self.stop_reason = self.stop_reason or "client interrupted"
+        try:
+            self.scheduler.request_stop(self.stop_reason)
+        except Exception:  # noqa: BLE001 - never mask the original error
+            pass
+        active = list(self._active.values())
+        if active:
+            self.hooks.log(f"Interrupted: stopping {len(active)} running container(s)")
+        for container in active:
+            self._stoppers.submit(container.stop, INTERRUPT_GRACE_SECONDS)
+        self._stoppers.shutdown(wait=True)
+        for container in active:
+            container.remove()
+        self._active.clear()
+        try:
+            self.hooks.run_interrupted()
+        except Exception as error:  # noqa: BLE001
+            self.hooks.log(f"Could not record the interruption in ZenML: {error}")
+
+    def _remove_leftovers(self) -> None:
+        """Remove any container of this run still on the engine (unless kept)."""
+        if self.plan.keep_containers or not self.plan.orchestrator_run_id:
+            return
+        for container in find_containers(
+            self.client, orchestrator_run_id=self.plan.orchestrator_run_id
+        ):
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+    def _result(self) -> DagScheduler:
+        if self.failures:
+            skipped = [s for s in self.scheduler.steps
+                       if self.scheduler.state(s) == StepState.SKIPPED]
+            message = "\n".join(f.describe() for f in self.failures)
+            if skipped:
+                message += f"\nSkipped because of the failure: {', '.join(skipped)}"
+            raise StepFailedError(message, self.failures)
+        if self.stop_reason is not None:
+            counts = self.scheduler.counts()
+            raise RunStoppedError(
+                f"The run was stopped ({self.stop_reason}): "
+                f"{counts.get(StepState.COMPLETED, 0)} step(s) completed, "
+                f"{counts.get(StepState.STOPPED, 0)} stopped."
+            )
+        return self.scheduler
