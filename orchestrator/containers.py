@@ -26,7 +26,7 @@ from orchestrator.container_spec import (
 )
 from orchestrator.errors import ImageNotFoundError, InvalidSettingsError, MyDockerError
 
-LOG_TAIL_LINES = 20
+LOG_TAIL_LINES = 60
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,29 @@ def require_image(client: docker.DockerClient, image: str) -> None:
             "builds step images from the pipeline's parent image: run "
             "`python -m orchestrator.base_image` to create the default parent "
             "image, or check DockerSettings(parent_image=...)."
+        ) from error
+
+
+def require_parent_image(client: docker.DockerClient, image: str) -> None:
+    """Make sure ZenML's `docker build` will find its FROM image.
+
+    A local image is used as is; otherwise we try to pull it, as `docker
+    build` would, and explain what to do when no registry has it.
+    """
+    try:
+        client.images.get(image)
+        return
+    except ImageNotFound:
+        pass
+    try:
+        client.images.pull(image)
+    except DockerException as error:
+        raise ImageNotFoundError(
+            f"The parent image '{image}' is not on this Docker engine and could "
+            "not be pulled (no registry reachable?). Run `python -m "
+            "orchestrator.base_image` to build ZenML's default parent image "
+            "offline, or set DockerSettings(parent_image=...) to an image you "
+            "have locally."
         ) from error
 
 

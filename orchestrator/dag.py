@@ -124,7 +124,7 @@ class RetryPolicy:
             raise SchedulerError(
                 f"retry numbers start at 1, got {retry_number!r}."
             )
-        return float(self.delay * self.backoff ** (retry_number - 1))
+        return float(self.delay)
 
 
 @dataclass(frozen=True)
@@ -408,7 +408,7 @@ class DagScheduler:
             skipped = self._skip_pending_downstream(step, f"upstream step {step!r} failed")
             return Outcome(skipped=skipped)
         if self._halted_by is None:
-            pass
+            self._halted_by = step
         cause = f"step {step!r} failed and the execution mode is {self.mode.value!r}"
         to_stop: tuple[str, ...] = ()
         if self.mode is ExecutionMode.FAIL_FAST:

@@ -203,8 +203,9 @@ class LineCondenser:
     """Show the progress of a chatty command without flooding the terminal.
 
     A line is shown when its "kind" (given by `key`) differs from the previous
-    shown line's, or when `interval` seconds passed since the last shown line.
-    The last lines are kept whether shown or not, to explain a failure.
+    shown line's, or when `interval` seconds passed since the last shown line;
+    never when its kind is None. The last lines are kept whether shown or not,
+    to explain a failure.
     """
 
     def __init__(
@@ -212,7 +213,7 @@ class LineCondenser:
         log: Log,
         prefix: str = "  ",
         interval: float = 5.0,
-        key: Optional[Callable[[str], str]] = None,
+        key: Optional[Callable[[str], Optional[str]]] = None,
         keep: int = 30,
     ) -> None:
         self._log = log
@@ -231,6 +232,8 @@ class LineCondenser:
         self.tail.append(line)
         key = self._key(line)
         now = time.monotonic()
+        if key is None:
+            return
         if key != self._last_key or now - self._last_time >= self._interval:
             self._log(f"{self._prefix}{line[:200]}")
             self._last_key = key
@@ -241,7 +244,7 @@ def run_command(
     command: Sequence[str],
     log: Log,
     env: Optional[dict] = None,
-    key: Optional[Callable[[str], str]] = None,
+    key: Optional[Callable[[str], Optional[str]]] = None,
 ) -> Tuple[int, List[str]]:
     """Run a command, showing condensed output lines as they come.
 
@@ -349,11 +352,17 @@ def pid_file_is_stale(
 
 
 def process_name(pid: int) -> Optional[str]:
-    """The command name of a live process (from /proc), or None."""
+    """The command name of a live process (from /proc), or None.
+
+    A zombie (exited, not yet reaped by its parent) counts as not alive.
+    """
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
+    # Format: "pid (comm) state ..."; comm may itself contain spaces or ")".
+    name, _, rest = stat.partition(" (")[2].rpartition(") ")
+    return None if rest.startswith(("Z", "X")) else name
 
 
 def _read_pid_file(path: Path) -> Optional[str]:

@@ -17,19 +17,16 @@ Registered with the reference commands:
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Type, cast
 from uuid import uuid4
 
 from pydantic import Field
 
 from zenml.config.base_settings import BaseSettings
-from zenml.config.global_config import GlobalConfiguration
-from zenml.constants import ENV_ZENML_LOCAL_STORES_PATH
-from zenml.entrypoints import StepEntrypointConfiguration
 from zenml.enums import ExecutionMode, ExecutionStatus
 from zenml.logger import get_logger
+from zenml.stack import StackValidator
+from zenml.utils.pipeline_docker_image_builder import DEFAULT_DOCKER_PARENT_IMAGE
 from zenml.orchestrators import (
     BaseOrchestratorConfig,
     BaseOrchestratorFlavor,
@@ -38,7 +35,12 @@ from zenml.orchestrators import (
 )
 
 if TYPE_CHECKING:
-    from zenml.models import PipelineRunResponse, PipelineSnapshotResponse
+    from zenml.config.build_configuration import BuildConfiguration
+    from zenml.models import (
+        PipelineRunResponse,
+        PipelineSnapshotBase,
+        PipelineSnapshotResponse,
+    )
     from zenml.stack import Stack
 
 logger = get_logger(__name__)
@@ -117,6 +119,41 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
             ExecutionMode.STOP_ON_FAILURE,
             ExecutionMode.CONTINUE_ON_FAILURE,
         ]
+
+    @property
+    def validator(self) -> Optional[StackValidator]:
+        """Before ZenML builds anything, make sure a Docker engine answers."""
+
+        def _engine_answers(stack: "Stack") -> Tuple[bool, str]:
+            from orchestrator.engine import connect
+            from orchestrator.errors import DockerEngineUnavailableError
+
+            try:
+                connect()
+            except DockerEngineUnavailableError as error:
+                return False, str(error)
+            return True, ""
+
+        return StackValidator(custom_validation_function=_engine_answers)
+
+    def get_docker_builds(self, snapshot: "PipelineSnapshotBase") -> List["BuildConfiguration"]:
+        """ZenML's builds, after checking each parent image can be found.
+
+        Without this check a missing parent image surfaces as a registry
+        error deep inside `docker build`.
+        """
+        from orchestrator.containers import require_parent_image
+        from orchestrator.engine import connect
+
+        builds = super().get_docker_builds(snapshot)
+        client = None
+        for build in builds:
+            settings = build.settings
+            if settings.dockerfile or settings.skip_build:
+                continue
+            client = client or connect()
+            require_parent_image(client, settings.parent_image or DEFAULT_DOCKER_PARENT_IMAGE)
+        return builds
 
     def get_orchestrator_run_id(self) -> str:
         """The run id, read inside a step container from its environment."""

@@ -43,7 +43,11 @@ class StepFailure:
     exit: ContainerExit
 
     def describe(self) -> str:
-        lines = "\n".join(f"    {line}" for line in self.exit.last_lines[-10:])
+        # ZenML prints tracebacks inside a box; the lines that matter (what the
+        # step printed, the exception) are the ones outside its frame.
+        useful = [line for line in self.exit.last_lines
+                  if not line.lstrip().startswith(("│", "╭", "╰"))]
+        lines = "\n".join(f"    {line}" for line in useful[-10:])
         return (
             f"Step '{self.step_name}' failed ({self.exit.describe()}, "
             f"{self.attempts} attempt(s)). Last log lines:\n{lines or '    (no output)'}"

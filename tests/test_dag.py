@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.dag import (
@@ -290,6 +290,12 @@ def test_retries_wait_with_backoff_then_fail_finally():
     assert sched.attempts("a") == 3
     assert sched.next_wakeup() is None
     assert sched.is_finished()
+
+
+def test_backoff_zero_matches_zenml_default():
+    # ZenML's StepRetryConfig defaults to backoff=0: only the first retry waits.
+    policy = RetryPolicy(max_retries=3, delay=5, backoff=0)
+    assert [policy.delay_before_retry(n) for n in (1, 2, 3)] == [5.0, 0.0, 0.0]
 
 
 def test_retry_then_success_unblocks_downstream():
@@ -584,7 +590,10 @@ def simulate(data, sc: Scenario, *, failures: bool, stops: bool, start_all=False
     trace = Trace()
     retry_at: dict[str, float] = {}
     now = 0.0
-    for _ in range(500):
+    # Some runs fail rarely, some mostly, to reach both kinds of corner.
+    fail_weight = data.draw(st.integers(1, 4)) if failures else 0
+    stop_round = data.draw(st.none() | st.integers(0, 15)) if stops else None
+    for round_number in range(500):
         if sched.is_finished():
             break
         offered = sched.ready(now)
@@ -606,13 +615,13 @@ def simulate(data, sc: Scenario, *, failures: bool, stops: bool, start_all=False
         progressed = bool(to_start)
         if active and (not progressed or data.draw(st.booleans())):
             step = data.draw(st.sampled_from(active))
-            actions = ["succeed"] + (["fail", "fail", "stop"] if failures else [])
+            actions = ["succeed"] + ["fail"] * fail_weight + (["stop"] if failures else [])
             if sched.state(step) is S.STOPPING:
                 actions.append("stop")
             finish(sched, sc, step, data.draw(st.sampled_from(actions)), now, trace, retry_at)
             progressed = True
 
-        if stops and not trace.stop_requested and data.draw(st.integers(0, 24)) == 0:
+        if round_number == stop_round:
             request_stop(sched, trace)
             progressed = True
 
@@ -663,12 +672,15 @@ def finish(sched, sc: Scenario, step: str, action: str, now: float, trace, retry
     outcome = sched.failed(step, now, "boom")
     if before[step] is S.RUNNING and not halted and sched.attempts(step) <= policy.max_retries:
         assert sched.state(step) is S.RETRY_WAIT
-        assert outcome == Outcome(retry_at=now + policy.delay_before_retry(sched.attempts(step)))
+        delay = policy.delay * policy.backoff ** (sched.attempts(step) - 1)
+        assert outcome == Outcome(retry_at=now + delay)
         retry_at[step] = outcome.retry_at
+        event("retry scheduled")
         return
 
     assert sched.state(step) is S.FAILED and outcome.retry_at is None
     trace.final_failures.append(step)
+    event(f"final failure, {sc.mode.value}, {'first' if len(trace.final_failures) == 1 else 'later'}")
     after = sched.snapshot()
     not_started = [s for s, x in before.items() if x in (S.PENDING, S.RETRY_WAIT)]
     running = [s for s, x in before.items() if x is S.RUNNING and s != step]
@@ -695,6 +707,7 @@ def request_stop(sched: DagScheduler, trace: Trace) -> None:
     before = sched.snapshot()
     outcome = sched.request_stop("user stop")
     trace.stop_requested = True
+    event(f"stop request, stopping {bool(outcome.to_stop)}")
     assert outcome.to_stop == tuple(s for s, x in before.items() if x is S.RUNNING)
     assert outcome.stopped == tuple(
         s for s, x in before.items() if x in (S.PENDING, S.RETRY_WAIT)

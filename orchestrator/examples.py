@@ -1,6 +1,6 @@
 """Small pipelines that show what the orchestrator does, each in a few lines.
 
-They are used by the demo (`python -m examples.demo`), the integration tests
+They are used by the demo (`python -m orchestrator.demo`), the integration tests
 and the benchmarks, so they stay tiny and deterministic: the interesting part
 is how their steps are run, not what they compute.
 """
@@ -113,3 +113,16 @@ def allocate_memory(megabytes: int = 512) -> int:
 def report_user() -> str:
     """Which uid:gid the step container runs as."""
     return f"{os.getuid()}:{os.getgid()}"
+
+
+@step
+def read_environment(name: str = "MY_FLAG") -> str:
+    """The value of one environment variable inside the step container."""
+    return os.environ.get(name, "")
+
+
+@pipeline(enable_cache=False)
+def settings_pipeline() -> None:
+    """Shows which settings reached the container: environment and user."""
+    read_environment()
+    report_user()

@@ -1,1 +1,0 @@
-"""Example pipelines used by the demo, the tests and the benchmarks."""

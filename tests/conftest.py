@@ -1,0 +1,123 @@
+"""Shared fixtures: a private ZenML store, a project folder, a real Docker engine.
+
+ZenML reads ZENML_CONFIG_PATH once, when it is first imported, so the test
+session's own config folder is chosen here, at import time, before any test
+module imports zenml. Everything a test session creates (store, artifacts,
+registered flavor and stack) lives in a temporary folder and disappears with it.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="my-docker-tests-"))
+os.environ["ZENML_CONFIG_PATH"] = str(_SESSION_DIR / "zenml-config")
+os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
+os.environ.setdefault("ZENML_LOGGING_COLORS_DISABLED", "true")
+os.environ.setdefault("ZENML_ENABLE_REPO_INIT_WARNINGS", "false")
+
+# The reference registration commands, exactly as users type them.
+REFERENCE_COMMANDS = [
+    "zenml orchestrator flavor register orchestrator.my_docker_orchestrator.MyDockerOrchestratorFlavor",
+    "zenml orchestrator register my_docker_orchestrator -f my_docker",
+    "zenml stack register my_stack -o my_docker_orchestrator -a default",
+    "zenml stack set my_stack",
+]
+
+
+def zenml_cli(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run a `zenml ...` command line in `cwd`, failing loudly with its output."""
+    args = command.split()
+    args[0] = str(Path(sys.executable).with_name("zenml"))
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=os.environ.copy())
+    if result.returncode != 0:
+        raise AssertionError(
+            f"`{command}` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A client of the real engine (started if needed, as in `.ci/run`)."""
+    from orchestrator.engine import ensure_engine
+
+    return ensure_engine()
+
+
+@pytest.fixture(scope="session")
+def parent_image(docker_client):
+    """The offline parent image, tagged with ZenML's default parent name."""
+    from orchestrator.base_image import ensure_parent_image
+
+    return ensure_parent_image(client=docker_client)
+
+
+@pytest.fixture(scope="session")
+def project_dir(parent_image):
+    """A user's project folder outside this repository, set up with the four
+    reference commands, and made the working directory for the session."""
+    project = _SESSION_DIR / "project"
+    project.mkdir()
+    zenml_cli("zenml init", project)
+    for command in REFERENCE_COMMANDS:
+        zenml_cli(command, project)
+    previous = os.getcwd()
+    os.chdir(project)
+    from zenml.client import Client
+
+    Client().activate_root(project)  # this process too uses the project's stack
+    Client().activate_stack("my_stack")
+    yield project
+    os.chdir(previous)
+
+
+def session_run_ids():
+    """Ids of every pipeline run recorded in this session's private store."""
+    from zenml.client import Client
+
+    return [str(run.id) for run in Client().list_pipeline_runs(size=1000).items]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_step_containers_left_behind():
+    """After the whole session, no container of this session's runs may remain.
+
+    Only this session's runs are checked (by their pipeline-run-id label), so
+    that another test session on the same engine is never disturbed.
+    """
+    yield
+    leftovers = []
+    if (_SESSION_DIR / "zenml-config").exists():
+        try:
+            from orchestrator.containers import find_containers
+            from orchestrator.engine import connect
+
+            client = connect()
+        except Exception:  # noqa: BLE001 - engine never started: nothing ran
+            client = None
+        if client is not None:
+            for run_id in session_run_ids():
+                leftovers += find_containers(client, pipeline_run_id=run_id)
+    names = [c.name for c in leftovers]
+    for container in leftovers:
+        container.remove(force=True)
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+    assert not names, f"step containers left behind: {names}"
+
+
+@pytest.fixture
+def run_containers(docker_client):
+    """Returns a function listing the containers of one pipeline run (by label)."""
+    from orchestrator.containers import find_containers
+
+    def _list(pipeline_run_id):
+        return find_containers(docker_client, pipeline_run_id=str(pipeline_run_id))
+
+    return _list
