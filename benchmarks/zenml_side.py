@@ -40,10 +40,6 @@ BUILTIN_STACK = "builtin_stack"
 MY_ORCHESTRATOR = "my_docker_orchestrator"
 BUILTIN_ORCHESTRATOR = "builtin_docker"
 IMAGE_BUILDER = "bench_image_builder"
-# Our images get their own repository name so that nobody else's build of the
-# same pipeline (same default tag `zenml:<pipeline>-orchestrator`) can replace
-# the image between our runs.
-TARGET_REPOSITORY = "my-docker-bench"
 # Label put on local_docker's step containers, which it leaves behind, so that
 # the benchmark removes exactly its own containers and nobody else's.
 BENCH_LABEL = "io.my-docker.benchmark"
@@ -99,9 +95,13 @@ def setup() -> Dict[str, Any]:
     return {"stacks": [MY_STACK, BUILTIN_STACK]}
 
 
-def _settings(stack: str, parent_image: str, label_value: str,
+def _settings(stack: str, parent_image: str, repository: str, label_value: str,
               max_parallelism: Optional[int]) -> Dict[str, Any]:
     """Pipeline settings: the same image settings for both orchestrators.
+
+    The images get a repository name of their own (not ZenML's default
+    `zenml`), so that nobody else's build of the same pipeline (same tag
+    `zenml:<pipeline>-orchestrator`) can replace the image between our runs.
 
     local_docker gets our package mounted exactly as `my_docker` mounts it
     (planning.py), because the example pipelines live in it and its
@@ -109,17 +109,19 @@ def _settings(stack: str, parent_image: str, label_value: str,
     """
     from zenml.config import DockerSettings
 
+    import orchestrator
     from orchestrator.container_spec import PACKAGE_MOUNT_ROOT
-    from orchestrator.planning import PACKAGE_DIR
+
+    package_dir = Path(orchestrator.__file__).resolve().parent
 
     settings: Dict[str, Any] = {
-        "docker": DockerSettings(parent_image=parent_image, target_repository=TARGET_REPOSITORY)
+        "docker": DockerSettings(parent_image=parent_image, target_repository=repository)
     }
     if stack == BUILTIN_STACK:
         settings["orchestrator.local_docker"] = {
             "run_args": {
                 "volumes": {
-                    str(PACKAGE_DIR): {"bind": f"{PACKAGE_MOUNT_ROOT}/orchestrator", "mode": "ro"}
+                    str(package_dir): {"bind": f"{PACKAGE_MOUNT_ROOT}/orchestrator", "mode": "ro"}
                 },
                 "environment": {"PYTHONPATH": PACKAGE_MOUNT_ROOT},
                 "labels": {BENCH_LABEL: label_value},
@@ -136,14 +138,14 @@ def _pipeline(key: str):
     return getattr(examples, PIPELINES[key][0])
 
 
-def build(stack: str, pipeline_key: str, parent_image: str) -> Dict[str, Any]:
+def build(stack: str, pipeline_key: str, parent_image: str, repository: str) -> Dict[str, Any]:
     """Build the pipeline's image for `stack` once; the runs reuse it by id."""
     from zenml.client import Client
 
     Client().activate_stack(stack)
     started = time.perf_counter()
     pipeline_build = _pipeline(pipeline_key).with_options(
-        settings=_settings(stack, parent_image, "build", None)
+        settings=_settings(stack, parent_image, repository, "build", None)
     ).build()
     if pipeline_build is None:
         raise RuntimeError("ZenML built no image for this pipeline.")
@@ -199,7 +201,7 @@ def _epoch(moment: Optional[datetime]) -> Optional[float]:
     return moment.timestamp()
 
 
-def run(stack: str, pipeline_key: str, build_id: str, parent_image: str,
+def run(stack: str, pipeline_key: str, build_id: str, parent_image: str, repository: str,
         label_value: str, max_parallelism: Optional[int]) -> Dict[str, Any]:
     """Run the pipeline once on `stack` with the pre-built image and time it."""
     from zenml.client import Client
@@ -208,7 +210,7 @@ def run(stack: str, pipeline_key: str, build_id: str, parent_image: str,
     _, last_step, expected = PIPELINES[pipeline_key]
     pipeline = _pipeline(pipeline_key).with_options(
         build=build_id,
-        settings=_settings(stack, parent_image, label_value, max_parallelism),
+        settings=_settings(stack, parent_image, repository, label_value, max_parallelism),
     )
     record: Dict[str, float] = {}
     with timed_submissions(record):
@@ -250,6 +252,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--stack", choices=[MY_STACK, BUILTIN_STACK])
     parser.add_argument("--pipeline", choices=sorted(PIPELINES))
     parser.add_argument("--parent-image")
+    parser.add_argument("--repository", default="my-docker-bench")
     parser.add_argument("--build")
     parser.add_argument("--label-value", default="")
     parser.add_argument("--max-parallelism", type=int)
@@ -257,10 +260,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.action == "setup":
         payload = setup()
     elif args.action == "build":
-        payload = build(args.stack, args.pipeline, args.parent_image)
+        payload = build(args.stack, args.pipeline, args.parent_image, args.repository)
     else:
         payload = run(args.stack, args.pipeline, args.build, args.parent_image,
-                      args.label_value, args.max_parallelism)
+                      args.repository, args.label_value, args.max_parallelism)
     _write(args.result, payload)
     return 0
 

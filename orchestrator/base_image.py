@@ -302,7 +302,8 @@ def pull_registry_base(client: docker.DockerClient, python_version: str, log: Lo
         with _api_timeout(client, REGISTRY_PULL_TIMEOUT):
             client.images.pull("python", tag=f"{python_version}-slim")
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as error:
-        reason = " ".join(str(error).split())[:160]
+        reason = getattr(error, "explanation", None) or str(error)
+        reason = " ".join(str(reason).split())[:160]
         log(f"No registry answers ({reason}); using a Debian base made with debootstrap.")
         return None
     log(f"Pulled {name}.")
@@ -355,8 +356,13 @@ def _require_debootstrap(log: Log) -> None:
 
 
 def _debootstrap_line_kind(line: str) -> str:
-    """debootstrap says "I: Retrieving x", "I: Validating x", ... per package."""
-    return " ".join(line.split()[:2])
+    """Group debootstrap's per-package lines, so that phases show, not packages.
+
+    It says "I: Retrieving x" then "I: Validating x" for each of ~125 packages.
+    """
+    words = line.split()
+    verb = words[1] if len(words) > 1 else line
+    return "Retrieving" if verb == "Validating" else verb
 
 
 def debootstrap(target: Path, log: Log) -> None:

@@ -28,6 +28,9 @@ RUN_NAME_LABEL = f"{LABEL_PREFIX}.run-name"
 STEP_LABEL = f"{LABEL_PREFIX}.step"
 ATTEMPT_LABEL = f"{LABEL_PREFIX}.attempt"
 
+# The attempt number, as an environment variable inside the step container.
+ATTEMPT_ENV = "MY_DOCKER_STEP_ATTEMPT"
+
 # Where the orchestrator's own package is mounted inside every step container.
 PACKAGE_MOUNT_ROOT = "/opt/my_docker/src"
 
@@ -285,6 +288,7 @@ def build_spec(
     extra = dict(run_args)
     env = _environment_as_dict(extra.pop("environment", None))
     env.update(environment)
+    env[ATTEMPT_ENV] = str(attempt)  # lets a step know it is being retried
     all_labels = {str(k): str(v) for k, v in (extra.pop("labels", None) or {}).items()}
     all_labels.update(labels)
     all_labels[STEP_LABEL] = step_name

@@ -58,10 +58,10 @@ def require_image(client: docker.DockerClient, image: str) -> None:
         client.images.get(image)
     except ImageNotFound as error:
         raise ImageNotFoundError(
-            f"The Docker image '{image}' does not exist on this engine. ZenML "
-            "builds step images from the pipeline's parent image: run "
-            "`python -m orchestrator.base_image` to create the default parent "
-            "image, or check DockerSettings(parent_image=...)."
+            f"The Docker image '{image}' does not exist on this Docker engine "
+            "(`docker images` lists those that do). If you named it in "
+            "run_args['image'], build or load it first. If ZenML built it, "
+            "it was removed after the build: run the pipeline again."
         ) from error
 
 

@@ -124,7 +124,7 @@ class RetryPolicy:
             raise SchedulerError(
                 f"retry numbers start at 1, got {retry_number!r}."
             )
-        return float(self.delay)
+        return float(self.delay * self.backoff ** (retry_number - 1))
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,32 @@ def settings_pipeline() -> None:
     """Shows which settings reached the container: environment and user."""
     read_environment()
     report_user()
+
+
+@step
+def hog_memory_on_first_attempt(megabytes: int = 400) -> int:
+    """Gets killed for memory on its first attempt, succeeds on the next.
+
+    The orchestrator tells a step which attempt it is in MY_DOCKER_STEP_ATTEMPT.
+    """
+    attempt = int(os.environ.get("MY_DOCKER_STEP_ATTEMPT", "1"))
+    if attempt == 1:
+        block = bytearray(megabytes * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+    return attempt
+
+
+@pipeline(enable_cache=False)
+def memory_retry_pipeline(megabytes: int = 400) -> None:
+    """One step that runs out of memory once and is retried."""
+    hog_memory_on_first_attempt(megabytes)
+
+
+@pipeline(enable_cache=False)
+def long_pipeline(seconds: float = 60.0) -> None:
+    """Two long parallel steps and a join: something to stop or interrupt."""
+    source = first_value()
+    left = sleep_then_echo(source, seconds=seconds, id="long_left")
+    right = sleep_then_echo(source, seconds=seconds, id="long_right")
+    total([left], [right])

@@ -428,8 +428,8 @@ def test_failure_while_stopping_is_final_and_recorded():
 
 
 def test_request_stop_stops_everything_and_blocks_new_starts():
-    retries = {"c": RetryPolicy(max_retries=3)}
-    sched = scheduler({**DIAMOND, "x": []}, retries=retries | {"b": RetryPolicy(1)})
+    retries = {"b": RetryPolicy(max_retries=1), "c": RetryPolicy(max_retries=3)}
+    sched = scheduler({**DIAMOND, "x": []}, retries=retries)
     sched.start("a", 0.0)
     sched.succeeded("a", 0.0)
     sched.start("b", 0.0)
@@ -584,7 +584,9 @@ def expected_ready(sched: DagScheduler, sc: Scenario, now: float, retry_at, trac
     return eligible[: sc.parallelism - active]
 
 
-def simulate(data, sc: Scenario, *, failures: bool, stops: bool, start_all=False) -> tuple[DagScheduler, Trace]:
+def simulate(
+    data, sc: Scenario, *, failures: bool, stops: bool, start_all: bool = False
+) -> tuple[DagScheduler, Trace]:
     """Drive a scheduler with a random environment, checking every step's invariants."""
     sched = sc.build()
     trace = Trace()
@@ -680,7 +682,8 @@ def finish(sched, sc: Scenario, step: str, action: str, now: float, trace, retry
 
     assert sched.state(step) is S.FAILED and outcome.retry_at is None
     trace.final_failures.append(step)
-    event(f"final failure, {sc.mode.value}, {'first' if len(trace.final_failures) == 1 else 'later'}")
+    which = "first" if len(trace.final_failures) == 1 else "later"
+    event(f"final failure, {sc.mode.value}, {which}")
     after = sched.snapshot()
     not_started = [s for s, x in before.items() if x in (S.PENDING, S.RETRY_WAIT)]
     running = [s for s, x in before.items() if x is S.RUNNING and s != step]
@@ -753,7 +756,7 @@ def check_final(sched: DagScheduler, sc: Scenario, trace: Trace) -> None:
 
 
 PROPERTY = settings(
-    max_examples=250,
+    max_examples=200,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -767,14 +770,14 @@ def test_random_runs_keep_every_invariant(sc, data):
     check_final(sched, sc, trace)
 
 
-@PROPERTY
+@settings(PROPERTY, max_examples=150)
 @given(sc=scenarios(), data=st.data())
 def test_random_runs_without_stop_requests(sc, data):
     sched, trace = simulate(data, sc, failures=True, stops=False)
     check_final(sched, sc, trace)
 
 
-@settings(PROPERTY, max_examples=100)
+@settings(PROPERTY, max_examples=60)
 @given(sc=scenarios(), data=st.data())
 def test_runs_without_failures_complete_every_step_once(sc, data):
     sched, trace = simulate(data, sc, failures=False, stops=False)
@@ -783,7 +786,7 @@ def test_runs_without_failures_complete_every_step_once(sc, data):
     assert sorted(step for step, _ in trace.starts) == sorted(sc.upstreams)
 
 
-@settings(PROPERTY, max_examples=100)
+@settings(PROPERTY, max_examples=60)
 @given(sc=scenarios(parallelism=st.just(1)), data=st.data())
 def test_parallelism_one_runs_in_topological_order(sc, data):
     sched, trace = simulate(data, sc, failures=False, stops=False, start_all=True)

@@ -1,0 +1,435 @@
+"""Small helpers the tutorial notebooks share, so each notebook stays about its topic.
+
+Every notebook runs in a private ZenML workspace: its own ZenML config folder
+(SQLite store and artifact store inside it) and its own project folder. That
+keeps the notebooks independent of each other, of the order they run in, and
+of the reader's own ZenML setup. ZenML reads ``ZENML_CONFIG_PATH`` once, when
+it is first imported, which is why `use_private_workspace` must run before
+anything imports ``zenml`` (this module itself imports it only inside
+functions).
+
+The rest is presentation: showing the package's real source code, drawing a
+pipeline graph and a timeline of step runs as SVG (no plotting library
+needed), and printing a one-line JSON summary that tests read back from an
+executed notebook.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import json
+import os
+import shlex
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+# The reference registration commands, exactly as a user types them.
+REFERENCE_COMMANDS = (
+    "zenml orchestrator flavor register orchestrator.my_docker_orchestrator.MyDockerOrchestratorFlavor",
+    "zenml orchestrator register my_docker_orchestrator -f my_docker",
+    "zenml stack register my_stack -o my_docker_orchestrator -a default",
+    "zenml stack set my_stack",
+)
+STACK_NAME = "my_stack"
+ORCHESTRATOR_NAME = "my_docker_orchestrator"
+FLAVOR_NAME = "my_docker"
+
+# Tests find a notebook's results by this prefix in the executed notebook's output.
+SUMMARY_PREFIX = "NOTEBOOK_SUMMARY "
+
+_ENVIRONMENT = {
+    "ZENML_ANALYTICS_OPT_IN": "false",
+    # Plain log lines: readable in any viewer and easy to check.
+    "ZENML_LOGGING_COLORS_DISABLED": "true",
+    "ZENML_ENABLE_REPO_INIT_WARNINGS": "false",
+}
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where one notebook keeps its ZenML state.
+
+    Attributes:
+        name: the notebook's name, used in folder names.
+        root: the folder holding everything below.
+        config_dir: ``ZENML_CONFIG_PATH``: the SQLite store and artifact store.
+        project_dir: the project folder (``zenml init`` runs here); the
+            notebook's working directory, and the source root whose files
+            ZenML sends to step containers.
+    """
+
+    name: str
+    root: Path
+    config_dir: Path
+    project_dir: Path
+
+
+_current: Optional[Workspace] = None
+
+
+def use_private_workspace(name: str, root: Optional[str] = None) -> Workspace:
+    """Give this Python process its own ZenML config and project folder.
+
+    Sets the environment variables ZenML reads at import time, creates the
+    folders and makes the project folder the working directory. Calling it
+    again in the same kernel returns the same workspace.
+
+    Args:
+        name: a short name for the notebook (e.g. ``"01_setup"``).
+        root: a folder to create the workspace in; by default a new temporary
+            folder, so that two runs of the same notebook never share state.
+
+    Raises:
+        RuntimeError: zenml was imported before, with another (or no) private
+            config: the kernel must be restarted.
+    """
+    global _current
+    if _current is not None:
+        os.chdir(_current.project_dir)
+        return _current
+    if "zenml" in sys.modules:
+        raise RuntimeError(
+            "zenml was imported before the private workspace was set up, so it "
+            f"already uses the config at {os.environ.get('ZENML_CONFIG_PATH') or '~/.config/zenml'}. "
+            "Restart the kernel and run the notebook from the top."
+        )
+    if root:
+        base = Path(root).expanduser().resolve() / name
+        if base.exists() and any(base.iterdir()):
+            raise RuntimeError(
+                f"{base} is not empty: a workspace folder must start empty. "
+                "Remove it or choose another root."
+            )
+        base.mkdir(parents=True, exist_ok=True)
+    else:
+        base = Path(tempfile.mkdtemp(prefix=f"my-docker-{name}-"))
+    workspace = Workspace(
+        name=name,
+        root=base,
+        config_dir=base / "zenml-config",
+        project_dir=base / "project",
+    )
+    workspace.config_dir.mkdir(exist_ok=True)
+    workspace.project_dir.mkdir(exist_ok=True)
+    os.environ["ZENML_CONFIG_PATH"] = str(workspace.config_dir)
+    os.environ.update(_ENVIRONMENT)
+    # `!zenml ...` in a notebook must run the zenml of this kernel's Python.
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[:1] != [bin_dir]:
+        os.environ["PATH"] = os.pathsep.join([bin_dir, path]) if path else bin_dir
+    os.chdir(workspace.project_dir)
+    _current = workspace
+    return workspace
+
+
+def zenml_command(command: str, echo: Callable[[str], None] = print) -> Any:
+    """Run one ``zenml ...`` command line inside this process.
+
+    It is the same command line interface a terminal runs, called in-process:
+    a new ``zenml`` process costs several seconds just to import ZenML.
+
+    Raises:
+        ValueError: the line does not start with ``zenml``.
+        Exception: whatever the command raised (ZenML's own error).
+    """
+    from zenml.cli.cli import cli
+
+    words = shlex.split(command)
+    if not words or words[0] != "zenml":
+        raise ValueError(f"not a zenml command line: {command!r}")
+    echo(f"$ {command}")
+    return cli.main(words[1:], prog_name="zenml", standalone_mode=False)
+
+
+def _flavor_registered() -> bool:
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    try:
+        Client().get_flavor_by_name_and_type(FLAVOR_NAME, StackComponentType.ORCHESTRATOR)
+    except KeyError:
+        return False
+    return True
+
+
+def _component_registered() -> bool:
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    found = Client().list_stack_components(
+        name=ORCHESTRATOR_NAME, type=StackComponentType.ORCHESTRATOR
+    )
+    return found.total > 0
+
+
+def _stack_registered() -> bool:
+    from zenml.client import Client
+
+    return Client().list_stacks(name=STACK_NAME).total > 0
+
+
+def _stack_active() -> bool:
+    from zenml.client import Client
+
+    return Client().active_stack_model.name == STACK_NAME
+
+
+def register_stack(workspace: Optional[Workspace] = None,
+                   echo: Callable[[str], None] = print) -> None:
+    """``zenml init`` and the four reference commands, skipping those already done.
+
+    Safe to run again: a command whose effect is already there is skipped
+    (and says so), so re-running a notebook cell never fails on "already
+    exists".
+    """
+    workspace = workspace or _current
+    if workspace is None:
+        raise RuntimeError("call use_private_workspace() first.")
+    os.chdir(workspace.project_dir)
+    if (workspace.project_dir / ".zen").exists():
+        echo("$ zenml init   (already done)")
+    else:
+        zenml_command("zenml init", echo)
+    checks = (_flavor_registered, _component_registered, _stack_registered, _stack_active)
+    for command, done in zip(REFERENCE_COMMANDS, checks):
+        if done():
+            echo(f"$ {command}   (already done)")
+        else:
+            zenml_command(command, echo)
+    from zenml.client import Client
+
+    if Client().active_stack_model.name != STACK_NAME:
+        raise RuntimeError(f"the active stack is not {STACK_NAME!r} after registration.")
+
+
+# --------------------------------------------------------------------------
+# Showing code
+# --------------------------------------------------------------------------
+
+
+def show_source(obj: Any, lines: Optional[Tuple[int, int]] = None) -> Any:
+    """Display the real source of a module, class or function, highlighted.
+
+    Read from the installed package with `inspect`, so what a reader sees is
+    what runs, never a copy that drifts. Outside a notebook it prints.
+
+    Args:
+        obj: what to show.
+        lines: optionally only these (1-based, inclusive) lines of it.
+    """
+    source, first = inspect.getsourcelines(obj)
+    if lines is not None:
+        start, end = lines
+        source = source[start - 1:end]
+        first += start - 1
+    path = Path(inspect.getsourcefile(obj) or "?")
+    try:
+        shown = path.relative_to(Path(__file__).resolve().parents[1])
+    except ValueError:
+        shown = path.name
+    header = f"# {shown}, lines {first}-{first + len(source) - 1}\n"
+    text = header + "".join(source)
+    try:
+        from IPython.display import Code, display
+
+        display(Code(text, language="python"))
+    except ImportError:  # pragma: no cover - plain Python
+        print(text)
+    return None
+
+
+# --------------------------------------------------------------------------
+# Pictures (hand-made SVG: no plotting library is needed)
+# --------------------------------------------------------------------------
+
+STATE_COLOURS = {
+    "pending": "#e5e7eb",
+    "running": "#93c5fd",
+    "retry_wait": "#fde68a",
+    "stopping": "#fdba74",
+    "completed": "#86efac",
+    "failed": "#fca5a5",
+    "skipped": "#d1d5db",
+    "stopped": "#fdba74",
+}
+
+
+def dag_levels(upstreams: Mapping[str, Iterable[str]]) -> Dict[str, int]:
+    """Each step's depth: 0 for sources, else 1 + the deepest upstream."""
+    ups = {step: list(u) for step, u in upstreams.items()}
+    levels: Dict[str, int] = {}
+
+    def level(step: str, seen: Tuple[str, ...] = ()) -> int:
+        if step in seen:
+            raise ValueError(f"cycle through {step!r}")
+        if step not in levels:
+            levels[step] = 1 + max((level(u, seen + (step,)) for u in ups[step]), default=-1)
+        return levels[step]
+
+    for step in ups:
+        level(step)
+    return levels
+
+
+def dag_svg(upstreams: Mapping[str, Iterable[str]],
+            states: Optional[Mapping[str, str]] = None,
+            box_width: int = 130, box_height: int = 34) -> str:
+    """An SVG drawing of a pipeline graph, left to right, one column per depth.
+
+    Args:
+        upstreams: step name -> the steps it waits for.
+        states: optional step name -> state name (colours the boxes, see
+            `STATE_COLOURS`).
+    """
+    levels = dag_levels(upstreams)
+    columns: Dict[int, List[str]] = {}
+    for step in upstreams:  # pipeline order within a column
+        columns.setdefault(levels[step], []).append(step)
+    gap_x, gap_y, margin = 60, 16, 10
+    tallest = max(len(c) for c in columns.values())
+    height = margin * 2 + tallest * box_height + (tallest - 1) * gap_y
+    width = margin * 2 + len(columns) * box_width + (len(columns) - 1) * gap_x
+    position: Dict[str, Tuple[float, float]] = {}
+    for column, steps in columns.items():
+        column_height = len(steps) * box_height + (len(steps) - 1) * gap_y
+        top = (height - column_height) / 2
+        for row, step in enumerate(steps):
+            position[step] = (margin + column * (box_width + gap_x),
+                              top + row * (box_height + gap_y))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
+    ]
+    for step, ups in upstreams.items():
+        x2, y2 = position[step]
+        for up in ups:
+            x1, y1 = position[up]
+            parts.append(
+                f'<line x1="{x1 + box_width}" y1="{y1 + box_height / 2}" x2="{x2}" '
+                f'y2="{y2 + box_height / 2}" stroke="#555" marker-end="url(#arrow)"/>'
+            )
+    for step, (x, y) in position.items():
+        state = (states or {}).get(step)
+        fill = STATE_COLOURS.get(str(state), "#ffffff") if state else "#ffffff"
+        label = html.escape(step if len(step) <= 18 else step[:17] + "…")
+        title = html.escape(f"{step}: {state}" if state else step)
+        parts.append(
+            f'<g><title>{title}</title><rect x="{x}" y="{y}" width="{box_width}" '
+            f'height="{box_height}" rx="6" fill="{fill}" stroke="#333"/>'
+            f'<text x="{x + box_width / 2}" y="{y + box_height / 2 + 4}" '
+            f'text-anchor="middle">{label}</text></g>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def timeline_svg(rows: Sequence[Tuple[str, float, float]], title: str = "",
+                 width: int = 640, row_height: int = 22) -> str:
+    """An SVG Gantt chart: one bar per (label, start seconds, end seconds)."""
+    if not rows:
+        raise ValueError("no rows to draw")
+    label_width, margin, top = 130, 10, 24 if title else 8
+    end = max(r[2] for r in rows) or 1.0
+    scale = (width - label_width - 2 * margin) / end
+    height = top + len(rows) * row_height + 24
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">'
+    ]
+    if title:
+        parts.append(f'<text x="{margin}" y="16" font-weight="bold">{html.escape(title)}</text>')
+    for i, (label, start, stop) in enumerate(rows):
+        y = top + i * row_height
+        x = margin + label_width + start * scale
+        bar = max(1.0, (stop - start) * scale)
+        parts.append(
+            f'<text x="{margin}" y="{y + row_height - 8}">{html.escape(label[:18])}</text>'
+            f'<rect x="{x:.1f}" y="{y + 3}" width="{bar:.1f}" height="{row_height - 6}" '
+            f'fill="#60a5fa" stroke="#1d4ed8"><title>{html.escape(label)}: '
+            f'{start:.1f}s - {stop:.1f}s</title></rect>'
+        )
+    axis_y = top + len(rows) * row_height + 4
+    parts.append(
+        f'<line x1="{margin + label_width}" y1="{axis_y}" x2="{width - margin}" '
+        f'y2="{axis_y}" stroke="#333"/>'
+        f'<text x="{margin + label_width}" y="{axis_y + 16}">0 s</text>'
+        f'<text x="{width - margin}" y="{axis_y + 16}" text-anchor="end">{end:.1f} s</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def show_svg(svg: str) -> None:
+    """Display an SVG string in a notebook (prints a note outside one)."""
+    try:
+        from IPython.display import SVG, display
+
+        display(SVG(svg))
+    except ImportError:  # pragma: no cover - plain Python
+        print(f"<svg of {len(svg)} characters>")
+
+
+# --------------------------------------------------------------------------
+# Reading runs
+# --------------------------------------------------------------------------
+
+
+def step_times(run: Any, steps: Optional[Iterable[str]] = None) -> List[Tuple[str, float, float]]:
+    """(step, start, end) of a run's finished steps, in seconds since the first start.
+
+    The times are ZenML's: recorded inside each step's container around the
+    step function, so they leave out container start and ``import zenml``.
+    """
+    wanted = set(steps) if steps is not None else None
+    found = [
+        (name, step.start_time, step.end_time)
+        for name, step in run.steps.items()
+        if (wanted is None or name in wanted) and step.start_time and step.end_time
+    ]
+    if not found:
+        return []
+    origin = min(start for _, start, _ in found)
+    rows = [(name, (s - origin).total_seconds(), (e - origin).total_seconds()) for name, s, e in found]
+    return sorted(rows, key=lambda r: (r[1], r[0]))
+
+
+def max_overlap(intervals: Iterable[Tuple[float, float]]) -> int:
+    """The most intervals that are open at the same moment."""
+    events = []
+    for start, end in intervals:
+        events.append((start, 1))
+        events.append((end, -1))
+    best = current = 0
+    for _, change in sorted(events, key=lambda e: (e[0], e[1])):  # ends before starts on ties
+        current += change
+        best = max(best, current)
+    return best
+
+
+def emit_summary(summary: Mapping[str, Any]) -> None:
+    """Print the notebook's results as one JSON line that tests read back."""
+    print(SUMMARY_PREFIX + json.dumps(dict(summary), sort_keys=True, default=str))
+
+
+def read_summary(notebook: Mapping[str, Any]) -> Dict[str, Any]:
+    """The summary an executed notebook printed with `emit_summary` (an nbformat dict).
+
+    Raises:
+        LookupError: the notebook printed no summary (it did not run to the end).
+    """
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            text = output.get("text", "")
+            if isinstance(text, list):
+                text = "".join(text)
+            for line in text.splitlines():
+                if line.startswith(SUMMARY_PREFIX):
+                    return json.loads(line[len(SUMMARY_PREFIX):])
+    raise LookupError("the notebook printed no summary line; did it run to the end?")
