@@ -111,7 +111,7 @@ ENV SSL_CERT_FILE={IMAGE_CA_BUNDLE} \\
 RUN python3 -c "import sys; v = '%d.%d' % sys.version_info[:2]; \\
     assert v == '${{PYTHON_VERSION}}', 'base image has Python ' + v + ', expected ${{PYTHON_VERSION}}'"
 RUN python3 -m venv {VENV} \\
-    && pip install --no-cache-dir --default-timeout=60 "zenml[local]==${{ZENML_VERSION}}" uv \\
+    && pip install --no-cache-dir --default-timeout=60 --retries=10 "zenml[local]==${{ZENML_VERSION}}" uv \\
     && python -c "import zenml; print('zenml', zenml.__version__, 'installed')"
 """
 
@@ -551,7 +551,8 @@ def ensure_parent_image(
     Does nothing (but make sure ZenML's default parent name points at it) when
     an image with the right labels exists. Otherwise builds it, FROM
     ``python:<x.y>-slim`` if a registry answers, else FROM a Debian base made
-    with debootstrap.
+    with debootstrap. One process at a time builds (a file lock in the
+    temporary folder); the others wait, then find the image done.
 
     Args:
         client: a connected client; by default one from `ensure_engine`.

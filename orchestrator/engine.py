@@ -14,6 +14,7 @@ version.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -199,6 +200,10 @@ def _short_reason(error: BaseException) -> str:
 # --------------------------------------------------------------------------
 
 
+# Colour codes, as pip writes around its warnings even when not on a terminal.
+_ANSI_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 class LineCondenser:
     """Show the progress of a chatty command without flooding the terminal.
 
@@ -226,10 +231,10 @@ class LineCondenser:
 
     def feed(self, line: str) -> None:
         """Take one output line; show it if it tells something new."""
-        line = line.rstrip()
+        line = _ANSI_CODES.sub("", line).rstrip()
         if not line.strip():
             return
-        self.tail.append(line)
+        self.tail.append(line if len(line) <= 400 else line[:400] + " [...]")
         key = self._key(line)
         now = time.monotonic()
         if key is None:
@@ -431,13 +436,12 @@ def ensure_engine(
     log(f"No Docker engine answers at {describe_target(base_url)}; starting one.")
     _install_docker_if_missing(log)
     live_pid = remove_stale_pid_files(layout, log)
-    if live_pid is not None:
-        log(f"dockerd (pid {live_pid}) is already running; waiting for it to answer.")
-        process = None
-        log_offset = _file_size(layout.log_file)
-    else:
-        log_offset = _file_size(layout.log_file)
+    log_offset = _file_size(layout.log_file)  # the tail of a failure starts here
+    process = None
+    if live_pid is None:
         process = _start_dockerd(layout, log)
+    else:
+        log(f"dockerd (pid {live_pid}) is already running; waiting for it to answer.")
     return _wait_for_engine(layout, process, wait_seconds, log_offset, log)
 
 
@@ -576,9 +580,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         print(f"error: the Docker engine answered, then failed: {error}", file=sys.stderr)
         return 1
+    address = os.environ.get("DOCKER_HOST") or DEFAULT_HOST
     print(
-        f"Docker engine {version.get('Version', '?')} is running "
-        f"(API {version.get('ApiVersion', '?')}, {describe_target()})."
+        f"Docker engine {version.get('Version', '?')} is running at {address} "
+        f"(API {version.get('ApiVersion', '?')})."
     )
     return 0
 

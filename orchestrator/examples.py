@@ -148,10 +148,37 @@ def memory_retry_pipeline(megabytes: int = 400) -> None:
     hog_memory_on_first_attempt(megabytes)
 
 
+@step
+def join_two(a: int, b: int) -> int:
+    """Waits for two branches."""
+    return a + b
+
+
 @pipeline(enable_cache=False)
 def long_pipeline(seconds: float = 60.0) -> None:
     """Two long parallel steps and a join: something to stop or interrupt."""
     source = first_value()
     left = sleep_then_echo(source, seconds=seconds, id="long_left")
     right = sleep_then_echo(source, seconds=seconds, id="long_right")
-    total([left], [right])
+    join_two(left, right)
+
+
+@step
+def fail_after(value: int, seconds: float = 2.0) -> int:
+    """Works for a while, then fails: starts together with its siblings."""
+    time.sleep(seconds)
+    raise RuntimeError(f"gave up after {seconds} s on purpose")
+
+
+@pipeline(enable_cache=False)
+def failure_modes_pipeline(seconds: float = 20.0) -> None:
+    """A failure next to a slow branch, to compare the execution modes.
+
+    `slow_branch` is running when `fail_after` fails; `late_branch` waits for
+    it, so it has not started yet; `after_failure` needs the failed step.
+    """
+    source = first_value()
+    slow = sleep_then_echo(source, seconds=seconds, id="slow_branch")
+    increment(slow, id="late_branch")
+    broken = fail_after(source, seconds=2.0)
+    increment(broken, id="after_failure")

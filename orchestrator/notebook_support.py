@@ -46,6 +46,11 @@ _ENVIRONMENT = {
     # Plain log lines: readable in any viewer and easy to check.
     "ZENML_LOGGING_COLORS_DISABLED": "true",
     "ZENML_ENABLE_REPO_INIT_WARNINGS": "false",
+    # Plain Python tracebacks: they name the failing line of the notebook.
+    "ZENML_ENABLE_RICH_TRACEBACK": "false",
+    # `!zenml ...` runs in a pseudo-terminal; a dumb one gets plain lines
+    # instead of spinner animations that fill the cell's output.
+    "TERM": "dumb",
 }
 
 
@@ -137,13 +142,27 @@ def zenml_command(command: str, echo: Callable[[str], None] = print) -> Any:
         ValueError: the line does not start with ``zenml``.
         Exception: whatever the command raised (ZenML's own error).
     """
+    import rich
     from zenml.cli.cli import cli
+    from zenml.console import console
 
     words = shlex.split(command)
     if not words or words[0] != "zenml":
         raise ValueError(f"not a zenml command line: {command!r}")
     echo(f"$ {command}")
-    return cli.main(words[1:], prog_name="zenml", standalone_mode=False)
+    sys.stdout.flush()
+    # In a notebook, rich would render spinners as widgets; plain text reads
+    # like the terminal and keeps the output in order.
+    consoles = {id(c): c for c in (console, rich.get_console())}.values()
+    previous = [(c, c.is_jupyter) for c in consoles]
+    for c in consoles:
+        c.is_jupyter = False
+    try:
+        return cli.main(words[1:], prog_name="zenml", standalone_mode=False)
+    finally:
+        for c, was_jupyter in previous:
+            c.is_jupyter = was_jupyter
+        sys.stdout.flush()
 
 
 def _flavor_registered() -> bool:
@@ -222,6 +241,9 @@ def show_source(obj: Any, lines: Optional[Tuple[int, int]] = None) -> Any:
         obj: what to show.
         lines: optionally only these (1-based, inclusive) lines of it.
     """
+    if not (inspect.ismodule(obj) or inspect.isclass(obj) or inspect.isroutine(obj)):
+        # ZenML's @step and @pipeline objects keep the decorated function.
+        obj = getattr(obj, "entrypoint", obj)
     source, first = inspect.getsourcelines(obj)
     if lines is not None:
         start, end = lines
@@ -260,20 +282,11 @@ STATE_COLOURS = {
 
 
 def dag_levels(upstreams: Mapping[str, Iterable[str]]) -> Dict[str, int]:
-    """Each step's depth: 0 for sources, else 1 + the deepest upstream."""
-    ups = {step: list(u) for step, u in upstreams.items()}
-    levels: Dict[str, int] = {}
+    """Each step's depth (0 for sources), from the package's own scheduler."""
+    from orchestrator.dag import DagScheduler
 
-    def level(step: str, seen: Tuple[str, ...] = ()) -> int:
-        if step in seen:
-            raise ValueError(f"cycle through {step!r}")
-        if step not in levels:
-            levels[step] = 1 + max((level(u, seen + (step,)) for u in ups[step]), default=-1)
-        return levels[step]
-
-    for step in ups:
-        level(step)
-    return levels
+    layers = DagScheduler(upstreams, max_parallelism=1).levels()
+    return {step: depth for depth, layer in enumerate(layers) for step in layer}
 
 
 def dag_svg(upstreams: Mapping[str, Iterable[str]],

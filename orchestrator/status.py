@@ -109,6 +109,12 @@ FINAL_PHASES = frozenset(
      StepPhase.CACHED}
 )
 ACTIVE_PHASES = frozenset({StepPhase.STARTING, StepPhase.RUNNING, StepPhase.RETRYING})
+# The order counts are listed in: outcomes first, then what is going on.
+SUMMARY_ORDER = (
+    StepPhase.COMPLETED, StepPhase.CACHED, StepPhase.FAILED, StepPhase.STOPPED,
+    StepPhase.SKIPPED, StepPhase.RUNNING, StepPhase.RETRYING, StepPhase.STARTING,
+    StepPhase.PENDING, StepPhase.WAITING,
+)
 _DONE_OK = frozenset({StepPhase.COMPLETED, StepPhase.CACHED})
 _BROKEN = frozenset({StepPhase.FAILED, StepPhase.SKIPPED, StepPhase.STOPPED})
 
@@ -257,7 +263,7 @@ class RunStatus:
     def summary(self) -> str:
         """'3/4 steps finished: 2 completed, 1 cached, 1 running'."""
         counts = self.counts()
-        parts = [f"{counts[p]} {p.value}" for p in StepPhase if counts.get(p)]
+        parts = [f"{counts[p]} {p.value}" for p in SUMMARY_ORDER if counts.get(p)]
         return (f"{self.finished_count}/{len(self.steps)} steps finished"
                 + (": " + ", ".join(parts) if parts else ""))
 
@@ -1061,6 +1067,12 @@ class RunWatcher:
         if self._record is not None:
             self._record.append({kind: data})
 
+    def _feed_recorded(self, kind: str, data: Any, event: Event) -> None:
+        """Feed an input we made ourselves; record it only if it changed something."""
+        before = self.status
+        if self.feed(event) is not before:
+            self._remember(kind, data)
+
     # -- Docker ------------------------------------------------------------
     def _connect_docker(self, events: bool = True) -> None:
         try:
@@ -1068,6 +1080,8 @@ class RunWatcher:
                 from orchestrator.engine import connect
 
                 self._client = connect(timeout=5)
+            else:
+                self._client.ping()
             if not events:
                 return
             self._events_stream = self._client.events(
@@ -1079,7 +1093,7 @@ class RunWatcher:
             self.feed(WatcherProblem(
                 f"Docker is not available ({error}); showing ZenML's record only.",
                 time.time()))
-            self._client = None if self._owns_client else self._client
+            self._client = None
 
     def _events_loop(self) -> None:
         stream = self._events_stream
@@ -1111,7 +1125,7 @@ class RunWatcher:
         for container in containers:
             seen.add(container.id[:12])
             for event in events_from_container(container.attrs):
-                self.feed(event)
+                self._feed_recorded("container_event", vars(event), event)
             if container.status == "running" and self.follow_logs:
                 labels = container.labels
                 self._follow_log(container.id[:12], labels.get(STEP_LABEL, ""),
@@ -1147,8 +1161,8 @@ class RunWatcher:
                 *lines, buffer = buffer.split(b"\n")
                 text = _last_text_line(lines)
                 if text:
-                    self._remember("log", {"step": step, "attempt": attempt, "line": text})
-                    self.feed(LogLine(step, attempt, text, time.time()))
+                    event = LogLine(step, attempt, text, time.time())
+                    self._feed_recorded("log", vars(event), event)
         except Exception:  # noqa: BLE001 - the container was removed, or we closed it
             pass
         text = _last_text_line([buffer])
@@ -1168,8 +1182,7 @@ class RunWatcher:
         except Exception as error:  # noqa: BLE001
             problems.append(f"could not read ZenML: {error}")
         else:
-            self._remember("zenml", facts.to_json())
-            self.feed(facts)
+            self._feed_recorded("zenml", facts.to_json(), facts)
         current = self.status.error
         if problems:
             self.feed(WatcherProblem("; ".join(problems), time.time()))
@@ -1335,7 +1348,7 @@ def follow_in_terminal(run: Optional[str] = None, stream: Optional[TextIO] = Non
         print("Waiting for the next pipeline run to start...", file=stream, flush=True)
     watcher = watcher_for(run, wait_timeout=wait_timeout, poll_seconds=poll_seconds,
                           record=record)
-    printer = _TerminalPrinter(stream, tty=tty, color=color)
+    printer = TerminalPrinter(stream, tty=tty, color=color)
     printer.show(watcher.status)
     watcher.subscribe(printer.show)
     try:
@@ -1349,7 +1362,7 @@ def follow_in_terminal(run: Optional[str] = None, stream: Optional[TextIO] = Non
     return watcher.status
 
 
-class _TerminalPrinter:
+class TerminalPrinter:
     """Redraws the table in place (terminal) or prints changes as lines (pipe)."""
 
     def __init__(self, stream: TextIO, *, tty: bool, color: bool) -> None:

@@ -152,6 +152,13 @@ def test_line_condenser_shows_new_kinds_and_keeps_a_tail() -> None:
     assert list(condenser.tail) == ["I: Retrieving b", "I: Validating a", "I: Validating b"]
 
 
+def test_line_condenser_strips_colour_codes_and_shortens_the_tail() -> None:
+    condenser = engine.LineCondenser(lambda line: None)
+    condenser.feed("\x1b[91mERROR: " + "x" * 1000 + "\x1b[0m\n")
+    (line,) = condenser.tail
+    assert line.startswith("ERROR: x") and "\x1b" not in line and len(line) < 450
+
+
 def test_daemon_layout_passes_only_non_default_settings() -> None:
     assert engine.DaemonLayout().command() == ["dockerd"]
     private = engine.DaemonLayout(pid_file=Path("/x/docker.pid"), extra_args=("--bridge=none",))
@@ -167,17 +174,22 @@ def test_daemon_layout_passes_only_non_default_settings() -> None:
 def private_layout() -> Iterator[engine.DaemonLayout]:
     """A dockerd layout of its own under a short /tmp path (socket paths are limited)."""
     root = Path(tempfile.mkdtemp(prefix="mdt-", dir="/tmp"))
+    # A bridge of its own. Not `--bridge=none`: a dockerd started with it
+    # deletes the docker0 interface, breaking the shared engine's networking.
+    bridge = f"mdt{os.getpid() % 100000}"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
     layout = engine.DaemonLayout(
         host=f"unix://{root}/docker.sock",
         pid_file=root / "docker.pid",
         exec_root=root / "exec",
         data_root=root / "data",
         log_file=root / "dockerd.log",
-        # No bridge or firewall rules: they would touch the shared engine's network.
-        extra_args=("--bridge=none", "--iptables=false", "--ip-masq=false"),
+        # No firewall rules: they would touch the shared engine's network.
+        extra_args=(f"--bridge={bridge}", "--iptables=false", "--ip-masq=false"),
     )
     yield layout
     _stop_private_daemon(layout)
+    subprocess.run(["ip", "link", "delete", bridge], check=False)
     shutil.rmtree(root, ignore_errors=True)
 
 
