@@ -241,6 +241,7 @@ def run(stack: str, pipeline_key: str, build_id: str, parent_image: str, reposit
         "output_ok": output == expected,
         "call_seconds": call_seconds,
         "orchestration_seconds": record["orchestration_seconds"],
+        "submit_started_at": submit_at,
         "steps": steps,
     }
 

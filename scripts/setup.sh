@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install and start everything the orchestrator, its notebooks and tests need.
+#
+#   bash scripts/setup.sh              Python packages, a Docker engine, the parent image
+#   bash scripts/setup.sh --browser    ... plus headless Chromium for the browser test
+#
+# Safe to run again: every step does nothing when its work is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+
+with_browser=false
+for arg in "$@"; do
+  case "$arg" in
+    --browser) with_browser=true ;;
+    *) echo "unknown option: $arg (known: --browser)" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python packages (requirements.txt)"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+
+step "A Docker engine that answers"
+"$PYTHON" -m orchestrator.engine
+
+step "The parent image for step containers (built offline if no registry answers)"
+"$PYTHON" -m orchestrator.base_image
+
+if $with_browser; then
+  step "Headless Chromium for the browser test"
+  if [ -x /usr/bin/chromium ]; then
+    echo "chromium is installed"
+  elif [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "installed Debian's chromium"
+  else
+    echo "Install Chromium (Debian/Ubuntu: apt-get install chromium) for the browser test." >&2
+    exit 1
+  fi
+fi
+echo
+echo "Setup done."
