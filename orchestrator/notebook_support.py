@@ -344,12 +344,18 @@ def dag_svg(upstreams: Mapping[str, Iterable[str]],
 
 
 def timeline_svg(rows: Sequence[Tuple[str, float, float]], title: str = "",
-                 width: int = 640, row_height: int = 22) -> str:
-    """An SVG Gantt chart: one bar per (label, start seconds, end seconds)."""
+                 width: int = 640, row_height: int = 22,
+                 until: Optional[float] = None) -> str:
+    """An SVG Gantt chart: one bar per (label, start seconds, end seconds).
+
+    Args:
+        until: where the time axis ends (seconds); give several charts the
+            same value to compare them by eye. By default the last end.
+    """
     if not rows:
         raise ValueError("no rows to draw")
     label_width, margin, top = 130, 10, 24 if title else 8
-    end = max(r[2] for r in rows) or 1.0
+    end = max(until or 0.0, max(r[2] for r in rows)) or 1.0
     scale = (width - label_width - 2 * margin) / end
     height = top + len(rows) * row_height + 24
     parts = [
