@@ -12,7 +12,9 @@ run) and `RunHooks` (how to tell ZenML what happened).
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -96,6 +98,30 @@ class RunHooks:
         """Every step reached a final state."""
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """Treat SIGTERM and SIGHUP like Ctrl-C while the run loop runs.
+
+    By default they end Python at once, with no `finally`, which would leave
+    the run's containers running. Signals can only be handled in the main
+    thread; elsewhere (e.g. a run started from a worker thread) this does
+    nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 class DagRunner:
     """Executes one `RunPlan` against one Docker engine."""
 
@@ -128,7 +154,8 @@ class DagRunner:
                 containers were stopped and removed first.
         """
         try:
-            self._loop()
+            with _terminate_as_interrupt():
+                self._loop()
         except BaseException:
             self._abort()
             raise

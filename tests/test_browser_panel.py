@@ -15,6 +15,7 @@ Screenshots go to artifacts/ (repository root): browser_panel.png (the page),
 browser_panel_widget.png (the panel), browser_panel_failure.png on failure.
 """
 
+import importlib.util
 import os
 import re
 import shutil
@@ -23,7 +24,18 @@ from pathlib import Path
 
 import pytest
 
-from browser.lab import JupyterLab, notebook_env
+
+def _load_helper(name):
+    """Import tests/browser/<name>.py by path: works whether or not tests/ is a package."""
+    path = Path(__file__).parent / "browser" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"browser_test_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_lab = _load_helper("lab")
+JupyterLab, notebook_env = _lab.JupyterLab, _lab.notebook_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = Path(__file__).parent / "browser" / "panel_demo.ipynb"
@@ -84,8 +96,8 @@ def test_the_panel_updates_live_in_jupyterlab_and_ends_with_every_step_completed
         try:
             page.goto(lab.url(NOTEBOOK.name), timeout=120_000)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
-                                   timeout=120_000)
+            # The kernel is up when the status bar says so ("Python 3 (ipykernel) | Idle").
+            page.get_by_text(re.compile(r"\| Idle$")).first.wait_for(timeout=180_000)
             page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").click()
 

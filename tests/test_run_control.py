@@ -181,10 +181,13 @@ def test_stop_request_stops_the_run(long_run, run_containers, project_dir):
     assert run_containers(run.id) == []
 
 
-def test_interrupting_the_client_stops_and_removes_everything(long_run, run_containers):
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_the_client_stops_and_removes_everything(long_run, run_containers,
+                                                              signal_number):
+    """Ctrl-C in a terminal or JupyterLab's interrupt (SIGINT), or a `kill` (SIGTERM)."""
     process, run = long_run
     interrupted = time.monotonic()
-    os.killpg(process.pid, signal.SIGINT)
+    os.kill(process.pid, signal_number)
     output, _ = process.communicate(timeout=60)
     assert time.monotonic() - interrupted < 30, "the client took too long to stop"
     assert process.returncode != 0
