@@ -27,6 +27,10 @@ PIPELINE_LABEL = f"{LABEL_PREFIX}.pipeline"
 RUN_NAME_LABEL = f"{LABEL_PREFIX}.run-name"
 STEP_LABEL = f"{LABEL_PREFIX}.step"
 ATTEMPT_LABEL = f"{LABEL_PREFIX}.attempt"
+# Which process on which machine runs the loop that owns the container: lets
+# anyone tell a run in progress from one whose client died.
+CLIENT_HOST_LABEL = f"{LABEL_PREFIX}.client-host"
+CLIENT_PID_LABEL = f"{LABEL_PREFIX}.client-pid"
 
 # The attempt number, as an environment variable inside the step container.
 ATTEMPT_ENV = "MY_DOCKER_STEP_ATTEMPT"

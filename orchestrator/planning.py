@@ -10,6 +10,7 @@ image fails the run at once with a clear message instead of halfway through.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 import docker
 
 from orchestrator.container_spec import (
+    CLIENT_HOST_LABEL,
+    CLIENT_PID_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     ORCHESTRATOR_RUN_ID_LABEL,
@@ -107,6 +110,8 @@ def plan_run(
         ORCHESTRATOR_RUN_ID_LABEL: orchestrator_run_id,
         PIPELINE_LABEL: snapshot.pipeline_configuration.name,
         RUN_NAME_LABEL: run_name,
+        CLIENT_HOST_LABEL: socket.gethostname(),
+        CLIENT_PID_LABEL: str(os.getpid()),
     }
     if pipeline_run is not None:
         common_labels[PIPELINE_RUN_ID_LABEL] = str(pipeline_run.id)

@@ -10,13 +10,20 @@ from the containers themselves, and stops a run's containers on request.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 from zenml.client import Client
 from zenml.enums import ExecutionStatus
 from zenml.orchestrators import publish_utils
 
-from orchestrator.container_spec import ATTEMPT_LABEL, STEP_LABEL
+from orchestrator.container_spec import (
+    ATTEMPT_LABEL,
+    CLIENT_HOST_LABEL,
+    CLIENT_PID_LABEL,
+    STEP_LABEL,
+)
 from orchestrator.containers import ContainerExit, find_containers, stop_containers
 from orchestrator.dag import DagScheduler, StepState
 from orchestrator.runner import RunHooks
@@ -106,13 +113,45 @@ def _docker_client():
     return connect()
 
 
+def client_is_gone(container) -> bool:
+    """Whether the client process that ran this container's run has died.
+
+    Only decidable on the machine the client ran on; elsewhere we assume it
+    lives (and so never report a healthy run as failed).
+    """
+    labels = container.labels
+    if labels.get(CLIENT_HOST_LABEL) != socket.gethostname():
+        return False
+    try:
+        pid = int(labels.get(CLIENT_PID_LABEL, ""))
+    except ValueError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def stop_run_containers(run: "PipelineRunResponse", *, graceful: bool,
                         grace_seconds: int) -> int:
-    """Stop every container of a run; returns how many were running."""
+    """Stop every container of a run; returns how many were running.
+
+    The client that started the run removes its containers once they end.
+    If that client is gone, nobody will: we remove them here.
+    """
     client = _docker_client()
-    running = [c for c in find_containers(client, pipeline_run_id=str(run.id))
-               if c.status in ("running", "created", "restarting")]
+    containers = find_containers(client, pipeline_run_id=str(run.id))
+    running = [c for c in containers if c.status in ("running", "created", "restarting")]
     stop_containers(running, graceful=graceful, grace_seconds=grace_seconds)
+    for container in containers:
+        if client_is_gone(container):
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 - already removed by someone else
+                pass
     return len(running)
 
 
@@ -124,11 +163,14 @@ def status_from_containers(
     The latest attempt of each step decides: running -> RUNNING, exited with
     0 -> COMPLETED, otherwise FAILED (STOPPED when the run is being stopped).
     Steps with no container left (removed after finishing) keep ZenML's
-    status. The run is RUNNING while any container runs.
+    status. While any container runs the run is RUNNING, unless the client
+    that drives it died: then no further step can ever start, so an
+    unfinished run is FAILED.
     """
     client = _docker_client()
+    containers = find_containers(client, pipeline_run_id=str(run.id))
     latest: Dict[str, object] = {}
-    for container in find_containers(client, pipeline_run_id=str(run.id)):
+    for container in containers:
         step = container.labels.get(STEP_LABEL)
         attempt = int(container.labels.get(ATTEMPT_LABEL, "1"))
         known = latest.get(step)
@@ -146,10 +188,16 @@ def status_from_containers(
             step_statuses[step] = ExecutionStatus.COMPLETED
         else:
             step_statuses[step] = ExecutionStatus.STOPPED if stopping else ExecutionStatus.FAILED
-    if any(s == ExecutionStatus.RUNNING for s in step_statuses.values()):
-        pipeline_status = ExecutionStatus.STOPPING if stopping else ExecutionStatus.RUNNING
-    elif stopping and run_status == ExecutionStatus.STOPPING:
-        pipeline_status = ExecutionStatus.STOPPED
+    any_running = any(s == ExecutionStatus.RUNNING for s in step_statuses.values())
+    client_gone = bool(containers) and all(client_is_gone(c) for c in containers)
+    if run_status.is_finished:
+        pipeline_status = run_status
+    elif stopping:
+        pipeline_status = ExecutionStatus.STOPPING if any_running else ExecutionStatus.STOPPED
+    elif client_gone:
+        pipeline_status = ExecutionStatus.FAILED
+    elif any_running:
+        pipeline_status = ExecutionStatus.RUNNING
     else:
         pipeline_status = run_status
     return pipeline_status, (step_statuses if include_steps else None)

@@ -12,7 +12,8 @@ the menu, and the test reads the rendered page while the pipeline runs:
 * `watch_run("latest")` in a later cell must show the same run.
 
 Screenshots go to artifacts/ (repository root): browser_panel.png (the page),
-browser_panel_widget.png (the panel), browser_panel_failure.png on failure.
+browser_panel_widget.png (the panel at the end), browser_panel_running.png (the
+panel while steps ran), browser_panel_failure.png on failure.
 """
 
 import importlib.util
@@ -93,13 +94,15 @@ def test_the_panel_updates_live_in_jupyterlab_and_ends_with_every_step_completed
     with JupyterLab(root, state, env) as lab:
         page = playwright_chromium.new_page(viewport={"width": 1500, "height": 1100})
         readings = []
+        running_shot = ARTIFACTS / "browser_panel_running.png"
+        running_shot.unlink(missing_ok=True)
         try:
             page.goto(lab.url(NOTEBOOK.name), timeout=120_000)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
             # The kernel is up when the status bar says so ("Python 3 (ipykernel) | Idle").
             page.get_by_text(re.compile(r"\| Idle$")).first.wait_for(timeout=180_000)
             page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").click()
+            page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
 
             deadline = time.monotonic() + RUN_TIMEOUT
             while time.monotonic() < deadline:
@@ -107,6 +110,9 @@ def test_the_panel_updates_live_in_jupyterlab_and_ends_with_every_step_completed
                 readings.append(reading)
                 assert not reading["errors"], "a cell failed:\n" + "\n".join(reading["errors"])
                 panels = reading["panels"]
+                if not running_shot.exists() and panels and reading["prompt"].strip() == "[*]:" \
+                        and re.search(r"\brunning\b", panels[0]):
+                    page.locator(PANEL).first.screenshot(path=str(running_shot))
                 if len(panels) == 2 and all(finished_panel(p) for p in panels):
                     break
                 time.sleep(0.5)

@@ -14,7 +14,7 @@ import pytest
 from zenml.client import Client
 from zenml.config import ResourceSettings
 from zenml.config.retry_config import StepRetryConfig
-from zenml.enums import ExecutionMode, ExecutionStatus
+from zenml.enums import ExecutionMode, ExecutionStatus, StackComponentType
 
 from orchestrator.errors import RunStoppedError, StepFailedError
 from orchestrator.examples import (
@@ -195,3 +195,31 @@ def test_interrupting_the_client_stops_and_removes_everything(long_run, run_cont
     run = Client().get_pipeline_run(run.id)
     assert run.status in (ExecutionStatus.STOPPED, ExecutionStatus.FAILED), run.status
     assert run.status != ExecutionStatus.COMPLETED
+
+
+def _fetch_status(run):
+    from zenml.stack import StackComponent
+
+    component = run.stack.components[StackComponentType.ORCHESTRATOR][0]
+    orchestrator = StackComponent.from_model(component_model=component)
+    return orchestrator.fetch_status(run=Client().get_pipeline_run(run.id), include_steps=True)
+
+
+def test_fetch_status_follows_the_containers_even_when_the_client_dies(long_run,
+                                                                       run_containers):
+    process, run = long_run
+    pipeline_status, steps = _fetch_status(run)
+    assert pipeline_status == ExecutionStatus.RUNNING
+    assert steps["long_left"] == ExecutionStatus.RUNNING
+
+    os.killpg(process.pid, signal.SIGKILL)  # no chance to clean up
+    process.wait(timeout=30)
+    pipeline_status, steps = _fetch_status(run)
+    assert steps["long_left"] == ExecutionStatus.RUNNING  # its container still runs
+    assert pipeline_status == ExecutionStatus.FAILED  # but nothing can follow it
+
+    # Stopping the orphaned run stops and removes what the client left.
+    from zenml.utils.run_utils import stop_run
+
+    stop_run(Client().get_pipeline_run(run.id), graceful=False)
+    assert run_containers(run.id) == []
