@@ -220,7 +220,7 @@ class DagRunner:
             self.scheduler.succeeded(step_name, now)
             self.hooks.log(f"[{step_name}] completed")
         elif state == StepState.STOPPING:
-            self.scheduler.stopped(step_name, now, self.stop_reason or "stopped")
+            self.scheduler.stopped(step_name, now)
             self.hooks.log(f"[{step_name}] stopped ({exit.describe()})")
         elif self.stop_reason is None and self.hooks.stop_requested():
             # Killed by a stop request from another process: not a failure.

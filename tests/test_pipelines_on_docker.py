@@ -138,3 +138,10 @@ def test_connect_error_type(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/my-docker-no-engine.sock")
     with pytest.raises(DockerEngineUnavailableError):
         connect(timeout=2)
+
+
+def test_a_schedule_is_refused_with_a_clear_message(project_dir):
+    from zenml.config.schedule import Schedule
+
+    with pytest.raises(ValueError, match="does not support scheduling"):
+        settings_pipeline.with_options(schedule=Schedule(cron_expression="* * * * *"))()
