@@ -19,7 +19,7 @@ test:
 
 # Only the fast tests that need no Docker engine.
 unit:
-	$(PYTHON) -m pytest tests/test_dag.py tests/test_container_spec.py tests/test_status.py -q
+	$(PYTHON) -m pytest tests/test_dag.py tests/test_container_spec.py tests/test_status.py tests/test_widget.py -q -k "not on_docker"
 
 lab: setup
 	$(PYTHON) -m jupyter lab notebooks/

@@ -1,8 +1,9 @@
 """How long a step container's change takes to show in the status model and the panel.
 
 A pipeline runs in a subprocess (as a user's would, in another terminal);
-this process watches it the way `live_panel()` does (find the next run, a
-`RunWatcher`, a `RunPanel` view fed by it) and, independently, listens to
+this process watches it the way `live_panel()` does (`NextRun` finds the
+run, a `RunWatcher` takes over its Docker event stream, a `RunPanel` view is
+fed by the watcher) and, independently, listens to
 Docker's event stream itself. For every create/start/die event of the run's
 containers it compares Docker's own timestamp with the moment the model
 (listener called) and the panel (widgets redrawn) first showed that fact.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,16 +106,21 @@ def measure_one(pipeline: str, project: Path) -> dict:
     time.sleep(0.5)
 
     finder = NextRun()
+    view = RunPanel()  # live_panel() makes its view before the run starts, too
+    view.on_render = panel.see
     holder: dict = {}
 
     def attach() -> None:
-        run = finder.wait(timeout=600, poll_seconds=0.25)
-        view = RunPanel()
-        view.on_render = panel.see
-        watcher = RunWatcher(run, poll_seconds=1.0, on_change=model.see)
-        watcher.subscribe(view.update)
-        holder["attached_at"] = time.time()
-        holder["watcher"] = watcher.start()
+        try:
+            run = finder.wait(timeout=600, poll_seconds=0.25)
+            holder["found_at"] = time.time()
+            watcher = RunWatcher(run, poll_seconds=1.0, on_change=model.see,
+                                 events=finder.take_events())
+            watcher.subscribe(view.update)
+            holder["watcher"] = watcher.start()
+            holder["attached_at"] = time.time()
+        finally:
+            finder.close()
 
     attacher = threading.Thread(target=attach, daemon=True)
     attacher.start()
@@ -136,6 +143,12 @@ def measure_one(pipeline: str, project: Path) -> dict:
         at = raw["timeNano"] / 1e9
         rows.append(dict(key=key, at=at, before_attach=at < holder["attached_at"],
                          model=model.first_seen.get(key), panel=panel.first_seen.get(key)))
+    first = min(rows, key=lambda r: r["at"]) if rows else None
+    if first is not None:
+        print(f"  first container event {first['key']}: run found after "
+              f"{(holder['found_at'] - first['at']) * 1000:.0f} ms, watcher started after "
+              f"{(holder['attached_at'] - first['at']) * 1000:.0f} ms, shown after "
+              f"{((first['model'] or 0) - first['at']) * 1000:.0f} ms")
     return dict(rows=rows, seconds=time.time() - started, status=watcher.status)
 
 
@@ -154,14 +167,18 @@ def main() -> int:
                         help="a pipeline of orchestrator.examples")
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
-    project = set_up_project()
     all_rows = []
-    for index in range(args.runs):
-        result = measure_one(args.pipeline, project)
-        status = result["status"]
-        print(f"run {index + 1}: {status.run_name} {status.outcome} "
-              f"({result['seconds']:.0f} s, {len(result['rows'])} container events)")
-        all_rows += result["rows"]
+    try:
+        project = set_up_project()
+        for index in range(args.runs):
+            result = measure_one(args.pipeline, project)
+            status = result["status"]
+            print(f"run {index + 1}: {status.run_name} {status.outcome} "
+                  f"({result['seconds']:.0f} s, {len(result['rows'])} container events)")
+            all_rows += result["rows"]
+    finally:
+        os.chdir(tempfile.gettempdir())
+        shutil.rmtree(WORKDIR, ignore_errors=True)
     missing = [r["key"] for r in all_rows if r["model"] is None or r["panel"] is None]
     attached = [r for r in all_rows if not r["before_attach"]]
     print(describe("model, events after attach ",

@@ -198,8 +198,11 @@ def run_filters(orchestrator_run_id: Optional[str] = None,
 def find_containers(client: docker.DockerClient, *, orchestrator_run_id: Optional[str] = None,
                     pipeline_run_id: Optional[str] = None) -> List[Container]:
     """All our containers (running or exited), optionally of one run."""
+    # ignore_removed: a container removed between docker-py's list and its
+    # inspect of each entry (a run cleaning up) is not an error.
     return client.containers.list(
-        all=True, filters=run_filters(orchestrator_run_id, pipeline_run_id)
+        all=True, filters=run_filters(orchestrator_run_id, pipeline_run_id),
+        ignore_removed=True,
     )
 
 

@@ -32,15 +32,17 @@ view over the same model.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import os
+import queue
 import re
 import shutil
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from enum import Enum
 from typing import (
@@ -61,9 +63,7 @@ from orchestrator.container_spec import (
     ATTEMPT_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
-    PIPELINE_LABEL,
     PIPELINE_RUN_ID_LABEL,
-    RUN_NAME_LABEL,
     STEP_LABEL,
 )
 
@@ -190,13 +190,13 @@ class StepStatus:
         return None
 
     def duration(self, now: Optional[float] = None) -> Optional[float]:
-        """Seconds from start to end, or to `now` while the step runs."""
+        """Seconds from start to end, or to `now` while the step (or its container) runs."""
         start = self.start_time
         if start is None:
             return None
         end = self.end_time
         if end is None:
-            if not self.phase.is_active:
+            if not (self.phase.is_active or self.container_alive):
                 return None
             end = time.time() if now is None else now
         return max(0.0, end - start)
@@ -245,7 +245,7 @@ class RunStatus:
     @property
     def outcome(self) -> str:
         """The run's state in one word: initializing, running, completed, failed, stopped."""
-        if self.ended:
+        if self.ended or run_is_over(self):
             if self.zenml_status in ZENML_FINAL_RUN_STATUSES:
                 return "stopped" if self.zenml_status == "cancelled" else self.zenml_status
             counts = self.counts()
@@ -890,22 +890,145 @@ def known_run_ids(limit: int = 50) -> set:
             Client().list_pipeline_runs(sort_by="desc:created", size=limit).items}
 
 
+class DockerEvents:
+    """One Docker event stream of our containers, read by one background thread.
+
+    Subscribers get the events of one run (or of all runs). Events are also
+    kept for a while, and a late subscriber first gets the kept events of its
+    run: whoever learns the run id only from its first container (`NextRun`)
+    can hand the stream to the run's watcher without losing a single event.
+    """
+
+    def __init__(self, client: Any, run_id: Optional[str] = None, *, keep: int = 2000,
+                 close_client: bool = False) -> None:
+        labels = [f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"]
+        if run_id:
+            labels.append(f"{PIPELINE_RUN_ID_LABEL}={run_id}")
+        self._client = client
+        self._close_client = close_client
+        self._stream = client.events(decode=True,
+                                     filters={"type": "container", "label": labels})
+        self._kept: "collections.deque" = collections.deque(maxlen=keep)
+        self._subscribers: List[Tuple[Optional[str], Callable[[Dict[str, Any]], None]]] = []
+        self._lock = threading.Lock()
+        self.problem: Optional[str] = None
+        self._thread = threading.Thread(target=self._read, name="docker-events", daemon=True)
+        self._thread.start()
+
+    def subscribe(self, callback: Callable[[Dict[str, Any]], None],
+                  run_id: Optional[str] = None) -> None:
+        """Call `callback(raw_event)` for every event of `run_id` (None: all), kept ones first."""
+        with self._lock:
+            for raw in self._kept:
+                if run_id is None or _run_of(raw) == run_id:
+                    callback(raw)
+            self._subscribers.append((run_id, callback))
+
+    def _read(self) -> None:
+        try:
+            for raw in self._stream:
+                with self._lock:
+                    self._kept.append(raw)
+                    for run_id, callback in self._subscribers:
+                        if run_id is None or _run_of(raw) == run_id:
+                            try:
+                                callback(raw)
+                            except Exception:  # noqa: BLE001 - one bad subscriber only
+                                logger.exception("a Docker event subscriber failed")
+        except Exception as error:  # noqa: BLE001 - closed, or the engine went away
+            self.problem = str(error)
+
+    @property
+    def closed(self) -> bool:
+        return not self._thread.is_alive()
+
+    def close(self) -> None:
+        """End the stream and its thread (and the client, if it was handed to us)."""
+        _close(self._stream)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+        if self._close_client:
+            try:
+                self._client.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _run_of(raw: Mapping[str, Any]) -> Optional[str]:
+    return ((raw.get("Actor") or {}).get("Attributes") or {}).get(PIPELINE_RUN_ID_LABEL)
+
+
 class NextRun:
     """Finds the first pipeline run created after this object was made.
 
     It remembers which runs exist now; any newer run in ZenML's store is the
     one this process (or anyone using the same store) started next. ZenML
-    creates the run before building the step image, so it is found well
-    before its first container starts.
+    creates the run just before the run's first container, so besides asking
+    ZenML every `poll_seconds`, it listens to Docker for our containers:
+    their run-id label names the run at once (runs of other ZenML stores on
+    the same engine are told apart by asking our store). The run's watcher
+    then takes over that event stream (`take_events`), missing nothing.
+    Call `close()` when done; `find()` keeps working after it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, listen_to_docker: bool = True) -> None:
         self._known = known_run_ids()
+        self._candidates: "queue.Queue[str]" = queue.Queue()
+        self._not_ours: set = set()
+        self.events: Optional[DockerEvents] = None
+        if listen_to_docker:
+            try:
+                from orchestrator.engine import connect
+
+                self.events = DockerEvents(connect(timeout=5), close_client=True)
+                self.events.subscribe(self._on_event)
+            except Exception as error:  # noqa: BLE001 - polling ZenML alone still works
+                logger.debug("no Docker events while looking for a run: %s", error)
+
+    def _on_event(self, raw: Dict[str, Any]) -> None:
+        run_id = _run_of(raw)
+        if run_id and raw.get("Action") == "create":
+            self._candidates.put(run_id)
+
+    def take_events(self) -> Optional[DockerEvents]:
+        """The Docker event stream, now the caller's to close."""
+        events, self.events = self.events, None
+        return events
+
+    def close(self) -> None:
+        """Stop listening to Docker (unless the stream was taken) and release it."""
+        events, self.events = self.events, None
+        if events is not None:
+            events.close()
+
+    def _from_docker(self) -> Optional[Any]:
+        from uuid import UUID
+
+        from zenml.client import Client
+
+        while True:
+            try:
+                run_id = self._candidates.get_nowait()
+            except queue.Empty:
+                return None
+            if run_id in self._not_ours:
+                continue
+            try:
+                run = Client().get_pipeline_run(UUID(run_id))
+            except (KeyError, ValueError):
+                self._not_ours.add(run_id)  # another store's run on the same engine
+                continue
+            if run.id not in self._known:
+                return run
+            self._not_ours.add(run_id)
 
     def find(self) -> Optional[Any]:
         """The oldest run not known at creation, or None yet."""
         from zenml.client import Client
 
+        run = self._from_docker()
+        if run is not None:
+            return run
         newer = [run for run in Client().list_pipeline_runs(sort_by="desc:created",
                                                            size=20).items
                  if run.id not in self._known]
@@ -925,13 +1048,17 @@ class NextRun:
                 run = None
             if run is not None:
                 return run
-            if deadline is not None and time.monotonic() >= deadline:
+            if cancel is not None and cancel.is_set():
                 return None
-            if cancel is not None:
-                if cancel.wait(poll_seconds):
-                    return None
-            else:
-                time.sleep(poll_seconds)
+            left = poll_seconds if deadline is None else min(
+                poll_seconds, deadline - time.monotonic())
+            if left <= 0:
+                return None
+            try:  # wakes up at once when Docker names a candidate
+                candidate = self._candidates.get(timeout=left)
+            except queue.Empty:
+                continue
+            self._candidates.put(candidate)
 
 
 # --------------------------------------------------------------------------
@@ -964,13 +1091,17 @@ class RunWatcher:
     """
 
     def __init__(self, run: Any, *, poll_seconds: float = 1.0, docker_client: Any = None,
-                 follow_logs: bool = True, on_change: Optional[Listener] = None,
+                 events: Optional[DockerEvents] = None, follow_logs: bool = True,
+                 on_change: Optional[Listener] = None,
                  record: Optional[List[Dict[str, Any]]] = None) -> None:
         """Args:
             run: a ZenML run (response model) or an initial `RunStatus`.
             poll_seconds: how often to read ZenML and reconcile with the engine.
             docker_client: a client to use (kept open); by default the watcher
                 opens its own and closes it at the end.
+            events: an event stream already open (from `NextRun.take_events`);
+                the watcher replays its kept events of this run and closes it
+                at the end. By default the watcher opens its own.
             follow_logs: follow running containers' logs for the last line.
             on_change: a first listener.
             record: if given, every input (raw Docker event, ZenML reading,
@@ -988,7 +1119,7 @@ class RunWatcher:
         self._stop = threading.Event()
         self.done = threading.Event()
         self._threads: List[threading.Thread] = []
-        self._events_stream: Any = None
+        self._events = events
         self._log_streams: Dict[str, Any] = {}
         self._last_change = time.monotonic()
         self._started = False
@@ -1010,16 +1141,21 @@ class RunWatcher:
         if self._started:
             return self
         self._started = True
+        if self._events is not None:  # taken over: its kept events show at once
+            self._events.subscribe(self._on_docker_event, run_id=self.run_id)
         self._connect_docker()
-        if self._events_stream is not None:
-            self._spawn(self._events_loop, "events")
         self._sync()  # containers that exist already, ZenML's record so far
         self._spawn(self._poll_loop, "poll")
         return self
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Block until the run is over; False on timeout."""
-        return self.done.wait(timeout)
+        """Block until the run is over and every thread has ended; False on timeout."""
+        if not self.done.wait(timeout):
+            return False
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
+        return True
 
     def finish(self, settle_seconds: float = 2.0) -> RunStatus:
         """The run is known to be over (its pipeline call returned): final reading, stop.
@@ -1028,7 +1164,7 @@ class RunWatcher:
         to `settle_seconds` to arrive before the final reading.
         """
         deadline = time.monotonic() + settle_seconds
-        while (self._events_stream is not None and time.monotonic() < deadline
+        while (self._events is not None and time.monotonic() < deadline
                and any(step.container_alive for step in self.status.steps)):
             time.sleep(0.05)
         self._sync()
@@ -1082,35 +1218,26 @@ class RunWatcher:
                 self._client = connect(timeout=5)
             else:
                 self._client.ping()
-            if not events:
-                return
-            self._events_stream = self._client.events(
-                decode=True,
-                filters={"type": "container",
-                         "label": [f"{PIPELINE_RUN_ID_LABEL}={self.run_id}"]},
-            )
+            if events and self._events is None:
+                self._events = DockerEvents(self._client, self.run_id)
+                self._events.subscribe(self._on_docker_event, run_id=self.run_id)
         except Exception as error:  # noqa: BLE001 - follow ZenML alone then
             self.feed(WatcherProblem(
                 f"Docker is not available ({error}); showing ZenML's record only.",
                 time.time()))
             self._client = None
 
-    def _events_loop(self) -> None:
-        stream = self._events_stream
-        try:
-            for raw in stream:
-                if self._stop.is_set():
-                    break
-                self._remember("docker", raw)
-                event = ContainerEvent.from_docker(raw)
-                if event is None:
-                    continue
-                self.feed(event)
-                if event.action == "start" and self.follow_logs:
-                    self._follow_log(event.container_id, event.step, event.attempt)
-        except Exception as error:  # noqa: BLE001
-            if not self._stop.is_set():
-                self.feed(WatcherProblem(f"Docker's event stream broke: {error}", time.time()))
+    def _on_docker_event(self, raw: Dict[str, Any]) -> None:
+        """One raw event of this run, from the event thread."""
+        if self._stop.is_set():
+            return
+        self._remember("docker", raw)
+        event = ContainerEvent.from_docker(raw)
+        if event is None:
+            return
+        self.feed(event)
+        if event.action == "start" and self.follow_logs:
+            self._follow_log(event.container_id, event.step, event.attempt)
 
     def _reconcile_containers(self) -> None:
         """Read the run's containers: catches anything the event stream missed."""
@@ -1177,6 +1304,9 @@ class RunWatcher:
             self._reconcile_containers()
         except Exception as error:  # noqa: BLE001
             problems.append(f"could not list containers: {error}")
+        if self._events is not None and self._events.closed and not self._stop.is_set():
+            problems.append(f"Docker's event stream ended ({self._events.problem}); "
+                            f"updates come every {self.poll_seconds:g} s")
         try:
             facts = read_zenml_facts(self.run_id)
         except Exception as error:  # noqa: BLE001
@@ -1212,7 +1342,9 @@ class RunWatcher:
                 changed = False
             self._finalized = True
             self._stop.set()
-            streams = [self._events_stream, *self._log_streams.values()]
+            streams = list(self._log_streams.values())
+        if self._events is not None:
+            self._events.close()
         for stream in streams:
             _close(stream)
         for thread in self._threads:
@@ -1236,7 +1368,10 @@ class RunWatcher:
     @property
     def alive_threads(self) -> List[str]:
         """Names of the watcher's threads still running (empty once it ended)."""
-        return [t.name for t in self._threads if t.is_alive()]
+        names = [t.name for t in self._threads if t.is_alive()]
+        if self._events is not None and not self._events.closed:
+            names.append("docker-events")
+        return names
 
 
 def _close(stream: Any) -> None:
@@ -1313,12 +1448,16 @@ def watcher_for(run: Optional[str], *, wait_timeout: Optional[float] = None,
         LookupError: the run does not exist, or no new run started in time.
     """
     if run is None:
-        found = NextRun().wait(timeout=wait_timeout)
-        if found is None:
-            raise LookupError(f"No new pipeline run started within {wait_timeout:.0f} s.")
-    else:
-        found = resolve_run(run)
-    return RunWatcher(found, poll_seconds=poll_seconds, **kwargs).start()
+        finder = NextRun()
+        try:
+            found = finder.wait(timeout=wait_timeout, poll_seconds=0.25)
+            if found is None:
+                raise LookupError(f"No new pipeline run started within {wait_timeout:.0f} s.")
+            return RunWatcher(found, poll_seconds=poll_seconds, events=finder.take_events(),
+                              **kwargs).start()
+        finally:
+            finder.close()
+    return RunWatcher(resolve_run(run), poll_seconds=poll_seconds, **kwargs).start()
 
 
 def follow_in_terminal(run: Optional[str] = None, stream: Optional[TextIO] = None, *,

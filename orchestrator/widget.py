@@ -36,6 +36,7 @@ from typing import Any, Callable, Dict, Iterator, Optional
 
 from orchestrator.status import (
     SUMMARY_ORDER,
+    DockerEvents,
     NextRun,
     RunStatus,
     RunWatcher,
@@ -90,7 +91,8 @@ def badge(text: str, colours: tuple) -> str:
 def header_html(status: RunStatus) -> str:
     """The run's name, pipeline and outcome."""
     if not status.run_id:
-        return f'<div style="font-size:14px"><b>{html.escape(WAITING_TITLE)}</b></div>'
+        return (f'<div style="font-size:14px"><b>{html.escape(status.error or WAITING_TITLE)}'
+                '</b></div>')
     outcome = status.outcome
     colours = OUTCOME_COLOURS.get(outcome, BADGE_COLOURS[StepPhase.PENDING])
     pipeline = (f'<span style="color:#616161">pipeline</span> <b>{html.escape(status.pipeline_name)}</b>'
@@ -156,7 +158,7 @@ class RunPanel:
     becomes one redraw), and always renders the latest status last.
     """
 
-    def __init__(self, status: Optional[RunStatus] = None, *, min_interval: float = 0.2) -> None:
+    def __init__(self, status: Optional[RunStatus] = None, *, min_interval: float = 0.1) -> None:
         import ipywidgets as widgets
 
         self.min_interval = min_interval
@@ -208,7 +210,7 @@ class RunPanel:
             self.render(status)
 
     def render(self, status: RunStatus, now: Optional[float] = None) -> None:
-        """Draw `status` at once (callers hold no expectations about threads)."""
+        """Draw `status` now, unthrottled; `update` is the entry point for watcher threads."""
         self.header.value = header_html(status)
         total = max(1, len(status.steps))
         self.bar.max = total
@@ -260,13 +262,19 @@ class LivePanel:
         elif self._printer is not None and status.run_id:
             self._printer.show(status)
 
-    def attach(self, run: Any) -> "LivePanel":
-        """Follow `run` (a ZenML run, its id or name, or "latest")."""
+    def attach(self, run: Any, events: Optional[DockerEvents] = None) -> "LivePanel":
+        """Follow `run` (a ZenML run, its id or name, or "latest").
+
+        Args:
+            events: Docker's event stream, already open (see `NextRun`).
+        """
         found = resolve_run(run) if isinstance(run, str) else run
         with self._lock:
             if self.watcher is not None:
+                if events is not None:
+                    events.close()
                 return self
-            self.watcher = RunWatcher(found, poll_seconds=self.poll_seconds)
+            self.watcher = RunWatcher(found, poll_seconds=self.poll_seconds, events=events)
         self.watcher.subscribe(self._show)
         self.watcher.subscribe(self._when_ended)
         self._show(self.watcher.status)
@@ -278,9 +286,12 @@ class LivePanel:
         self._next = NextRun()
 
         def find() -> None:
-            run = self._next.wait(timeout=timeout, poll_seconds=0.25, cancel=self._cancel)
-            if run is not None and not self._cancel.is_set():
-                self.attach(run)
+            try:
+                run = self._next.wait(timeout=timeout, poll_seconds=0.25, cancel=self._cancel)
+                if run is not None and not self._cancel.is_set():
+                    self.attach(run, events=self._next.take_events())
+            finally:
+                self._next.close()
 
         self._finder = threading.Thread(target=find, name="live-panel-find-run", daemon=True)
         self._finder.start()

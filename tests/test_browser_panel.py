@@ -96,6 +96,7 @@ def test_the_panel_updates_live_in_jupyterlab_and_ends_with_every_step_completed
         readings = []
         running_shot = ARTIFACTS / "browser_panel_running.png"
         running_shot.unlink(missing_ok=True)
+        mid_run_shot_taken = False
         try:
             page.goto(lab.url(NOTEBOOK.name), timeout=120_000)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
@@ -110,9 +111,13 @@ def test_the_panel_updates_live_in_jupyterlab_and_ends_with_every_step_completed
                 readings.append(reading)
                 assert not reading["errors"], "a cell failed:\n" + "\n".join(reading["errors"])
                 panels = reading["panels"]
-                if not running_shot.exists() and panels and reading["prompt"].strip() == "[*]:" \
-                        and re.search(r"\brunning\b", panels[0]):
+                if (not mid_run_shot_taken and panels and reading["prompt"].strip() == "[*]:"
+                        and re.search(r"\brunning\b", panels[0])):
+                    # The first running moment, replaced by one with some steps done.
                     page.locator(PANEL).first.screenshot(path=str(running_shot))
+                    mid_run_shot_taken = bool(
+                        re.search(r"\b[1-3]/4 steps finished", panels[0])
+                        and re.search(r"(double_left|double_right|total)\s+running", panels[0]))
                 if len(panels) == 2 and all(finished_panel(p) for p in panels):
                     break
                 time.sleep(0.5)

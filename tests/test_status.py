@@ -3,7 +3,8 @@
 The pure tests feed the reducer hand-written events and event sequences
 recorded from the real engine while pipelines ran (tests/data/status_*.json,
 written by `python -m orchestrator.status --next --follow --record FILE`).
-The integration tests run real pipelines on the real engine with a watcher
+The integration tests (named test_on_docker_*, so `-k "not on_docker"` keeps
+a run Docker-free) run real pipelines on the real engine with a watcher
 attached.
 """
 
@@ -271,6 +272,7 @@ def test_zenmls_final_word_on_the_current_attempt_beats_a_container_still_shutti
     status = feed(diamond(), *lifecycle("load")[:2], zenml(load="completed"))
     load = status.step("load")
     assert (load.phase, load.container_alive) == (StepPhase.COMPLETED, True)
+    assert load.duration(now=load.started_at + 3) == pytest.approx(3)  # still ticking
 
 
 def test_a_new_attempts_container_beats_zenmls_word_on_the_previous_attempt():
@@ -303,6 +305,19 @@ def test_a_failed_run_that_ended_skips_the_steps_that_never_started():
                              "right": StepPhase.SKIPPED, "join": StepPhase.SKIPPED}
     assert status.step("left").reason == "never started"
     assert status.outcome == "failed"
+
+
+def test_when_a_run_is_stopped_running_steps_stop_and_the_rest_never_start():
+    status = feed(diamond(), *lifecycle("load"), ev("create", "left"), ev("start", "left"),
+                  zenml("stopping", load="completed", left="running"))
+    assert status.step("right").phase == StepPhase.SKIPPED
+    assert status.step("right").reason == "the run was stopped"
+    assert status.step("left").phase == StepPhase.RUNNING
+    status = feed(status, ev("kill", "left", t=110), ev("die", "left", t=111, exit_code=137),
+                  zenml("stopped", load="completed", left="stopped"))
+    assert status.step("left").phase == StepPhase.STOPPED
+    assert run_is_over(status)
+    assert apply(status, RunEnded(112)).outcome == "stopped"
 
 
 def test_after_the_end_only_zenml_readings_and_problems_still_count():
@@ -513,7 +528,7 @@ def in_background(target):
     return thread, result
 
 
-def test_a_watcher_sees_every_step_of_a_real_run_start_and_complete(project_dir,
+def test_on_docker_a_watcher_sees_every_step_of_a_run_start_and_complete(project_dir,
                                                                    run_containers):
     from orchestrator.examples import demo_pipeline
     from orchestrator.status import NextRun, RunWatcher
@@ -521,9 +536,13 @@ def test_a_watcher_sees_every_step_of_a_real_run_start_and_complete(project_dir,
     changes = []
     finder = NextRun()
     thread, found = in_background(lambda: RunWatcher(
-        finder.wait(timeout=300), poll_seconds=0.5, on_change=changes.append).start())
-    run = demo_pipeline(seconds=2.0)
-    thread.join(timeout=30)
+        finder.wait(timeout=300), poll_seconds=0.5, on_change=changes.append,
+        events=finder.take_events()).start())
+    try:
+        run = demo_pipeline(seconds=2.0)
+        thread.join(timeout=30)
+    finally:
+        finder.close()
     assert "value" in found, f"the watcher did not attach: {found.get('error')}"
     watcher = found["value"]
     final = watcher.finish()
@@ -542,7 +561,7 @@ def test_a_watcher_sees_every_step_of_a_real_run_start_and_complete(project_dir,
     assert run_containers(run.id) == []
 
 
-def test_a_watcher_of_a_failing_run_shows_failed_and_skipped_and_ends_by_itself(project_dir):
+def test_on_docker_a_watcher_of_a_failing_run_shows_failed_skipped_and_ends_itself(project_dir):
     from orchestrator.errors import StepFailedError
     from orchestrator.examples import failing_pipeline
     from orchestrator.status import follow_in_terminal
@@ -568,7 +587,7 @@ def test_a_watcher_of_a_failing_run_shows_failed_and_skipped_and_ends_by_itself(
     assert text.rstrip().endswith(render_text(final).splitlines()[-1])
 
 
-def test_a_finished_run_is_read_from_zenml_even_without_its_containers(project_dir):
+def test_on_docker_a_finished_run_is_read_from_zenml_without_its_containers(project_dir):
     import docker
 
     from orchestrator.status import RunWatcher, read_status, resolve_run
@@ -590,7 +609,7 @@ def test_a_finished_run_is_read_from_zenml_even_without_its_containers(project_d
     assert watcher.alive_threads == []
 
 
-def test_the_command_line_prints_a_run_and_explains_a_wrong_name(project_dir):
+def test_on_docker_the_command_line_prints_a_run_and_explains_a_wrong_name(project_dir):
     command = [sys.executable, "-m", "orchestrator.status"]
     shown = subprocess.run(command + ["latest"], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
