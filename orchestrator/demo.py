@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 REFERENCE_COMMANDS = [
     "zenml orchestrator flavor register orchestrator.my_docker_orchestrator.MyDockerOrchestratorFlavor",
@@ -72,16 +74,43 @@ def register_stack(project: Path) -> None:
     Client().activate_stack("my_stack")
 
 
-def summary_table(run) -> str:
-    """One line per step: status, duration and when it started."""
-    steps = sorted(run.steps.values(), key=lambda s: s.start_time or run.start_time)
-    origin = min(s.start_time for s in steps if s.start_time)
-    lines = [f"{'step':<16}{'status':<12}{'started at':>11}{'took':>8}"]
-    for step in steps:
-        start = (step.start_time - origin).total_seconds() if step.start_time else 0
-        took = (step.end_time - step.start_time).total_seconds() if step.end_time else 0
-        lines.append(f"{step.name:<16}{step.status.value:<12}{start:>10.1f}s{took:>7.1f}s")
-    return "\n".join(lines)
+def start_pipeline_process(count: int, seconds: float, log_path: Path) -> subprocess.Popen:
+    """Run the example pipeline in a child process, its full log to a file.
+
+    The terminal then shows the live status table instead of raw log lines,
+    read the way any other process would see the run: from its containers
+    and ZenML.
+    """
+    code = (
+        "from orchestrator.examples import demo_pipeline; "
+        f"demo_pipeline(count={count!r}, seconds={seconds!r})"
+    )
+    log_file = open(log_path, "w")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=log_file,
+                            stderr=subprocess.STDOUT, cwd=Path.cwd())
+
+
+def wait_for_new_run(process: subprocess.Popen, known: set, log_path: Path):
+    """The run the child process started, once ZenML has recorded it."""
+    from zenml.client import Client
+
+    waited = 0.0
+    while True:
+        runs = Client().list_pipeline_runs(sort_by="desc:created", size=5).items
+        fresh = [run for run in runs if str(run.id) not in known]
+        if fresh:
+            return fresh[0]
+        if process.poll() is not None:
+            return None
+        if waited % 10 == 0:
+            print(f"  ZenML is building the step image... ({waited:.0f} s, log: {log_path})",
+                  flush=True)
+        time.sleep(1)
+        waited += 1
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -101,22 +130,44 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         ensure_parent_image(client=ensure_engine())
         register_stack(project)
-        from orchestrator.examples import demo_pipeline
-
-        print("\nRunning demo_pipeline: load_numbers -> double_left | double_right -> total,"
-              " each step in its own container.\n", flush=True)
-        started = time.monotonic()
-        run = demo_pipeline(count=args.count, seconds=args.seconds)
-        elapsed = time.monotonic() - started
     except MyDockerError as error:
         print(f"\nError: {error}", file=sys.stderr)
         return 1
-    print()
-    print(summary_table(run))
+
+    from zenml.client import Client
+
+    from orchestrator.status import follow_in_terminal
+
+    print("\nRunning demo_pipeline: load_numbers -> double_left | double_right -> total,"
+          " each step in its own container.", flush=True)
+    known = {str(run.id) for run in Client().list_pipeline_runs(size=50).items}
+    log_path = Path(tempfile.gettempdir()) / f"my-docker-demo-{os.getpid()}.log"
+    started = time.monotonic()
+    process = start_pipeline_process(args.count, args.seconds, log_path)
+    try:
+        run = wait_for_new_run(process, known, log_path)
+        if run is None:
+            print(f"\nThe pipeline process ended before its run started:\n{log_tail(log_path)}",
+                  file=sys.stderr)
+            return 1
+        print()
+        follow_in_terminal(str(run.id))
+        process.wait()
+    except KeyboardInterrupt:
+        print("\nInterrupted: stopping the run's containers...", file=sys.stderr)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        return 130
+    elapsed = time.monotonic() - started
+    run = Client().get_pipeline_run(run.id)
+    if process.returncode != 0 or run.status.value != "completed":
+        print(f"\nThe run did not succeed ({run.status.value}). Last log lines:\n"
+              f"{log_tail(log_path)}", file=sys.stderr)
+        return 1
     total = run.steps["total"].output.load()
-    print(f"\nRun {run.name}: {run.status.value} in {elapsed:.1f} s "
-          f"(including ZenML's image build); total = {total}.")
-    return 0 if run.status.value == "completed" else 1
+    print(f"\nRun {run.name}: {run.status.value} in {elapsed:.1f} s, ZenML's image build "
+          f"included; total = {total}.\nFull log: {log_path}")
+    return 0
 
 
 if __name__ == "__main__":
