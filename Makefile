@@ -15,7 +15,7 @@ demo: setup
 test:
 	bash scripts/setup.sh --browser
 	$(PYTHON) -m pytest tests
-	$(PYTHON) -m pytest --nbmake notebooks/
+	$(PYTHON) -m pytest --nbmake --nbmake-timeout=600 notebooks/
 
 # Only the fast tests that need no Docker engine.
 unit:

@@ -132,19 +132,28 @@ def use_private_workspace(name: str, root: Optional[str] = None) -> Workspace:
     return workspace
 
 
-def zenml_command(command: str, echo: Callable[[str], None] = print) -> Any:
+def zenml_command(command: str, echo: Callable[[str], None] = print,
+                  exist_ok: bool = False) -> Any:
     """Run one ``zenml ...`` command line inside this process.
 
     It is the same command line interface a terminal runs, called in-process:
     a new ``zenml`` process costs several seconds just to import ZenML.
 
+    Args:
+        command: the command line, starting with ``zenml``.
+        echo: where the command line is shown.
+        exist_ok: a register command whose object already exists is not an
+            error (so a notebook cell can be run twice).
+
     Raises:
         ValueError: the line does not start with ``zenml``.
         Exception: whatever the command raised (ZenML's own error).
     """
+    import click
     import rich
     from zenml.cli.cli import cli
     from zenml.console import console
+    from zenml.exceptions import EntityExistsError
 
     words = shlex.split(command)
     if not words or words[0] != "zenml":
@@ -159,6 +168,12 @@ def zenml_command(command: str, echo: Callable[[str], None] = print) -> Any:
         c.is_jupyter = False
     try:
         return cli.main(words[1:], prog_name="zenml", standalone_mode=False)
+    except (EntityExistsError, click.ClickException) as error:
+        if not (exist_ok and (isinstance(error, EntityExistsError)
+                              or "already exists" in str(error))):
+            raise
+        echo("  (already registered)")
+        return None
     finally:
         for c, was_jupyter in previous:
             c.is_jupyter = was_jupyter
