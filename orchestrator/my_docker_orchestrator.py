@@ -50,8 +50,10 @@ ENV_ORCHESTRATOR_RUN_ID = "MY_DOCKER_ORCHESTRATOR_RUN_ID"
 
 
 def default_parallelism() -> int:
-    """Two containers per core: steps spend much of their time waiting."""
-    return max(2, 2 * (os.cpu_count() or 1))
+    """Four containers per core: a step container spends most of its life
+    waiting (on I/O, on the store, on work like `time.sleep`), and measured
+    fan-outs on 2 cores finished sooner with 8 slots than with 4."""
+    return 4 * (os.cpu_count() or 1)
 
 
 class MyDockerOrchestratorSettings(BaseSettings):
@@ -68,7 +70,7 @@ class MyDockerOrchestratorSettings(BaseSettings):
     max_parallelism: Optional[int] = Field(
         default=None,
         ge=1,
-        description="How many step containers may run at once. None means two "
+        description="How many step containers may run at once. None means four "
         "per CPU core; 1 runs steps one at a time like ZenML's local_docker.",
     )
     keep_containers: bool = Field(

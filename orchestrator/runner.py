@@ -32,6 +32,8 @@ from orchestrator.errors import RunStoppedError, StepFailedError
 POLL_SECONDS = 0.5
 # How often to ask ZenML whether someone requested a stop of this run.
 STOP_CHECK_SECONDS = 2.0
+# How often to ask ZenML which running steps have already recorded success.
+COMPLETION_CHECK_SECONDS = 0.5
 # Grace before SIGKILL when the user interrupts the client: they are waiting.
 INTERRUPT_GRACE_SECONDS = 2
 
@@ -87,6 +89,11 @@ class RunHooks:
         """Whether someone asked (from anywhere) to stop this run."""
         return False
 
+    def completed_steps(self) -> set:
+        """Steps whose success is already recorded, though their container may
+        still be shutting down (ZenML's teardown takes about a second)."""
+        return set()
+
     def attempt_ended(self, step_name: str, attempt: int, exit: ContainerExit,
                       state: StepState) -> None:
         """A container ended; `state` is the step's state in the scheduler after it."""
@@ -141,6 +148,7 @@ class DagRunner:
         self._stoppers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="my-docker-stop")
         self.failures: List[StepFailure] = []
         self.stop_reason: Optional[str] = None
+        self._drain_deadline: Optional[float] = None
 
     # -- the loop ---------------------------------------------------------
     def run(self) -> DagScheduler:
@@ -166,8 +174,8 @@ class DagRunner:
         return self._result()
 
     def _loop(self) -> None:
-        last_stop_check = time.monotonic()
-        while not self.scheduler.is_finished():
+        last_stop_check = last_completion_check = time.monotonic()
+        while self._keep_looping():
             now = time.monotonic()
             for step_name in self.scheduler.ready(now):
                 self._start(step_name, now)
@@ -177,10 +185,28 @@ class DagRunner:
                 pass
             else:
                 self._on_exit(step_name, attempt, exit)
+            if time.monotonic() - last_completion_check >= COMPLETION_CHECK_SECONDS:
+                last_completion_check = time.monotonic()
+                self._release_completed_steps()
             if time.monotonic() - last_stop_check >= STOP_CHECK_SECONDS:
                 last_stop_check = time.monotonic()
                 if self.stop_reason is None and self.hooks.stop_requested():
                     self._request_stop("stop requested for this run")
+
+    def _keep_looping(self) -> bool:
+        """Until every step is final and every container has exited.
+
+        Containers of completed steps may still be shutting down (their
+        success is seen before their exit); they get `grace_seconds` to
+        finish, so that ZenML's teardown inside them (log upload) completes.
+        """
+        if not self.scheduler.is_finished():
+            return True
+        if not self._active:
+            return False
+        if self._drain_deadline is None:
+            self._drain_deadline = time.monotonic() + self.plan.grace_seconds
+        return time.monotonic() < self._drain_deadline
 
     def _sleep_time(self, now: float) -> float:
         wakeup = self.scheduler.next_wakeup()
@@ -210,12 +236,34 @@ class DagRunner:
         self._exits.put((container.step_name, container.attempt, exit))
 
     # -- reacting to exits -----------------------------------------------
+    def _release_completed_steps(self) -> None:
+        """Start downstream steps as soon as ZenML recorded a step's success.
+
+        A step's outputs are stored and its run marked completed about a
+        second before its container has finished shutting down; waiting for
+        the exit would add that second to every level of the graph.
+        """
+        running = [name for name in self._active
+                   if self.scheduler.state(name) == StepState.RUNNING]
+        if not running:
+            return
+        completed = self.hooks.completed_steps()
+        for step_name in running:
+            if step_name in completed:
+                self.scheduler.succeeded(step_name, time.monotonic())
+                self.hooks.log(f"[{step_name}] completed")
+
     def _on_exit(self, step_name: str, attempt: int, exit: ContainerExit) -> None:
         container = self._active.pop(step_name)
         if not self.plan.keep_containers:
             container.remove()
         now = time.monotonic()
         state = self.scheduler.state(step_name)
+        if state == StepState.COMPLETED:
+            if not exit.succeeded:  # success was recorded; only the shutdown failed
+                self.hooks.log(f"[{step_name}] container exited with {exit.describe()} "
+                               "after the step had completed")
+            return
         if exit.succeeded:
             self.scheduler.succeeded(step_name, now)
             self.hooks.log(f"[{step_name}] completed")

@@ -54,6 +54,15 @@ class ZenmlRunHooks(RunHooks):
             return False
         return ExecutionStatus(status) in _STOP_STATES
 
+    def completed_steps(self) -> set:
+        if self.run_id is None:
+            return set()
+        try:
+            return {step.name for step in self._step_runs()
+                    if ExecutionStatus(step.status) == ExecutionStatus.COMPLETED}
+        except Exception:  # noqa: BLE001 - a busy store: the container exit will tell
+            return set()
+
     def attempt_ended(self, step_name: str, attempt: int, exit: ContainerExit,
                       state: StepState) -> None:
         """Record a container ending that the step itself could not record."""
