@@ -96,7 +96,7 @@ def docker_event_times(stop: threading.Event, found: list) -> None:
 
 
 def measure_one(pipeline: str, project: Path) -> dict:
-    from orchestrator.status import NextRun, RunWatcher
+    from orchestrator.run_watcher import NextRun, RunWatcher
     from orchestrator.widget import RunPanel
 
     model, panel = Timeline(), Timeline()

@@ -10,6 +10,9 @@ Modules, in the order data flows through them:
 - `runner`: the loop that runs the plan
 - `zenml_bridge`: statuses ZenML cannot see for itself, stop requests
 - `engine`, `base_image`: a Docker engine and a parent image, offline
+- `status`: a run's live step status, a pure model and reducer; `status_zenml` and
+  `run_watcher` feed it from ZenML and Docker; `status_text`, `status_cli` and
+  `widget` show it
 """
 
 __version__ = "0.1.0"

@@ -136,7 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from zenml.client import Client
 
-    from orchestrator.status import follow_in_terminal
+    from orchestrator.status_cli import follow_in_terminal
 
     print("\nRunning demo_pipeline: load_numbers -> double_left | double_right -> total,"
           " each step in its own container.", flush=True)

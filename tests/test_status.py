@@ -35,9 +35,9 @@ from orchestrator.status import (
     new_run_status,
     parse_docker_time,
     pipeline_order,
-    render_text,
     run_is_over,
 )
+from orchestrator.status_text import render_text
 
 DATA = Path(__file__).parent / "data"
 RUN_ID = "5e6e52c0-3a1f-4bbe-9ee1-ed2c78b7ca3d"
@@ -531,7 +531,7 @@ def in_background(target):
 def test_on_docker_a_watcher_sees_every_step_of_a_run_start_and_complete(project_dir,
                                                                    run_containers):
     from orchestrator.examples import demo_pipeline
-    from orchestrator.status import NextRun, RunWatcher
+    from orchestrator.run_watcher import NextRun, RunWatcher
 
     changes = []
     finder = NextRun()
@@ -564,7 +564,7 @@ def test_on_docker_a_watcher_sees_every_step_of_a_run_start_and_complete(project
 def test_on_docker_a_watcher_of_a_failing_run_shows_failed_skipped_and_ends_itself(project_dir):
     from orchestrator.errors import StepFailedError
     from orchestrator.examples import failing_pipeline
-    from orchestrator.status import follow_in_terminal
+    from orchestrator.status_cli import follow_in_terminal
 
     printed = io.StringIO()
     thread, result = in_background(lambda: follow_in_terminal(
@@ -590,7 +590,8 @@ def test_on_docker_a_watcher_of_a_failing_run_shows_failed_skipped_and_ends_itse
 def test_on_docker_a_finished_run_is_read_from_zenml_without_its_containers(project_dir):
     import docker
 
-    from orchestrator.status import RunWatcher, read_status, resolve_run
+    from orchestrator.run_watcher import RunWatcher, read_status
+    from orchestrator.status_zenml import resolve_run
 
     status = read_status("latest")
     assert status.ended and status.outcome in ("completed", "failed")

@@ -1,0 +1,608 @@
+"""Following pipeline runs live: Docker's events, ZenML polls and logs feed the reducer.
+
+* `DockerEvents`: one Docker event stream of our containers, read by one
+  background thread and shared by its subscribers.
+* `NextRun`: finds the run a process starts next (ZenML's store, hurried by
+  Docker's create events) and hands its event stream on without losing any.
+* `RunWatcher`: follows one run (Docker events in a background thread, ZenML
+  polled every `poll_seconds`, container logs for the last log line), applies
+  every input to the pure reducer of `orchestrator.status`, tells listeners,
+  and stops, releasing its threads and connections, once the run is over.
+* `read_status` reads a run's status once; `watcher_for` starts a watcher for
+  a named run or the next one.
+
+This is the only part of the live status with threads and Docker connections.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import re
+import threading
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from orchestrator.container_spec import (
+    ATTEMPT_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    PIPELINE_RUN_ID_LABEL,
+    STEP_LABEL,
+)
+from orchestrator.status import (
+    CREATED,
+    EXITED,
+    RUNNING,
+    ContainerEvent,
+    Event,
+    LogLine,
+    RunEnded,
+    RunStatus,
+    WatcherProblem,
+    apply,
+    events_from_container,
+    int_or,
+    run_is_over,
+)
+from orchestrator.status_zenml import known_run_ids, read_zenml_facts, resolve_run, status_for_run
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------
+# Docker's event stream, shared by its subscribers
+# --------------------------------------------------------------------------
+
+
+class DockerEvents:
+    """One Docker event stream of our containers, read by one background thread.
+
+    Subscribers get the events of one run (or of all runs). Events are also
+    kept for a while, and a late subscriber first gets the kept events of its
+    run: whoever learns the run id only from its first container (`NextRun`)
+    can hand the stream to the run's watcher without losing a single event.
+    """
+
+    def __init__(self, client: Any, run_id: Optional[str] = None, *, keep: int = 2000,
+                 close_client: bool = False) -> None:
+        labels = [f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"]
+        if run_id:
+            labels.append(f"{PIPELINE_RUN_ID_LABEL}={run_id}")
+        self._client = client
+        self._close_client = close_client
+        self._stream = client.events(decode=True,
+                                     filters={"type": "container", "label": labels})
+        self._kept: "collections.deque" = collections.deque(maxlen=keep)
+        self._subscribers: List[Tuple[Optional[str], Callable[[Dict[str, Any]], None]]] = []
+        self._lock = threading.Lock()
+        self.problem: Optional[str] = None
+        self._thread = threading.Thread(target=self._read, name="docker-events", daemon=True)
+        self._thread.start()
+
+    def subscribe(self, callback: Callable[[Dict[str, Any]], None],
+                  run_id: Optional[str] = None) -> None:
+        """Call `callback(raw_event)` for every event of `run_id` (None: all), kept ones first."""
+        with self._lock:
+            for raw in self._kept:
+                if run_id is None or _run_of(raw) == run_id:
+                    callback(raw)
+            self._subscribers.append((run_id, callback))
+
+    def _read(self) -> None:
+        try:
+            for raw in self._stream:
+                with self._lock:
+                    self._kept.append(raw)
+                    for run_id, callback in self._subscribers:
+                        if run_id is None or _run_of(raw) == run_id:
+                            try:
+                                callback(raw)
+                            except Exception:  # noqa: BLE001 - one bad subscriber only
+                                logger.exception("a Docker event subscriber failed")
+        except Exception as error:  # noqa: BLE001 - closed, or the engine went away
+            self.problem = str(error)
+
+    @property
+    def closed(self) -> bool:
+        return not self._thread.is_alive()
+
+    def close(self) -> None:
+        """End the stream and its thread (and the client, if it was handed to us)."""
+        _close(self._stream)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+        if self._close_client:
+            try:
+                self._client.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _run_of(raw: Mapping[str, Any]) -> Optional[str]:
+    return ((raw.get("Actor") or {}).get("Attributes") or {}).get(PIPELINE_RUN_ID_LABEL)
+
+
+# --------------------------------------------------------------------------
+# The next run
+# --------------------------------------------------------------------------
+
+
+class NextRun:
+    """Finds the first pipeline run created after this object was made.
+
+    It remembers which runs exist now; any newer run in ZenML's store is the
+    one this process (or anyone using the same store) started next. ZenML
+    creates the run just before the run's first container, so besides asking
+    ZenML every `poll_seconds`, it listens to Docker for our containers:
+    their run-id label names the run at once (runs of other ZenML stores on
+    the same engine are told apart by asking our store). The run's watcher
+    then takes over that event stream (`take_events`), missing nothing.
+    Call `close()` when done; `find()` keeps working after it.
+    """
+
+    def __init__(self, listen_to_docker: bool = True) -> None:
+        self._known = known_run_ids()
+        self._candidates: "queue.Queue[str]" = queue.Queue()
+        self._not_ours: set = set()
+        self.events: Optional[DockerEvents] = None
+        if listen_to_docker:
+            try:
+                from orchestrator.engine import connect
+
+                self.events = DockerEvents(connect(timeout=5), close_client=True)
+                self.events.subscribe(self._on_event)
+            except Exception as error:  # noqa: BLE001 - polling ZenML alone still works
+                logger.debug("no Docker events while looking for a run: %s", error)
+
+    def _on_event(self, raw: Dict[str, Any]) -> None:
+        run_id = _run_of(raw)
+        if run_id and raw.get("Action") == "create":
+            self._candidates.put(run_id)
+
+    def take_events(self) -> Optional[DockerEvents]:
+        """The Docker event stream, now the caller's to close."""
+        events, self.events = self.events, None
+        return events
+
+    def close(self) -> None:
+        """Stop listening to Docker (unless the stream was taken) and release it."""
+        events, self.events = self.events, None
+        if events is not None:
+            events.close()
+
+    def _from_docker(self) -> Optional[Any]:
+        from uuid import UUID
+
+        from zenml.client import Client
+
+        while True:
+            try:
+                run_id = self._candidates.get_nowait()
+            except queue.Empty:
+                return None
+            if run_id in self._not_ours:
+                continue
+            try:
+                run = Client().get_pipeline_run(UUID(run_id))
+            except (KeyError, ValueError):
+                self._not_ours.add(run_id)  # another store's run on the same engine
+                continue
+            if run.id not in self._known:
+                return run
+            self._not_ours.add(run_id)
+
+    def find(self) -> Optional[Any]:
+        """The oldest run not known at creation, or None yet."""
+        from zenml.client import Client
+
+        run = self._from_docker()
+        if run is not None:
+            return run
+        newer = [run for run in Client().list_pipeline_runs(sort_by="desc:created",
+                                                           size=20).items
+                 if run.id not in self._known]
+        if not newer:
+            return None
+        return Client().get_pipeline_run(newer[-1].id)
+
+    def wait(self, timeout: Optional[float] = None, poll_seconds: float = 0.5,
+             cancel: Optional[threading.Event] = None) -> Optional[Any]:
+        """Block until a new run exists; None on timeout or cancel."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                run = self.find()
+            except Exception as error:  # noqa: BLE001 - a busy store: try again
+                logger.debug("looking for a new run failed: %s", error)
+                run = None
+            if run is not None:
+                return run
+            if cancel is not None and cancel.is_set():
+                return None
+            left = poll_seconds if deadline is None else min(
+                poll_seconds, deadline - time.monotonic())
+            if left <= 0:
+                return None
+            try:  # wakes up at once when Docker names a candidate
+                candidate = self._candidates.get(timeout=left)
+            except queue.Empty:
+                continue
+            self._candidates.put(candidate)
+
+
+# --------------------------------------------------------------------------
+# The watcher: follows one run
+# --------------------------------------------------------------------------
+
+Listener = Callable[[RunStatus], None]
+
+
+class RunWatcher:
+    """Follows one pipeline run and keeps its `RunStatus` current.
+
+    Three kinds of background threads feed the reducer: one reads Docker's
+    event stream (filtered by the run's label, so a change shows within
+    milliseconds), one polls ZenML and reconciles with the engine every
+    `poll_seconds`, and one per running container follows its log for the
+    last line. Listeners are called after every change, and on every poll
+    while the run goes on (so elapsed times can tick), from those threads.
+
+    Once the run is over (see `run_is_over`) or `finish()`/`stop()` is
+    called, every thread ends and every connection is closed. Problems
+    reading a source (no Docker engine, a busy store) are shown in
+    `status.error`; they never raise in the threads.
+
+    Typical use::
+
+        watcher = RunWatcher(resolve_run("latest")).start()
+        watcher.wait()
+        print(render_text(watcher.status))
+    """
+
+    def __init__(self, run: Any, *, poll_seconds: float = 1.0, docker_client: Any = None,
+                 events: Optional[DockerEvents] = None, follow_logs: bool = True,
+                 on_change: Optional[Listener] = None,
+                 record: Optional[List[Dict[str, Any]]] = None) -> None:
+        """Args:
+            run: a ZenML run (response model) or an initial `RunStatus`.
+            poll_seconds: how often to read ZenML and reconcile with the engine.
+            docker_client: a client to use (kept open); by default the watcher
+                opens its own and closes it at the end.
+            events: an event stream already open (from `NextRun.take_events`);
+                the watcher replays its kept events of this run and closes it
+                at the end. By default the watcher opens its own.
+            follow_logs: follow running containers' logs for the last line.
+            on_change: a first listener.
+            record: if given, every input (raw Docker event, ZenML reading,
+                log line) is appended to it, for replay in tests.
+        """
+        self._status = run if isinstance(run, RunStatus) else status_for_run(run)
+        self.run_id = self._status.run_id
+        self.poll_seconds = poll_seconds
+        self.follow_logs = follow_logs
+        self._record = record
+        self._client = docker_client
+        self._owns_client = docker_client is None
+        self._lock = threading.RLock()
+        self._listeners: List[Listener] = [on_change] if on_change else []
+        self._stop = threading.Event()
+        self.done = threading.Event()
+        self._threads: List[threading.Thread] = []
+        self._events = events
+        self._log_streams: Dict[str, Any] = {}
+        self._last_change = time.monotonic()
+        self._started = False
+        self._finalized = False
+
+    # -- public ------------------------------------------------------------
+    @property
+    def status(self) -> RunStatus:
+        with self._lock:
+            return self._status
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener(status)` after every change (from a watcher thread)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def start(self) -> "RunWatcher":
+        """Attach to the engine and ZenML and follow the run in the background."""
+        if self._started:
+            return self
+        self._started = True
+        if self._events is not None:  # taken over: its kept events show at once
+            self._events.subscribe(self._on_docker_event, run_id=self.run_id)
+        self._connect_docker()
+        self._sync()  # containers that exist already, ZenML's record so far
+        self._spawn(self._poll_loop, "poll")
+        return self
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the run is over and every thread has ended; False on timeout."""
+        if not self.done.wait(timeout):
+            return False
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
+        return True
+
+    def finish(self, settle_seconds: float = 2.0) -> RunStatus:
+        """The run is known to be over (its pipeline call returned): final reading, stop.
+
+        Docker's last events (exits) may still be on their way: they get up
+        to `settle_seconds` to arrive before the final reading.
+        """
+        deadline = time.monotonic() + settle_seconds
+        while (self._events is not None and time.monotonic() < deadline
+               and any(step.container_alive for step in self.status.steps)):
+            time.sleep(0.05)
+        self._sync()
+        self._end()
+        return self.status
+
+    def stop(self) -> None:
+        """Stop following now, wherever the run is; release threads and connections."""
+        self._end(mark_ended=False)
+
+    # -- feeding the reducer --------------------------------------------------
+    def feed(self, event: Event) -> RunStatus:
+        """Apply one event and tell listeners if something changed."""
+        with self._lock:
+            if self._finalized and not isinstance(event, RunEnded):
+                return self._status
+            old = self._status
+            new = apply(old, event)
+            self._status = new
+            if new != old:
+                self._last_change = time.monotonic()
+        if new != old:
+            self._notify(new)
+        return new
+
+    def _notify(self, status: RunStatus) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(status)
+            except Exception:  # noqa: BLE001 - a broken view must not stop the watcher
+                logger.exception("a run status listener failed")
+
+    def _remember(self, kind: str, data: Any) -> None:
+        if self._record is not None:
+            self._record.append({kind: data})
+
+    def _feed_recorded(self, kind: str, data: Any, event: Event) -> None:
+        """Feed an input we made ourselves; record it only if it changed something."""
+        before = self.status
+        if self.feed(event) is not before:
+            self._remember(kind, data)
+
+    # -- Docker ------------------------------------------------------------
+    def _connect_docker(self, events: bool = True) -> None:
+        try:
+            if self._client is None:
+                from orchestrator.engine import connect
+
+                self._client = connect(timeout=5)
+            else:
+                self._client.ping()
+            if events and self._events is None:
+                self._events = DockerEvents(self._client, self.run_id)
+                self._events.subscribe(self._on_docker_event, run_id=self.run_id)
+        except Exception as error:  # noqa: BLE001 - follow ZenML alone then
+            self.feed(WatcherProblem(
+                f"Docker is not available ({error}); showing ZenML's record only.",
+                time.time()))
+            self._client = None
+
+    def _on_docker_event(self, raw: Dict[str, Any]) -> None:
+        """One raw event of this run, from the event thread."""
+        if self._stop.is_set():
+            return
+        self._remember("docker", raw)
+        event = ContainerEvent.from_docker(raw)
+        if event is None:
+            return
+        self.feed(event)
+        if event.action == "start" and self.follow_logs:
+            self._follow_log(event.container_id, event.step, event.attempt)
+
+    def _reconcile_containers(self) -> None:
+        """Read the run's containers: catches anything the event stream missed."""
+        if self._client is None:
+            return
+        listed_at = time.time()
+        containers = self._client.containers.list(
+            all=True, ignore_removed=True,
+            filters={"label": [f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}",
+                               f"{PIPELINE_RUN_ID_LABEL}={self.run_id}"]})
+        seen = set()
+        for container in containers:
+            seen.add(container.id[:12])
+            for event in events_from_container(container.attrs):
+                self._feed_recorded("container_event", vars(event), event)
+            if container.status == "running" and self.follow_logs:
+                labels = container.labels
+                self._follow_log(container.id[:12], labels.get(STEP_LABEL, ""),
+                                 int_or(labels.get(ATTEMPT_LABEL), 1))
+        for step in self.status.steps:
+            if (step.container_id and step.container_id not in seen
+                    and step.container_state in (CREATED, RUNNING, EXITED)
+                    and (step.created_at or 0) < listed_at - 1.0):
+                self.feed(ContainerEvent("destroy", step.name, step.attempt,
+                                         step.container_id, listed_at, run_id=self.run_id))
+
+    def _follow_log(self, container_id: str, step: str, attempt: int) -> None:
+        with self._lock:
+            if container_id in self._log_streams or self._stop.is_set() or self._client is None:
+                return
+            self._log_streams[container_id] = None
+        self._spawn(lambda: self._log_loop(container_id, step, attempt), f"log-{step}")
+
+    def _log_loop(self, container_id: str, step: str, attempt: int) -> None:
+        try:
+            stream = self._client.api.logs(container_id, stream=True, follow=True, tail=5)
+        except Exception:  # noqa: BLE001 - gone already
+            return
+        with self._lock:
+            self._log_streams[container_id] = stream
+        if self._stop.is_set():
+            _close(stream)
+            return
+        buffer = b""
+        try:
+            for chunk in stream:
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                text = _last_text_line(lines)
+                if text:
+                    event = LogLine(step, attempt, text, time.time())
+                    self._feed_recorded("log", vars(event), event)
+        except Exception:  # noqa: BLE001 - the container was removed, or we closed it
+            pass
+        text = _last_text_line([buffer])
+        if text and not self._stop.is_set():
+            self.feed(LogLine(step, attempt, text, time.time()))
+
+    # -- ZenML and the poll loop -----------------------------------------------
+    def _sync(self) -> None:
+        """Read ZenML and the engine once."""
+        problems = []
+        try:
+            self._reconcile_containers()
+        except Exception as error:  # noqa: BLE001
+            problems.append(f"could not list containers: {error}")
+        if self._events is not None and self._events.closed and not self._stop.is_set():
+            problems.append(f"Docker's event stream ended ({self._events.problem}); "
+                            f"updates come every {self.poll_seconds:g} s")
+        try:
+            facts = read_zenml_facts(self.run_id)
+        except Exception as error:  # noqa: BLE001
+            problems.append(f"could not read ZenML: {error}")
+        else:
+            self._feed_recorded("zenml", facts.to_json(), facts)
+        current = self.status.error
+        if problems:
+            self.feed(WatcherProblem("; ".join(problems), time.time()))
+        elif current and not current.startswith("Docker is not available"):
+            self.feed(WatcherProblem(None, time.time()))
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            self._sync()
+            status = self.status
+            quiet = time.monotonic() - self._last_change
+            if run_is_over(status, quiet_for=quiet):
+                self._end()
+                return
+            self._notify(status)  # lets views tick elapsed times
+
+    # -- the end -------------------------------------------------------------
+    def _end(self, mark_ended: bool = True) -> None:
+        with self._lock:
+            if self._finalized:
+                return
+            if mark_ended:
+                old = self._status
+                self._status = apply(old, RunEnded(time.time()))
+                changed = self._status != old
+            else:
+                changed = False
+            self._finalized = True
+            self._stop.set()
+            streams = list(self._log_streams.values())
+        if self._events is not None:
+            self._events.close()
+        for stream in streams:
+            _close(stream)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
+        if self._owns_client and self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if changed or mark_ended:
+            self._notify(self.status)
+        self.done.set()
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=f"run-watcher-{name}", daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    @property
+    def alive_threads(self) -> List[str]:
+        """Names of the watcher's threads still running (empty once it ended)."""
+        names = [t.name for t in self._threads if t.is_alive()]
+        if self._events is not None and not self._events.closed:
+            names.append("docker-events")
+        return names
+
+
+def _close(stream: Any) -> None:
+    if stream is None:
+        return
+    try:
+        stream.close()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _last_text_line(lines: Sequence[bytes]) -> str:
+    for raw in reversed(lines):
+        text = _ANSI_ESCAPE.sub("", raw.decode("utf-8", errors="replace")).strip()
+        if text:
+            return text
+    return ""
+
+
+# --------------------------------------------------------------------------
+# One reading, or a started watcher
+# --------------------------------------------------------------------------
+
+
+def read_status(run: Union[str, Any] = "latest",
+                record: Optional[List[Dict[str, Any]]] = None) -> RunStatus:
+    """A run's status now, read once from the engine and ZenML (no threads left).
+
+    Args:
+        run: "latest", a run's id or name, or a ZenML run (response model).
+    """
+    found = resolve_run(run) if isinstance(run, str) else run
+    watcher = RunWatcher(found, follow_logs=False, record=record)
+    watcher._connect_docker(events=False)
+    watcher._sync()
+    status = watcher.status
+    watcher.stop()
+    if run_is_over(status):
+        status = apply(status, RunEnded(time.time()))
+    return status
+
+
+def watcher_for(run: Optional[str], *, wait_timeout: Optional[float] = None,
+                poll_seconds: float = 1.0, **kwargs: Any) -> RunWatcher:
+    """A started watcher for `run` ("latest", id, name) or, if None, the next new run.
+
+    Raises:
+        LookupError: the run does not exist, or no new run started in time.
+    """
+    if run is None:
+        finder = NextRun()
+        try:
+            found = finder.wait(timeout=wait_timeout, poll_seconds=0.25)
+            if found is None:
+                raise LookupError(f"No new pipeline run started within {wait_timeout:.0f} s.")
+            return RunWatcher(found, poll_seconds=poll_seconds, events=finder.take_events(),
+                              **kwargs).start()
+        finally:
+            finder.close()
+    return RunWatcher(resolve_run(run), poll_seconds=poll_seconds, **kwargs).start()

@@ -1,0 +1,152 @@
+"""A run's status as plain text: for terminals, CI logs and `repr` of the panel.
+
+`render_text` draws a `RunStatus` as a table (a header, a progress line, one
+row per step); `format_duration` and `format_clock` write its cells for the
+notebook panel too. `TerminalPrinter` shows a changing
+status on a stream: redrawn in place on a terminal, as one line per change on
+a pipe or a file. Kept apart from the model so the model stays free of
+presentation, and apart from the watcher so rendering needs no Docker or ZenML.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from datetime import datetime
+from typing import Dict, Optional, Sequence, TextIO, Tuple
+
+from orchestrator.status import RunStatus, StepPhase
+
+# The state column's ANSI colours, per phase.
+_ANSI = {
+    StepPhase.PENDING: "37", StepPhase.WAITING: "37", StepPhase.STARTING: "36",
+    StepPhase.RUNNING: "34;1", StepPhase.RETRYING: "33;1", StepPhase.COMPLETED: "32",
+    StepPhase.FAILED: "31;1", StepPhase.SKIPPED: "90", StepPhase.STOPPED: "35",
+    StepPhase.CACHED: "36",
+}
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    """'0.4s', '12.3s', '2m05s', '1h02m'."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def format_clock(epoch: Optional[float]) -> str:
+    """Local wall-clock time, 'HH:MM:SS'."""
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+
+
+def progress_bar(done: int, total: int, width: int = 24) -> str:
+    filled = 0 if total == 0 else round(width * done / total)
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def render_text(status: RunStatus, *, now: Optional[float] = None, width: Optional[int] = None,
+                color: bool = False) -> str:
+    """The run as a plain-text table: a header, a progress line, one row per step.
+
+    Args:
+        now: the time elapsed durations of running steps are measured to.
+        width: cut rows to this many characters (the terminal's width).
+        color: colour the state column with ANSI codes.
+    """
+    title = status.run_name or status.run_id
+    pipeline = f"  ({status.pipeline_name})" if status.pipeline_name else ""
+    lines = [f"Run {title}{pipeline}: {status.outcome.upper()}"]
+    lines.append(f"{progress_bar(status.finished_count, len(status.steps))} {status.summary()}")
+    if status.error:
+        lines.append(f"! {status.error}")
+    headers = ("STEP", "STATE", "TRY", "CONTAINER", "STARTED", "DURATION", "EXIT", "LAST LOG LINE")
+    rows = []
+    for step in status.steps:
+        rows.append((
+            step.name,
+            step.phase.value,
+            str(step.attempt) if step.attempt else "",
+            step.container_id or "",
+            format_clock(step.start_time),
+            format_duration(step.duration(now)),
+            "" if step.exit_code is None else str(step.exit_code),
+            step.last_line or step.reason,
+        ))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    widths[-1] = len(headers[-1])
+
+    def fmt(cells: Sequence[str], phase: Optional[StepPhase] = None) -> str:
+        parts = [cell.ljust(widths[i]) for i, cell in enumerate(cells[:-1])]
+        if color and phase is not None:
+            parts[1] = f"\x1b[{_ANSI[phase]}m{parts[1]}\x1b[0m"
+        text = "  ".join(parts + [cells[-1]])
+        if width is not None:
+            visible = len("  ".join([cell.ljust(widths[i]) for i, cell in enumerate(cells[:-1])]
+                                    + [cells[-1]]))
+            if visible > width:
+                text = text[: len(text) - (visible - width) - 1] + "…"
+        return text.rstrip()
+
+    lines.append(fmt(headers))
+    for step, row in zip(status.steps, rows):
+        lines.append(fmt(row, step.phase))
+    return "\n".join(lines)
+
+
+class TerminalPrinter:
+    """Redraws the table in place (terminal) or prints changes as lines (pipe)."""
+
+    def __init__(self, stream: TextIO, *, tty: bool, color: bool) -> None:
+        self.stream = stream
+        self.tty = tty
+        self.color = color
+        self._drawn = 0
+        self._phases: Dict[str, Tuple[StepPhase, int]] = {}
+        self._outcome = ""
+        self._lock = threading.Lock()
+
+    def show(self, status: RunStatus) -> None:
+        with self._lock:
+            if self.tty:
+                width = shutil.get_terminal_size((120, 20)).columns - 1
+                text = render_text(status, width=width, color=self.color)
+                erase = f"\x1b[{self._drawn}F\x1b[J" if self._drawn else ""
+                self.stream.write(erase + text + "\n")
+                self._drawn = text.count("\n") + 1
+            else:
+                self._print_changes(status)
+            self.stream.flush()
+
+    def _print_changes(self, status: RunStatus) -> None:
+        clock = format_clock(time.time())
+        if not self._phases:
+            self.stream.write(f"{clock}  run {status.run_name}: {len(status.steps)} steps\n")
+        for step in status.steps:
+            key = (step.phase, step.attempt)
+            if self._phases.get(step.name) != key:
+                self._phases[step.name] = key
+                extra = []
+                if step.container_id:
+                    extra.append(f"container {step.container_id}")
+                if step.attempt > 1:
+                    extra.append(f"attempt {step.attempt}")
+                if step.reason:
+                    extra.append(step.reason)
+                note = f"  ({', '.join(extra)})" if extra else ""
+                self.stream.write(f"{clock}  {step.name}: {step.phase.value}{note}\n")
+        if status.outcome != self._outcome:
+            self._outcome = status.outcome
+            self.stream.write(f"{clock}  run {status.run_name}: {status.outcome}\n")
+
+    def final(self, status: RunStatus) -> None:
+        with self._lock:
+            if not self.tty:
+                self.stream.write(render_text(status) + "\n")
+                self.stream.flush()

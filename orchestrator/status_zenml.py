@@ -1,0 +1,130 @@
+"""What ZenML's store says about a run, turned into the status model's terms.
+
+ZenML knows a run's steps and their dependencies (its snapshot), cached steps,
+final statuses and the timings of steps whose containers are long gone.
+`status_for_run` builds a run's initial `RunStatus` from its snapshot,
+`read_zenml_facts` reads its records as a `ZenmlFacts` event for the reducer,
+`resolve_run` finds the run a user names, `known_run_ids` lists the newest
+runs. Every call to ZenML's client lives here; `zenml` is imported inside the
+functions so the model and the views load without it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterable, Optional
+
+from orchestrator.status import RunStatus, ZenmlFacts, ZenmlStepFact, new_run_status
+
+
+def _epoch(moment: Optional[datetime]) -> Optional[float]:
+    """ZenML stores naive UTC datetimes."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _value(status: Any) -> str:
+    return str(getattr(status, "value", status))
+
+
+def zenml_facts_from(run: Any, step_runs: Iterable[Any], now: float) -> ZenmlFacts:
+    """Summarise a run and its step runs (ZenML response models)."""
+    latest: Dict[str, Any] = {}
+    attempts: Dict[str, int] = {}
+    for step_run in step_runs:
+        attempts[step_run.name] = attempts.get(step_run.name, 0) + 1
+        known = latest.get(step_run.name)
+        if known is None or step_run.created > known.created:
+            latest[step_run.name] = step_run
+    return ZenmlFacts(
+        run_status=_value(run.status),
+        steps={
+            name: ZenmlStepFact(
+                status=_value(step_run.status),
+                attempts=attempts[name],
+                started_at=_epoch(step_run.start_time),
+                finished_at=_epoch(step_run.end_time),
+            )
+            for name, step_run in latest.items()
+        },
+        time=now,
+    )
+
+
+def read_zenml_facts(run_id: str) -> ZenmlFacts:
+    """One reading of ZenML's records of a run."""
+    from zenml.client import Client
+
+    client = Client()
+    run = client.get_pipeline_run(run_id, hydrate=False)
+    step_runs = client.list_run_steps(pipeline_run_id=run_id, size=1000).items
+    return zenml_facts_from(run, step_runs, time.time())
+
+
+def resolve_run(ref: str = "latest") -> Any:
+    """The ZenML pipeline run `ref` names: "latest", an id, an id prefix or a name.
+
+    Raises:
+        LookupError: no run matches, with what to try instead.
+    """
+    from zenml.client import Client
+
+    client = Client()
+    if ref == "latest":
+        runs = client.list_pipeline_runs(sort_by="desc:created", size=1).items
+        if not runs:
+            raise LookupError(
+                "There is no pipeline run yet in this ZenML store "
+                f"({_store_hint()}): run a pipeline first, or watch the next "
+                "one with watch_run(None) / `python -m orchestrator.status --next`.")
+        return client.get_pipeline_run(runs[0].id)
+    try:
+        return client.get_pipeline_run(ref)
+    except KeyError as error:
+        raise LookupError(
+            f"No pipeline run matches {ref!r} in this ZenML store ({_store_hint()}). "
+            "Give a run's name, id or id prefix as shown by `zenml pipeline runs list`, "
+            "or 'latest'.") from error
+
+
+def _store_hint() -> str:
+    return f"ZENML_CONFIG_PATH={os.environ.get('ZENML_CONFIG_PATH', '(default)')}"
+
+
+def status_for_run(run: Any) -> RunStatus:
+    """The initial model of a ZenML run: its steps from the snapshot, nothing seen yet."""
+    steps: Dict[str, Dict[str, Any]] = {}
+    mode = "continue_on_failure"
+    snapshot = getattr(run, "snapshot", None)
+    if snapshot is not None:
+        for name, step in snapshot.step_configurations.items():
+            retry = getattr(step.config, "retry", None)
+            steps[name] = {
+                "upstream": list(step.spec.upstream_steps),
+                "max_retries": int(retry.max_retries) if retry is not None else 0,
+            }
+        mode_value = getattr(snapshot.pipeline_configuration, "execution_mode", None)
+        if mode_value is not None:
+            mode = _value(mode_value)
+    pipeline = getattr(run, "pipeline", None)
+    return new_run_status(
+        str(run.id),
+        steps,
+        run_name=run.name,
+        pipeline_name=getattr(pipeline, "name", "") or "",
+        execution_mode=mode,
+        zenml_status=_value(run.status),
+    )
+
+
+def known_run_ids(limit: int = 50) -> set:
+    """Ids of the newest runs in the store now."""
+    from zenml.client import Client
+
+    return {run.id for run in
+            Client().list_pipeline_runs(sort_by="desc:created", size=limit).items}
