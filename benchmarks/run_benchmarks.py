@@ -48,6 +48,40 @@ FAN_OUT_TARGET = 2.5  # local_docker / my_docker, fan-out
 CHAIN_TARGET = 1.0  # chain: no slower than local_docker
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_seconds(name: str) -> Optional[float]:
+    """CPU seconds charged to cgroup `name` and its (possibly removed) children.
+
+    cgroup v1's cpuacct charges every ancestor at once, so the counter of a
+    run's parent cgroup still holds its containers' CPU after they are gone.
+    """
+    relative = name.strip("/")
+    v1 = CGROUP_ROOT / "cpuacct" / relative / "cpuacct.usage"
+    v2 = CGROUP_ROOT / relative / "cpu.stat"
+    try:
+        if v1.exists():
+            return int(v1.read_text()) / 1e9
+        if v2.exists():
+            for line in v2.read_text().splitlines():
+                if line.startswith("usage_usec"):
+                    return int(line.split()[1]) / 1e6
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def remove_cgroup(name: str) -> None:
+    """Remove the (empty) parent cgroup Docker created for one run."""
+    relative = name.strip("/")
+    for path in [*CGROUP_ROOT.glob(f"*/{relative}"), CGROUP_ROOT / relative]:
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # not there, or a controller Docker did not use
+
+
 class BenchmarkError(RuntimeError):
     """A benchmark step failed; the message says which and where its log is."""
 
@@ -70,25 +104,42 @@ def timeline_profile(runs: List[Dict[str, Any]]) -> Dict[str, Optional[float]]:
     """Where a run's time goes, from the step start/end times ZenML recorded.
 
     ZenML stamps a step's start inside its container, after the container
-    started, Python imported zenml and the entrypoint loaded the snapshot; so
-    for a chain, the gap between one step's end and the next step's start is
-    the orchestrator's per-step overhead beyond the step's own work.
+    started, Python imported zenml and the entrypoint prepared the step. So
+    "ready -> started" (a step's start minus the latest end of its upstream
+    steps) is what running one more step costs beyond its own work: the
+    upstream container exiting, the orchestrator noticing, creating and
+    starting the next container, `import zenml` and ZenML's preparation,
+    plus any wait for a free slot (my_docker's max_parallelism) or, for
+    local_docker, for the sibling steps it runs one after another.
     """
-    first_start, gaps, inside, tails = [], [], [], []
+    first_start, latencies, worst, inside, tails, cpu, step_cpu = [], [], [], [], [], [], []
     for run in runs:
-        steps = [s for s in run["steps"] if s["start"] is not None and s["end"] is not None]
+        steps = {s["name"]: s for s in run["steps"]
+                 if s["start"] is not None and s["end"] is not None}
         if not steps:
             continue
-        first_start.append(steps[0]["start"])
-        inside.extend(s["end"] - s["start"] for s in steps)
-        tails.append(run["orchestration_seconds"] - max(s["end"] for s in steps))
-        ordered = sorted(steps, key=lambda s: s["start"])
-        gaps.extend(b["start"] - a["end"] for a, b in zip(ordered, ordered[1:]))
+        first_start.append(min(s["start"] for s in steps.values()))
+        inside.extend(s["end"] - s["start"] for s in steps.values())
+        tails.append(run["orchestration_seconds"] - max(s["end"] for s in steps.values()))
+        cpu.append(run.get("client_cpu_seconds"))
+        if run.get("containers_cpu_seconds") is not None:
+            step_cpu.append(run["containers_cpu_seconds"] / len(run["steps"]))
+        run_latencies = [
+            s["start"] - max(steps[u]["end"] for u in s["upstream"])
+            for s in steps.values()
+            if s.get("upstream") and all(u in steps for u in s["upstream"])
+        ]
+        latencies.extend(run_latencies)
+        if run_latencies:
+            worst.append(max(run_latencies))
     return {
         "first_step_start": median(first_start),
-        "gap_between_consecutive_steps": median(gaps),
+        "ready_to_started": median(latencies),
+        "ready_to_started_worst": median(worst),
         "in_step_seconds": median(inside),
         "after_last_step": median(tails),
+        "client_cpu_seconds": median([c for c in cpu if c is not None]),
+        "container_cpu_per_step": median(step_cpu),
     }
 
 
@@ -108,6 +159,9 @@ class Session:
     builds: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     loads: List[float] = field(default_factory=list)
     parent_image: str = ""
+    # Whether step containers can be grouped under a cgroup of ours to count
+    # their CPU (the engine must use the cgroupfs driver).
+    count_container_cpu: bool = False
     _counter: int = 0
 
     @property
@@ -119,14 +173,19 @@ class Session:
         """Image repository of this session only: removing it touches nobody else."""
         return f"my-docker-bench-{self.session_id}"
 
+    def private_env(self) -> Dict[str, str]:
+        """ZenML settings that keep all of this session's state in `workdir`."""
+        return {
+            "ZENML_CONFIG_PATH": str(self.workdir / "zenml-config"),
+            "ZENML_ANALYTICS_OPT_IN": "false",
+            "ZENML_ENABLE_REPO_INIT_WARNINGS": "false",
+        }
+
     def env(self) -> Dict[str, str]:
+        """The child processes' environment: private ZenML state, `benchmarks` importable."""
         env = dict(os.environ)
-        env.update(
-            ZENML_CONFIG_PATH=str(self.workdir / "zenml-config"),
-            ZENML_ANALYTICS_OPT_IN="false",
-            ZENML_ENABLE_REPO_INIT_WARNINGS="false",
-            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
-        )
+        env.update(self.private_env())
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         return env
 
     # -- the ZenML side, one child process per action ---------------------
@@ -151,12 +210,17 @@ class Session:
         from orchestrator.base_image import ensure_parent_image
         from orchestrator.engine import ensure_engine
 
+        # This process too: base_image imports zenml, which must not touch the
+        # user's own ZenML configuration.
+        os.environ.update(self.private_env())
         if self.logs.exists():
             shutil.rmtree(self.logs)
         self.logs.mkdir(parents=True)
         self.project.mkdir(parents=True)
         client = ensure_engine(log=lambda line: None)
         self.parent_image = ensure_parent_image(client=client, log=lambda line: None)
+        self.count_container_cpu = (client.info().get("CgroupDriver") == "cgroupfs"
+                                    and CGROUP_ROOT.is_dir())
         print(f"Private ZenML state in {self.workdir}; logs in {self.logs}", flush=True)
         self.zenml("setup", "setup")
         for pipeline in self.pipelines:
@@ -181,8 +245,12 @@ class Session:
         for _ in range(samples):
             for key, command in commands.items():
                 started = time.perf_counter()
-                subprocess.run(["docker", "run", "--rm", image, *command], check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                try:
+                    subprocess.run(["docker", "run", "--rm", image, *command], check=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                except (OSError, subprocess.CalledProcessError) as error:
+                    raise BenchmarkError(f"The floor measurement `docker run --rm {image} "
+                                         f"{' '.join(command)}` failed: {error}") from error
                 self.floor[key].append(time.perf_counter() - started)
 
     def run_once(self, pipeline: str, stack: str, repetition: int) -> Dict[str, Any]:
@@ -196,17 +264,26 @@ class Session:
                    "--label-value", self.session_id]
         if self.max_parallelism is not None:
             options += ["--max-parallelism", str(self.max_parallelism)]
+        cgroup = f"/my-docker-bench-{self.session_id}-{self._counter + 1}"
+        if self.count_container_cpu:
+            options += ["--cgroup-parent", cgroup]
         load_before = os.getloadavg()[0]
-        result = self.zenml("run", f"run-r{repetition}-{pipeline}-{STACK_LABELS[stack]}", *options)
+        try:
+            result = self.zenml("run", f"run-r{repetition}-{pipeline}-{STACK_LABELS[stack]}",
+                                *options)
+        finally:
+            client = connect()
+            leftovers = client.containers.list(
+                all=True, filters={"label": f"{BENCH_LABEL}={self.session_id}"})
+            for container in leftovers:  # local_docker never removes its containers
+                container.remove(force=True)
+            container_cpu = cgroup_cpu_seconds(cgroup) if self.count_container_cpu else None
+            remove_cgroup(cgroup)
         self.loads += [load_before, os.getloadavg()[0]]
-        client = connect()
-        leftovers = client.containers.list(
-            all=True, filters={"label": f"{BENCH_LABEL}={self.session_id}"})
-        for container in leftovers:  # local_docker never removes its containers
-            container.remove(force=True)
         ours_left = find_containers(client, pipeline_run_id=result["run_id"])
         result.update(pipeline=pipeline, orchestrator=STACK_LABELS[stack],
                       repetition=repetition, load_before=load_before,
+                      containers_cpu_seconds=container_cpu,
                       containers_left_behind=len(leftovers) + len(ours_left))
         if result["status"] != "completed" or not result["output_ok"]:
             raise BenchmarkError(f"Run {result['run_id']} did not complete correctly: {result}")
@@ -230,9 +307,16 @@ class Session:
             self.measure_floor(floor_per_repetition)
 
     def cleanup(self) -> None:
-        """Remove this session's image tags and private ZenML state."""
+        """Remove this session's containers, image tags and private ZenML state."""
         from orchestrator.engine import connect
 
+        try:  # local_docker's containers of a run that was interrupted
+            client = connect()
+            for container in client.containers.list(
+                    all=True, filters={"label": f"{BENCH_LABEL}={self.session_id}"}):
+                container.remove(force=True)
+        except Exception as error:  # noqa: BLE001 - cleanup must not hide results
+            print(f"warning: could not remove local_docker's containers: {error}")
         if self.keep:
             print(f"Kept {self.workdir} and the {self.repository} images.")
             return
@@ -248,50 +332,68 @@ class Session:
 
     # -- results -------------------------------------------------------------
     def results(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {
-            "definitions": {
-                "orchestration_seconds": "wall time of the orchestrator's submit_pipeline "
-                "call, image already built: first container created -> last container "
-                "finished (plus the orchestrator's own cleanup)",
-                "call_seconds": "wall time of the whole pipeline() call with the "
-                "pre-built image (snapshot, run creation, code upload, orchestration)",
-                "floor_import_zenml": "docker run --rm IMAGE python -c 'import zenml'",
-                "floor_true": "docker run --rm IMAGE true",
-                "ratio": "local_docker median / my_docker median",
-                "paired_ratio": "median over repetitions of local_docker / my_docker "
-                "within the same repetition",
+        return summarize(
+            runs=self.runs,
+            floor=self.floor,
+            loads=self.loads,
+            meta={
+                "machine": machine_info(),
+                "parent_image": self.parent_image,
+                "repetitions": self.repetitions,
+                "max_parallelism": self.max_parallelism,
             },
-            "machine": machine_info(),
-            "load_average_1min": summary(self.loads),
-            "parent_image": self.parent_image,
-            "repetitions": self.repetitions,
-            "max_parallelism": self.max_parallelism,
-            "floor": {key: summary(values) for key, values in self.floor.items()},
-            "pipelines": {},
-            "runs": self.runs,
-        }
-        floor = median(self.floor["import_zenml"])
-        for pipeline in self.pipelines:
-            entry: Dict[str, Any] = {"steps": STEP_COUNTS[pipeline]}
-            for label in STACK_LABELS.values():
-                runs = [r for r in self.runs if r["pipeline"] == pipeline and r["orchestrator"] == label]
-                orchestration = [r["orchestration_seconds"] for r in runs]
-                per_step = median(orchestration) / STEP_COUNTS[pipeline] if orchestration else None
-                entry[label] = {
-                    "orchestration_seconds": summary(orchestration),
-                    "call_seconds": summary([r["call_seconds"] for r in runs]),
-                    "per_step_seconds": per_step,
-                    "per_step_over_floor": per_step / floor if per_step and floor else None,
-                    "profile": timeline_profile(runs),
-                }
-            mine, builtin = entry["my_docker"], entry["local_docker"]
-            for key in ("orchestration_seconds", "call_seconds"):
-                if mine[key]["median"] and builtin[key]["median"]:
-                    entry[f"ratio_{key}"] = builtin[key]["median"] / mine[key]["median"]
-                pairs = [b / m for m, b in zip(mine[key]["samples"], builtin[key]["samples"]) if m]
-                entry[f"paired_ratio_{key}"] = median(pairs)
-            out["pipelines"][pipeline] = entry
-        return out
+        )
+
+
+DEFINITIONS = {
+    "orchestration_seconds": "wall time of the orchestrator's submit_pipeline call, image "
+    "already built: first container created -> last container finished (plus the "
+    "orchestrator's own cleanup)",
+    "call_seconds": "wall time of the whole pipeline() call with the pre-built image "
+    "(snapshot, run creation, code upload, orchestration)",
+    "floor_import_zenml": "docker run --rm IMAGE python -c 'import zenml'",
+    "floor_true": "docker run --rm IMAGE true",
+    "ratio": "local_docker median / my_docker median",
+    "paired_ratio": "median over repetitions of local_docker / my_docker within the same "
+    "repetition",
+    "best_ratio": "local_docker's fastest run / my_docker's fastest run (the least noise)",
+}
+
+
+def summarize(runs: List[Dict[str, Any]], floor: Dict[str, List[float]], loads: List[float],
+              meta: Dict[str, Any]) -> Dict[str, Any]:
+    """All figures, from the raw runs and floor samples (also used by --show)."""
+    out: Dict[str, Any] = {
+        "definitions": DEFINITIONS,
+        **meta,
+        "load_average_1min": summary(loads),
+        "floor": {key: summary(values) for key, values in floor.items()},
+        "pipelines": {},
+        "runs": runs,
+    }
+    floor_median = median(floor["import_zenml"])
+    for pipeline in dict.fromkeys(r["pipeline"] for r in runs):
+        entry: Dict[str, Any] = {"steps": STEP_COUNTS[pipeline]}
+        for label in STACK_LABELS.values():
+            chosen = [r for r in runs if r["pipeline"] == pipeline and r["orchestrator"] == label]
+            orchestration = [r["orchestration_seconds"] for r in chosen]
+            per_step = median(orchestration) / STEP_COUNTS[pipeline] if orchestration else None
+            entry[label] = {
+                "orchestration_seconds": summary(orchestration),
+                "call_seconds": summary([r["call_seconds"] for r in chosen]),
+                "per_step_seconds": per_step,
+                "per_step_over_floor": per_step / floor_median if per_step and floor_median else None,
+                "profile": timeline_profile(chosen),
+            }
+        mine, builtin = entry["my_docker"], entry["local_docker"]
+        for key in ("orchestration_seconds", "call_seconds"):
+            if mine[key]["median"] and builtin[key]["median"]:
+                entry[f"ratio_{key}"] = builtin[key]["median"] / mine[key]["median"]
+                entry[f"best_ratio_{key}"] = builtin[key]["min"] / mine[key]["min"]
+            pairs = [b / m for m, b in zip(mine[key]["samples"], builtin[key]["samples"]) if m]
+            entry[f"paired_ratio_{key}"] = median(pairs)
+        out["pipelines"][pipeline] = entry
+    return out
 
 
 def machine_info() -> Dict[str, Any]:
@@ -312,11 +414,11 @@ def machine_info() -> Dict[str, Any]:
     except OSError:
         pass
     try:
-        import zenml
+        from importlib.metadata import version
 
         from orchestrator.engine import connect
 
-        info["zenml"] = zenml.__version__
+        info["zenml"] = version("zenml")
         info["docker_engine"] = connect().version().get("Version")
     except Exception:  # noqa: BLE001 - informational only
         pass
@@ -340,8 +442,11 @@ def print_report(results: Dict[str, Any]) -> None:
     print(f"1-min load average during runs: median {_fmt(load['median'], '', 1)} "
           f"(min {_fmt(load['min'], '', 1)}, max {_fmt(load['max'], '', 1)}): "
           "shared machine, other work ran too")
+    used = sorted({r.get("max_parallelism") for r in results["runs"]
+                   if r["orchestrator"] == "my_docker" and r.get("max_parallelism")})
+    source = "set with --max-parallelism" if results.get("max_parallelism") else "its default"
     print(f"parent image: {results['parent_image']}; my_docker max_parallelism: "
-          f"{results['max_parallelism'] or 'default (2 per core)'}")
+          f"{', '.join(map(str, used)) or results.get('max_parallelism') or '?'} ({source})")
     print()
     print("orchestration = submit_pipeline wall time, image pre-built (first container")
     print("                created -> last container finished); call = whole pipeline() call")
@@ -364,7 +469,8 @@ def print_report(results: Dict[str, Any]) -> None:
         ratio = entry.get("ratio_orchestration_seconds")
         verdict = "n/a" if ratio is None else ("MET" if ratio >= target else "MISSED")
         print(f"  {pipeline:8s} orchestration {_fmt(ratio, 'x', 2):>7s} "
-              f"(paired {_fmt(entry.get('paired_ratio_orchestration_seconds'), 'x', 2)})   "
+              f"(paired {_fmt(entry.get('paired_ratio_orchestration_seconds'), 'x', 2)}, "
+              f"best runs {_fmt(entry.get('best_ratio_orchestration_seconds'), 'x', 2)})   "
               f"call {_fmt(entry.get('ratio_call_seconds'), 'x', 2):>7s}   "
               f"target >= {target:.1f}x: {verdict}")
     print()
@@ -380,16 +486,22 @@ def print_report(results: Dict[str, Any]) -> None:
             print(f"  chain per-step, {label:12s}: {_fmt(e['per_step_seconds'], ' s', 2)} = "
                   f"{_fmt(e['per_step_over_floor'], 'x', 2)} the floor")
     print()
-    print("where the time goes (medians, from ZenML's step start/end stamps, which are")
-    print("taken inside the container after `import zenml` and loading the step):")
-    print(f"  {'pipeline':9s} {'orchestrator':13s} {'1st step starts':>16s} "
-          f"{'gap end->start':>15s} {'in-step':>8s} {'after last':>11s}")
+    print("where the time goes (medians; step start/end as ZenML stamps them inside the")
+    print("container, i.e. after `import zenml` and step preparation):")
+    print("  ready->started: a step's start minus the end of its last upstream step;")
+    print("  worst: the slowest step of a run; client CPU: the orchestrating process;")
+    print("  CPU/step: CPU time of the run's step containers (cgroup) / number of steps")
+    print(f"  {'pipeline':9s} {'orchestrator':13s} {'1st start':>9s} {'ready->started':>14s} "
+          f"{'worst':>7s} {'in-step':>8s} {'after last':>10s} {'client CPU':>10s} "
+          f"{'CPU/step':>8s}")
     for pipeline, entry in results["pipelines"].items():
         for label in ("my_docker", "local_docker"):
             p = entry[label]["profile"]
-            print(f"  {pipeline:9s} {label:13s} {_fmt(p['first_step_start']):>16s} "
-                  f"{_fmt(p['gap_between_consecutive_steps']):>15s} "
-                  f"{_fmt(p['in_step_seconds']):>8s} {_fmt(p['after_last_step']):>11s}")
+            print(f"  {pipeline:9s} {label:13s} {_fmt(p['first_step_start']):>9s} "
+                  f"{_fmt(p['ready_to_started']):>14s} {_fmt(p['ready_to_started_worst']):>7s} "
+                  f"{_fmt(p['in_step_seconds']):>8s} {_fmt(p['after_last_step']):>10s} "
+                  f"{_fmt(p['client_cpu_seconds']):>10s} "
+                  f"{_fmt(p.get('container_cpu_per_step')):>8s}")
     left = sum(r["containers_left_behind"] for r in results["runs"] if r["orchestrator"] == "my_docker")
     print(f"\nmy_docker containers left after its runs: {left}; local_docker's were removed "
           "by the benchmark (it leaves them all behind).")
@@ -410,7 +522,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--keep", action="store_true",
                         help="keep the private ZenML folder and the step images")
     parser.add_argument("--output", type=Path, default=ARTIFACTS / "benchmarks.json")
+    parser.add_argument("--show", type=Path, metavar="JSON",
+                        help="print the report of an earlier run's JSON file and exit")
     args = parser.parse_args(argv)
+    if args.show:
+        saved = json.loads(args.show.read_text())
+        meta = {k: saved.get(k) for k in ("machine", "parent_image", "repetitions", "max_parallelism")}
+        print_report(summarize(saved["runs"], {k: v["samples"] for k, v in saved["floor"].items()},
+                               saved["load_average_1min"]["samples"], meta))
+        return 0
     if args.repetitions < 1:
         parser.error("--repetitions must be at least 1")
     session = Session(repetitions=1 if args.quick else args.repetitions,

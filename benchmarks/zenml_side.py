@@ -16,6 +16,8 @@ Timings taken here (all wall clock, `time.perf_counter`):
   end inside that call, so this is "first container created -> last container
   finished" plus the orchestrator's own bookkeeping (for `my_docker`: removing
   its containers; `local_docker` leaves them behind).
+- ``client_cpu_seconds``: CPU time the client process (the orchestrator's
+  own loop and threads, not the step containers) used during that call.
 - ``call_seconds``: the whole `pipeline()` call with the pre-built image:
   snapshot and run creation, code upload, then the orchestration above. Not
   the image build: the build is made once, before the measured runs, and
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import resource
 import sys
 import time
 from contextlib import contextmanager
@@ -96,7 +99,8 @@ def setup() -> Dict[str, Any]:
 
 
 def _settings(stack: str, parent_image: str, repository: str, label_value: str,
-              max_parallelism: Optional[int]) -> Dict[str, Any]:
+              max_parallelism: Optional[int], cgroup_parent: Optional[str] = None
+              ) -> Dict[str, Any]:
     """Pipeline settings: the same image settings for both orchestrators.
 
     The images get a repository name of their own (not ZenML's default
@@ -105,7 +109,8 @@ def _settings(stack: str, parent_image: str, repository: str, label_value: str,
 
     local_docker gets our package mounted exactly as `my_docker` mounts it
     (planning.py), because the example pipelines live in it and its
-    containers must import them too.
+    containers must import them too. `cgroup_parent` (the same for both) puts
+    a run's step containers under one cgroup whose CPU counter outlives them.
     """
     from zenml.config import DockerSettings
 
@@ -117,6 +122,7 @@ def _settings(stack: str, parent_image: str, repository: str, label_value: str,
     settings: Dict[str, Any] = {
         "docker": DockerSettings(parent_image=parent_image, target_repository=repository)
     }
+    extra_run_args = {"cgroup_parent": cgroup_parent} if cgroup_parent else {}
     if stack == BUILTIN_STACK:
         settings["orchestrator.local_docker"] = {
             "run_args": {
@@ -125,10 +131,14 @@ def _settings(stack: str, parent_image: str, repository: str, label_value: str,
                 },
                 "environment": {"PYTHONPATH": PACKAGE_MOUNT_ROOT},
                 "labels": {BENCH_LABEL: label_value},
+                **extra_run_args,
             }
         }
-    elif max_parallelism is not None:
-        settings["orchestrator.my_docker"] = {"max_parallelism": max_parallelism}
+    else:
+        ours: Dict[str, Any] = {"run_args": extra_run_args}
+        if max_parallelism is not None:
+            ours["max_parallelism"] = max_parallelism
+        settings["orchestrator.my_docker"] = ours
     return settings
 
 
@@ -156,12 +166,19 @@ def build(stack: str, pipeline_key: str, parent_image: str, repository: str) -> 
     }
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system, all threads) this client process used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 @contextmanager
 def timed_submissions(record: Dict[str, float]) -> Iterator[None]:
     """Time `submit_pipeline` of both orchestrator classes (instrumentation only).
 
-    The wrapper calls the real method unchanged and notes when it started and
-    how long it took.
+    The wrapper calls the real method unchanged and notes when it started, how
+    long it took and how much CPU the client process (the orchestrator's own
+    loop and threads, not the step containers) used meanwhile.
     """
     from zenml.orchestrators.local_docker.local_docker_orchestrator import (
         LocalDockerOrchestrator,
@@ -176,11 +193,13 @@ def timed_submissions(record: Dict[str, float]) -> Iterator[None]:
         @functools.wraps(original)
         def timed(self, *args, **kwargs):
             record["submit_started_at"] = time.time()
+            cpu = _cpu_seconds()
             started = time.perf_counter()
             try:
                 return original(self, *args, **kwargs)
             finally:
                 record["orchestration_seconds"] = time.perf_counter() - started
+                record["client_cpu_seconds"] = _cpu_seconds() - cpu
         return timed
 
     for cls, original in originals.items():
@@ -202,7 +221,8 @@ def _epoch(moment: Optional[datetime]) -> Optional[float]:
 
 
 def run(stack: str, pipeline_key: str, build_id: str, parent_image: str, repository: str,
-        label_value: str, max_parallelism: Optional[int]) -> Dict[str, Any]:
+        label_value: str, max_parallelism: Optional[int],
+        cgroup_parent: Optional[str]) -> Dict[str, Any]:
     """Run the pipeline once on `stack` with the pre-built image and time it."""
     from zenml.client import Client
 
@@ -210,7 +230,8 @@ def run(stack: str, pipeline_key: str, build_id: str, parent_image: str, reposit
     _, last_step, expected = PIPELINES[pipeline_key]
     pipeline = _pipeline(pipeline_key).with_options(
         build=build_id,
-        settings=_settings(stack, parent_image, repository, label_value, max_parallelism),
+        settings=_settings(stack, parent_image, repository, label_value, max_parallelism,
+                           cgroup_parent),
     )
     record: Dict[str, float] = {}
     with timed_submissions(record):
@@ -227,6 +248,7 @@ def run(stack: str, pipeline_key: str, build_id: str, parent_image: str, reposit
         start, end = _epoch(step_run.start_time), _epoch(step_run.end_time)
         steps.append({
             "name": name,
+            "upstream": sorted(step_run.spec.upstream_steps),
             "status": str(step_run.status.value),
             # Seconds after submit_pipeline started, as ZenML recorded them
             # inside the container (after `import zenml` and loading the step).
@@ -234,7 +256,12 @@ def run(stack: str, pipeline_key: str, build_id: str, parent_image: str, reposit
             "end": None if end is None else round(end - submit_at, 3),
         })
     steps.sort(key=lambda s: (s["start"] is None, s["start"]))
+    if stack == MY_STACK and max_parallelism is None:
+        from orchestrator.my_docker_orchestrator import default_parallelism
+
+        max_parallelism = default_parallelism()
     return {
+        "max_parallelism": max_parallelism if stack == MY_STACK else 1,
         "run_id": str(pipeline_run.id),
         "status": str(pipeline_run.status.value),
         "output": output,
@@ -242,6 +269,7 @@ def run(stack: str, pipeline_key: str, build_id: str, parent_image: str, reposit
         "call_seconds": call_seconds,
         "orchestration_seconds": record["orchestration_seconds"],
         "submit_started_at": submit_at,
+        "client_cpu_seconds": record["client_cpu_seconds"],
         "steps": steps,
     }
 
@@ -257,6 +285,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--build")
     parser.add_argument("--label-value", default="")
     parser.add_argument("--max-parallelism", type=int)
+    parser.add_argument("--cgroup-parent")
     args = parser.parse_args(argv)
     if args.action == "setup":
         payload = setup()
@@ -264,7 +293,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         payload = build(args.stack, args.pipeline, args.parent_image, args.repository)
     else:
         payload = run(args.stack, args.pipeline, args.build, args.parent_image,
-                      args.repository, args.label_value, args.max_parallelism)
+                      args.repository, args.label_value, args.max_parallelism,
+                      args.cgroup_parent)
     _write(args.result, payload)
     return 0
 
