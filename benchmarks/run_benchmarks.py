@@ -43,7 +43,7 @@ from benchmarks.zenml_side import BENCH_LABEL, BUILTIN_STACK, MY_STACK, PIPELINE
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "artifacts"
 STACK_LABELS = {MY_STACK: "my_docker", BUILTIN_STACK: "local_docker"}
-STEP_COUNTS = {"fan_out": 8, "chain": 6}
+STEP_COUNTS = {"fan_out": 8, "chain": 6, "demo": 4}
 FAN_OUT_TARGET = 2.5  # local_docker / my_docker, fan-out
 CHAIN_TARGET = 1.0  # chain: no slower than local_docker
 

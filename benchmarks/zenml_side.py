@@ -51,6 +51,8 @@ BENCH_LABEL = "io.my-docker.benchmark"
 PIPELINES = {
     "fan_out": ("fan_out_pipeline", "join_six", 6),
     "chain": ("chain_pipeline", "increment_5", 6),
+    # The example pipeline of `make demo` (count=5, seconds=2 by default).
+    "demo": ("demo_pipeline", "total", 60),
 }
 
 
