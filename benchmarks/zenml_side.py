@@ -34,9 +34,10 @@ import resource
 import sys
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
+
+from orchestrator.status_zenml import epoch_seconds
 
 MY_STACK = "my_stack"
 BUILTIN_STACK = "builtin_stack"
@@ -213,15 +214,6 @@ def timed_submissions(record: Dict[str, float]) -> Iterator[None]:
             setattr(cls, "submit_pipeline", original)
 
 
-def _epoch(moment: Optional[datetime]) -> Optional[float]:
-    """ZenML stores naive UTC datetimes."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
-
-
 def run(stack: str, pipeline_key: str, build_id: str, parent_image: str, repository: str,
         label_value: str, max_parallelism: Optional[int],
         cgroup_parent: Optional[str]) -> Dict[str, Any]:
@@ -247,7 +239,7 @@ def run(stack: str, pipeline_key: str, build_id: str, parent_image: str, reposit
     submit_at = record["submit_started_at"]
     steps: List[Dict[str, Any]] = []
     for name, step_run in pipeline_run.steps.items():
-        start, end = _epoch(step_run.start_time), _epoch(step_run.end_time)
+        start, end = epoch_seconds(step_run.start_time), epoch_seconds(step_run.end_time)
         steps.append({
             "name": name,
             "upstream": sorted(step_run.spec.upstream_steps),

@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, Optional
 from orchestrator.status import RunStatus, ZenmlFacts, ZenmlStepFact, new_run_status
 
 
-def _epoch(moment: Optional[datetime]) -> Optional[float]:
+def epoch_seconds(moment: Optional[datetime]) -> Optional[float]:
     """ZenML stores naive UTC datetimes."""
     if moment is None:
         return None
@@ -47,8 +47,8 @@ def zenml_facts_from(run: Any, step_runs: Iterable[Any], now: float) -> ZenmlFac
             name: ZenmlStepFact(
                 status=_value(step_run.status),
                 attempts=attempts[name],
-                started_at=_epoch(step_run.start_time),
-                finished_at=_epoch(step_run.end_time),
+                started_at=epoch_seconds(step_run.start_time),
+                finished_at=epoch_seconds(step_run.end_time),
             )
             for name, step_run in latest.items()
         },
