@@ -101,15 +101,6 @@ def failing_pipeline() -> None:
 
 
 @step
-def allocate_memory(megabytes: int = 512) -> int:
-    """Touches `megabytes` of memory, to be killed by a smaller limit."""
-    block = bytearray(megabytes * 1024 * 1024)
-    for i in range(0, len(block), 4096):
-        block[i] = 1
-    return len(block)
-
-
-@step
 def report_user() -> str:
     """Which uid:gid the step container runs as."""
     return f"{os.getuid()}:{os.getgid()}"

@@ -219,8 +219,7 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
         """Report what the run's containers are doing right now."""
         from orchestrator.zenml_bridge import status_from_containers
 
-        return status_from_containers(run, include_steps=include_steps,
-                                      grace_seconds=self.config.stop_grace_seconds)
+        return status_from_containers(run, include_steps=include_steps)
 
     def _stop_run(self, run: "PipelineRunResponse", graceful: bool = False) -> None:
         """Stop the run's containers: SIGTERM then SIGKILL, or SIGKILL at once.

@@ -165,7 +165,7 @@ def stop_run_containers(run: "PipelineRunResponse", *, graceful: bool,
 
 
 def status_from_containers(
-    run: "PipelineRunResponse", *, include_steps: bool, grace_seconds: int
+    run: "PipelineRunResponse", *, include_steps: bool
 ) -> Tuple[Optional[ExecutionStatus], Optional[Dict[str, ExecutionStatus]]]:
     """A run's status as its containers show it.
 
