@@ -8,10 +8,11 @@ resource limits, which `run_args` are allowed) is unit-tested without Docker.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from docker.models.containers import RUN_CREATE_KWARGS, RUN_HOST_CONFIG_KWARGS
 from docker.types import DeviceRequest
@@ -34,6 +35,9 @@ CLIENT_PID_LABEL = f"{LABEL_PREFIX}.client-pid"
 
 # The attempt number, as an environment variable inside the step container.
 ATTEMPT_ENV = "MY_DOCKER_STEP_ATTEMPT"
+
+# Variables holding a list of paths: ours and the user's are joined, not replaced.
+PATH_LIST_VARIABLES = frozenset({"PYTHONPATH"})
 
 # Where the orchestrator's own package is mounted inside every step container.
 PACKAGE_MOUNT_ROOT = "/opt/my_docker/src"
@@ -260,11 +264,85 @@ def resource_limits(
     return limits
 
 
+# Docker's rule for container names; anything else is refused by the engine.
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_NAME_PART_CHARS = 60
+
+
+def _name_part(text: str) -> str:
+    """`text` with every character Docker refuses in names made a dash."""
+    part = re.sub(r"[^a-zA-Z0-9_.-]+", "-", text)
+    return part.strip("-._")[:_NAME_PART_CHARS].strip("-._")
+
+
 def container_name(pipeline_run_name: str, step_name: str, attempt: int, run_id: str) -> str:
-    """A readable, unique container name: run, step and attempt."""
-    raw = f"{pipeline_run_name}-{step_name}-{run_id[:8]}-a{attempt}"
-    name = re.sub(r"[^a-zA-Z0-9_.-]", "-", raw).strip("-.")
-    return name[-200:] if len(name) > 200 else name
+    """A readable, valid and unique container name for one attempt of one step.
+
+    Readable: the run and step names, shortened and with the characters Docker
+    refuses replaced. Unique: step names that only differ in such characters
+    (``prep 1``, ``prep-1``, ``prep_1``) would read the same, so a short hash
+    of the exact step name follows, then the run id and the attempt.
+
+    Returns:
+        A name matching ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``, at most 150 characters.
+    """
+    step_hash = hashlib.sha256(step_name.encode("utf-8")).hexdigest()[:10]
+    parts = [_name_part(pipeline_run_name), _name_part(step_name), step_hash,
+             _name_part(run_id)[:8] or "run", f"a{int(attempt)}"]
+    name = "-".join(part for part in parts if part)
+    if not _CONTAINER_NAME.match(name):  # a name part started with "_" or "."
+        name = "s-" + name
+    return name
+
+
+def merge_environment(
+    ours: Mapping[str, str],
+    user_layers: Sequence[Mapping[str, str]] = (),
+    *,
+    defaults: Mapping[str, str] = (),  # type: ignore[assignment]
+    image_environment: Mapping[str, str] = (),  # type: ignore[assignment]
+    warn: Optional[Callable[[str], None]] = None,
+    step_name: str = "",
+) -> Dict[str, str]:
+    """A step container's environment: the user's, with ours merged in, nothing dropped.
+
+    Args:
+        ours: what the orchestrator must set (run id, stores path, the
+            package on PYTHONPATH). Wins over the user's value, with a
+            warning, except for path lists (PYTHONPATH), where our entries
+            come first and the user's follow.
+        user_layers: the user's variables, lowest precedence first (for
+            example DockerSettings.environment, the step's environment,
+            run_args['environment']).
+        defaults: what we set only when neither the user nor the image does
+            (HOME for an unknown uid, plain log lines).
+        image_environment: the image's own variables (its ENV lines): a
+            container's variables replace the image's, so an image's
+            PYTHONPATH is merged like the user's, and defaults yield to it.
+        warn: told about every user value that had to give way.
+
+    Returns:
+        Variable name -> value, to pass as the container's environment.
+    """
+    image_env = dict(image_environment or {})
+    user: Dict[str, str] = {}
+    for layer in user_layers:
+        user.update({str(k): str(v) for k, v in (layer or {}).items()})
+    result = {key: str(value) for key, value in dict(defaults or {}).items()
+              if key not in user and key not in image_env}
+    result.update(user)
+    for key, value in ours.items():
+        theirs = user.get(key, image_env.get(key) if key in PATH_LIST_VARIABLES else None)
+        if key in PATH_LIST_VARIABLES and theirs:
+            entries = [e for e in f"{value}:{theirs}".split(":") if e]
+            result[key] = ":".join(dict.fromkeys(entries))
+            continue
+        if key in user and user[key] != str(value) and warn is not None:
+            warn(f"Step '{step_name}': the environment variable {key} is set by the "
+                 f"my_docker orchestrator itself; your value {user[key]!r} is replaced "
+                 f"by {value!r}. Remove it from your settings.")
+        result[key] = str(value)
+    return result
 
 
 def build_spec(
@@ -281,18 +359,42 @@ def build_spec(
     run_args: Mapping[str, Any],
     limits: Mapping[str, Any],
     name: str,
+    user_environment: Mapping[str, str] = (),  # type: ignore[assignment]
+    default_environment: Mapping[str, str] = (),  # type: ignore[assignment]
+    image_environment: Mapping[str, str] = (),  # type: ignore[assignment]
+    tmpfs: Mapping[str, str] = (),  # type: ignore[assignment]
+    warn: Optional[Callable[[str], None]] = None,
 ) -> ContainerSpec:
-    """Combine our fixed choices with the user's `run_args` into a spec.
+    """Combine our fixed choices with the user's settings into a spec.
 
-    Our environment, labels and mounts win over the user's on the same key,
-    because the step cannot run (or be found) without them. A user may set
-    `user` and `image` in `run_args`; everything else is passed on as given.
+    Our environment (`environment`), labels and mounts win over the user's
+    on the same key, because the step cannot run (or be found) without
+    them; path lists such as PYTHONPATH are merged instead (see
+    `merge_environment`). A user may set `user`, `image` and `tmpfs` in
+    `run_args`; everything else is passed on as given.
+
+    Args:
+        user_environment: the step's environment from ZenML (lower
+            precedence than run_args['environment']).
+        default_environment: variables set only if nobody else sets them.
+        image_environment: the image's ENV, so that its PYTHONPATH is kept.
+        tmpfs: container path -> tmpfs options the orchestrator needs (a
+            writable /app for any uid).
+        warn: told when a user value gives way to ours.
+
+    Raises:
+        InvalidSettingsError: `run_args` are invalid (see `validate_run_args`).
     """
     validate_run_args(run_args)
     extra = dict(run_args)
-    env = _environment_as_dict(extra.pop("environment", None))
-    env.update(environment)
-    env[ATTEMPT_ENV] = str(attempt)  # lets a step know it is being retried
+    env = merge_environment(
+        {**environment, ATTEMPT_ENV: str(attempt)},  # lets a step know it is retried
+        [user_environment, _environment_as_dict(extra.pop("environment", None))],
+        defaults=default_environment,
+        image_environment=image_environment,
+        warn=warn,
+        step_name=step_name,
+    )
     all_labels = {str(k): str(v) for k, v in (extra.pop("labels", None) or {}).items()}
     all_labels.update(labels)
     all_labels[STEP_LABEL] = step_name
@@ -304,6 +406,8 @@ def build_spec(
     extra_hosts = dict(extra.pop("extra_hosts", None) or {})
     extra_hosts.setdefault("host.docker.internal", "host-gateway")
     extra["extra_hosts"] = extra_hosts
+    if tmpfs:
+        extra["tmpfs"] = {**dict(tmpfs), **dict(extra.get("tmpfs") or {})}
     for key, value in limits.items():
         extra.setdefault(key, value)
     return ContainerSpec(

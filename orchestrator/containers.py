@@ -10,12 +10,16 @@ sees the same truth.
 from __future__ import annotations
 
 import collections
+import io
+import tarfile
 from dataclasses import dataclass
-from typing import Callable, Deque, Dict, List, Optional
+from enum import Enum
+from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
+from docker.models.images import Image
 
 from orchestrator.container_spec import (
     MANAGED_BY_LABEL,
@@ -31,18 +35,35 @@ LOG_TAIL_LINES = 60
 
 @dataclass(frozen=True)
 class ContainerExit:
-    """How a step container ended."""
+    """How a step container ended.
+
+    Attributes:
+        exit_code: the process's exit code (-1 when it never ran).
+        oom_killed: the kernel killed it for exceeding its memory limit.
+        last_lines: its last lines of output.
+        error: why the step failed although the exit code does not say so
+            (the engine refused the container, or the step's record
+            disagrees with its exit code).
+    """
 
     exit_code: int
     oom_killed: bool
     last_lines: tuple
+    error: Optional[str] = None
+
+    @classmethod
+    def refused(cls, reason: str) -> "ContainerExit":
+        """A container that could not be created or started."""
+        return cls(exit_code=-1, oom_killed=False, last_lines=(), error=reason)
 
     @property
     def succeeded(self) -> bool:
-        return self.exit_code == 0
+        return self.exit_code == 0 and self.error is None
 
     def describe(self) -> str:
         """A one-line human explanation of the exit."""
+        if self.error is not None:
+            return self.error
         if self.oom_killed:
             return f"exit code {self.exit_code}, killed: out of memory (raise the memory limit)"
         if self.exit_code == 137:
@@ -52,16 +73,153 @@ class ContainerExit:
         return f"exit code {self.exit_code}"
 
 
-def require_image(client: docker.DockerClient, image: str) -> None:
-    """Fail early, and clearly, when the engine does not have `image`."""
+def require_image(client: docker.DockerClient, image: str) -> Image:
+    """The engine's image called `image`; fails early, and clearly, if there is none.
+
+    Raises:
+        ImageNotFoundError: the engine has no such image (says what to do).
+    """
     try:
-        client.images.get(image)
+        return client.images.get(image)
     except ImageNotFound as error:
         raise ImageNotFoundError(
             f"The Docker image '{image}' does not exist on this Docker engine "
             "(`docker images` lists those that do). If you named it in "
             "run_args['image'], build or load it first. If ZenML built it, "
             "it was removed after the build: run the pipeline again."
+        ) from error
+
+
+def image_environment(image: Image) -> Dict[str, str]:
+    """The variables an image sets with ENV (its `Config.Env`)."""
+    entries = (image.attrs.get("Config") or {}).get("Env") or []
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
+class AppDir(Enum):
+    """What ZenML's working directory /app looks like to a step's user."""
+
+    WRITABLE = "writable"
+    MISSING = "missing"
+    EMPTY_READ_ONLY = "empty, not writable"
+    FULL_READ_ONLY = "has files, not writable"
+
+
+APP_DIR = "/app"
+_app_dir_cache: Dict[Tuple[str, Optional[str]], AppDir] = {}
+
+
+def app_dir_state(client: docker.DockerClient, image: Image, user: Optional[str]) -> AppDir:
+    """Whether `user` ("uid:gid") can write /app in `image`, read from the image itself.
+
+    A container is created (never started) and /app's owner and mode are
+    read from the engine's archive of it, so no shell is needed in the
+    image. Answers are remembered per image and user for this process.
+    """
+    uid, _, gid = (user or "0").partition(":")
+    if uid in ("0", "root"):
+        return AppDir.WRITABLE
+    key = (image.id, user)
+    if key not in _app_dir_cache:
+        container = client.containers.create(image.id, command=["true"], user=user,
+                                             entrypoint=["true"], network_disabled=True)
+        try:
+            _app_dir_cache[key] = _read_app_dir(container, uid, gid)
+        finally:
+            container.remove(force=True)
+    return _app_dir_cache[key]
+
+
+def _read_app_dir(container: Container, uid: str, gid: str) -> AppDir:
+    try:
+        chunks, _ = container.get_archive(APP_DIR)
+    except NotFound:
+        return AppDir.MISSING
+    with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as archive:
+        members = iter(archive)
+        top = next(members, None)
+        has_files = next(members, None) is not None
+    if top is None:
+        return AppDir.MISSING
+    mode = top.mode
+    writable = bool(
+        mode & 0o002
+        or (str(top.uid) == uid and mode & 0o200)
+        or (str(top.gid) == gid and mode & 0o020)
+    )
+    if writable:
+        return AppDir.WRITABLE
+    return AppDir.FULL_READ_ONLY if has_files else AppDir.EMPTY_READ_ONLY
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file object over docker-py's stream of byte chunks, for `tarfile`."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:  # type: ignore[override]
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+
+def check_with_engine(client: docker.DockerClient, specs: Mapping[str, ContainerSpec]) -> None:
+    """Let the engine check every distinct kind of container before any starts.
+
+    A container is created (not started) and removed for each distinct set
+    of options, so that whatever the engine refuses (a memory limit below
+    its minimum, a swap limit below the memory limit, an unknown runtime, a
+    bad mount) fails the run before its first step, naming the step.
+
+    Raises:
+        InvalidSettingsError: the engine refused a step's container options.
+        ImageNotFoundError: a step's image does not exist.
+    """
+    checked = set()
+    for step_name, spec in specs.items():
+        kwargs = spec.create_kwargs()
+        kwargs.pop("name", None)
+        signature = repr(sorted((k, repr(v)) for k, v in kwargs.items()
+                                if k not in ("labels", "environment", "command")))
+        if signature in checked:
+            continue
+        checked.add(signature)
+        container = _create(client, spec, step_name, kwargs)
+        container.remove(force=True)
+
+
+def _create(client: docker.DockerClient, spec: ContainerSpec, step_name: str,
+            kwargs: Dict[str, Any]) -> Container:
+    """`containers.create`, with the engine's refusals told in our words."""
+    try:
+        return client.containers.create(**kwargs)
+    except ImageNotFound as error:
+        raise ImageNotFoundError(
+            f"Step '{step_name}': the image '{spec.image}' does not exist on "
+            "this Docker engine. Run `python -m orchestrator.base_image` or "
+            "check the image in run_args/DockerSettings."
+        ) from error
+    except TypeError as error:
+        raise InvalidSettingsError(
+            f"Step '{step_name}': docker-py rejected the container arguments: "
+            f"{error}. Check the orchestrator's run_args."
+        ) from error
+    except APIError as error:
+        raise InvalidSettingsError(
+            f"Step '{step_name}': the Docker engine refused the step's container: "
+            f"{error.explanation or error}. Check the orchestrator's run_args and "
+            "the step's ResourceSettings."
         ) from error
 
 
@@ -105,25 +263,7 @@ class StepContainer:
     def start(cls, client: docker.DockerClient, spec: ContainerSpec, step_name: str,
               attempt: int) -> "StepContainer":
         """Create and start the container described by `spec`."""
-        try:
-            container = client.containers.create(**spec.create_kwargs())
-        except ImageNotFound as error:
-            raise ImageNotFoundError(
-                f"Step '{step_name}': the image '{spec.image}' does not exist on "
-                "this Docker engine. Run `python -m orchestrator.base_image` or "
-                "check the image in run_args/DockerSettings."
-            ) from error
-        except TypeError as error:
-            raise InvalidSettingsError(
-                f"Step '{step_name}': docker-py rejected the container arguments: "
-                f"{error}. Check the orchestrator's run_args."
-            ) from error
-        except APIError as error:
-            raise InvalidSettingsError(
-                f"Step '{step_name}': the Docker engine refused to create the "
-                f"container: {error.explanation or error}. Check run_args and "
-                "ResourceSettings."
-            ) from error
+        container = _create(client, spec, step_name, spec.create_kwargs())
         step_container = cls(container, step_name, attempt)
         try:
             container.start()

@@ -35,6 +35,7 @@ from zenml.orchestrators import (
 )
 
 if TYPE_CHECKING:
+    from zenml.config import DockerSettings
     from zenml.config.build_configuration import BuildConfiguration
     from zenml.models import (
         PipelineRunResponse,
@@ -139,15 +140,24 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
         return StackValidator(custom_validation_function=_engine_answers)
 
     def get_docker_builds(self, snapshot: "PipelineSnapshotBase") -> List["BuildConfiguration"]:
-        """ZenML's builds, after checking each parent image can be found.
+        """ZenML's builds, checked, and set to leave no container behind.
 
-        Without this check a missing parent image surfaces as a registry
-        error deep inside `docker build`.
+        A missing parent image would otherwise surface as a registry error
+        deep inside `docker build`. ZenML builds with docker-py's default
+        `rm=False`, which leaves one stopped container per build step on the
+        engine; we ask for every intermediate container to be removed, even
+        when the build fails.
+
+        Raises:
+            ImageNotFoundError: a parent image is neither local nor pullable.
         """
         from orchestrator.containers import require_parent_image
         from orchestrator.engine import connect
 
-        builds = super().get_docker_builds(snapshot)
+        builds = [
+            build.model_copy(update={"settings": removing_build_containers(build.settings)})
+            for build in super().get_docker_builds(snapshot)
+        ]
         client = None
         for build in builds:
             settings = build.settings
@@ -183,9 +193,11 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
         KeyboardInterrupt goes on to the user.
         """
         from orchestrator.engine import connect
-        from orchestrator.planning import plan_run
+        from orchestrator.error_display import show_our_errors_briefly
+        from orchestrator.errors import MyDockerError
+        from orchestrator.planning import plan_run, warn_if_store_in_source_root
         from orchestrator.runner import DagRunner
-        from orchestrator.zenml_bridge import ZenmlRunHooks
+        from orchestrator.zenml_bridge import ZenmlRunHooks, record_failed_run
 
         if snapshot.schedule:
             logger.warning(
@@ -193,22 +205,31 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
                 "schedule is ignored and the pipeline runs once, now. Use cron "
                 "or another scheduler to call it repeatedly."
             )
+        show_our_errors_briefly()
+        warn_if_store_in_source_root(snapshot)
         stack.check_local_paths()
-        client = connect()
         orchestrator_run_id = str(uuid4())
-        plan = plan_run(
-            orchestrator=self,
-            client=client,
-            snapshot=snapshot,
-            step_environments=step_environments,
-            orchestrator_run_id=orchestrator_run_id,
-            pipeline_run=placeholder_run,
-        )
+        try:
+            client = connect()
+            plan = plan_run(
+                orchestrator=self,
+                client=client,
+                snapshot=snapshot,
+                step_environments=step_environments,
+                orchestrator_run_id=orchestrator_run_id,
+                pipeline_run=placeholder_run,
+            )
+        except MyDockerError as error:
+            # Nothing ran: the run failed, and the record says why.
+            record_failed_run(placeholder_run, str(error))
+            raise
         hooks = ZenmlRunHooks(logger=logger, pipeline_run=placeholder_run)
         logger.info(
-            "Running %d step(s) in Docker containers, up to %d at a time.",
+            "Running %d step(s) in Docker containers, up to %d at a time. "
+            "Each step's full output: %s",
             len(plan.upstreams),
             plan.max_parallelism,
+            plan.log_dir,
         )
         DagRunner(client, plan, hooks).run()
         return None
@@ -231,6 +252,23 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
 
         stop_run_containers(run, graceful=graceful,
                             grace_seconds=self.config.stop_grace_seconds)
+
+
+def removing_build_containers(settings: "DockerSettings") -> "DockerSettings":
+    """`settings` with docker-py's `rm` and `forcerm` build options turned on."""
+    from zenml.config.docker_settings import DockerBuildConfig, DockerBuildOptions
+
+    def with_removal(config: Optional[DockerBuildConfig]) -> DockerBuildConfig:
+        config = config or DockerBuildConfig()
+        options = config.build_options.model_dump() if config.build_options else {}
+        options.update(rm=True, forcerm=True)
+        return config.model_copy(
+            update={"build_options": DockerBuildOptions.model_validate(options)})
+
+    update = {"build_config": with_removal(settings.build_config)}
+    if settings.dockerfile:
+        update["parent_image_build_config"] = with_removal(settings.parent_image_build_config)
+    return settings.model_copy(update=update)
 
 
 class MyDockerOrchestratorFlavor(BaseOrchestratorFlavor):

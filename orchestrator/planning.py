@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
 import docker
 
@@ -34,9 +34,18 @@ from orchestrator.container_spec import (
     resource_request,
     validate_run_args,
 )
-from orchestrator.containers import require_image
+from orchestrator.containers import (
+    APP_DIR,
+    AppDir,
+    app_dir_state,
+    check_with_engine,
+    image_environment,
+    require_image,
+)
+from orchestrator.errors import InvalidSettingsError
 from orchestrator.dag import ExecutionMode, RetryPolicy
 from orchestrator.runner import RunPlan
+from orchestrator.step_logs import run_log_dir
 
 if TYPE_CHECKING:
     from zenml.models import PipelineRunResponse, PipelineSnapshotResponse
@@ -120,8 +129,19 @@ def plan_run(
     user = step_user()
     host_cpus = os.cpu_count() or 1
     has_gpu_runtime = None  # asked only when some step wants a GPU
+    ours = {
+        ENV_ORCHESTRATOR_RUN_ID: orchestrator_run_id,
+        ENV_ZENML_LOCAL_STORES_PATH: local_stores_path,
+        "PYTHONPATH": PACKAGE_MOUNT_ROOT,  # merged with the user's and the image's
+    }
+    defaults = {
+        "ZENML_LOGGING_COLORS_DISABLED": "true",  # plain lines in our log
+        "ZENML_ENABLE_RICH_TRACEBACK": "false",  # a traceback in lines, not a box
+    }
+    downloads_code = _downloads_code(snapshot)
 
     static_parts: Dict[str, Dict[str, Any]] = {}
+    images: Dict[str, Any] = {}
     for step_name, step in snapshot.step_configurations.items():
         settings = orchestrator.get_settings(step)
         validate_run_args(settings.run_args)
@@ -135,25 +155,27 @@ def plan_run(
             warn=orchestrator_warning,
             step_name=step_name,
         )
-        environment = dict(step_environments[step_name])
-        environment[ENV_ORCHESTRATOR_RUN_ID] = orchestrator_run_id
-        environment[ENV_ZENML_LOCAL_STORES_PATH] = local_stores_path
-        environment["PYTHONPATH"] = PACKAGE_MOUNT_ROOT
-        environment["ZENML_LOGGING_COLORS_DISABLED"] = "true"  # plain lines in our log
-        if user is not None and not user.startswith("0:"):
-            environment.setdefault("HOME", "/tmp")  # a writable home for any uid
-        image = orchestrator.get_image(snapshot=snapshot, step_name=step_name)
+        image_name = settings.run_args.get(
+            "image", orchestrator.get_image(snapshot=snapshot, step_name=step_name))
+        if image_name not in images:
+            images[image_name] = require_image(client, image_name)
+        step_user_choice = settings.run_args.get("user", user)
+        step_defaults = dict(defaults)
+        if step_user_choice is not None and str(step_user_choice).split(":")[0] not in ("0", "root"):
+            step_defaults["HOME"] = "/tmp"  # a writable home for any uid
         static_parts[step_name] = dict(
-            image=settings.run_args.get("image", image),
+            image=image_name,
             arguments=StepEntrypointConfiguration.get_entrypoint_arguments(
                 step_name=step_name, snapshot_id=snapshot.id
             ),
-            environment=environment,
+            user_environment=_user_environment(step, step_environments[step_name]),
+            image_environment=image_environment(images[image_name]),
             run_args=settings.run_args,
             limits=limits,
+            defaults=step_defaults,
+            tmpfs=_writable_app_dir(client, images[image_name], step_user_choice,
+                                    downloads_code, step_name),
         )
-    for image in {part["image"] for part in static_parts.values()}:
-        require_image(client, image)
 
     def spec_for(step_name: str, attempt: int) -> ContainerSpec:
         part = static_parts[step_name]
@@ -164,17 +186,23 @@ def plan_run(
             step_name=step_name,
             attempt=attempt,
             labels=common_labels,
-            environment=part["environment"],
+            environment=ours,
+            user_environment=part["user_environment"],
+            default_environment=part["defaults"],
+            image_environment=part["image_environment"],
+            tmpfs=part["tmpfs"],
             mounts=mounts,
             user=user,
             run_args=part["run_args"],
             limits=part["limits"],
             name=container_name(run_name, step_name, attempt, orchestrator_run_id),
+            warn=orchestrator_warning if attempt == 1 else None,
         )
 
-    # Build every first attempt now: invalid combinations fail before any start.
-    for step_name in static_parts:
-        spec_for(step_name, 1)
+    # Build every first attempt now, and let the engine check each distinct
+    # kind of container: what Docker would refuse fails before any step runs.
+    first_specs = {step_name: spec_for(step_name, 1) for step_name in static_parts}
+    check_with_engine(client, first_specs)
 
     return RunPlan(
         upstreams={
@@ -191,7 +219,89 @@ def plan_run(
         grace_seconds=pipeline_settings.stop_grace_seconds,
         keep_containers=pipeline_settings.keep_containers,
         orchestrator_run_id=orchestrator_run_id,
+        log_dir=run_log_dir(str(pipeline_run.id) if pipeline_run else orchestrator_run_id),
     )
+
+
+def _downloads_code(snapshot: "PipelineSnapshotResponse") -> bool:
+    """Whether step containers will download the pipeline's code into /app."""
+    docker_settings = snapshot.pipeline_configuration.docker_settings
+    return bool(
+        (snapshot.code_path and docker_settings.allow_download_from_artifact_store)
+        or (snapshot.code_reference and docker_settings.allow_download_from_code_repository)
+    )
+
+
+def _user_environment(step: Any, zenml_environment: Mapping[str, str]) -> Dict[str, str]:
+    """The step's environment as the user set it, lowest precedence first.
+
+    ZenML bakes `DockerSettings.environment` and `runtime_environment` into
+    the images it builds; with `skip_build` no image is built, so we pass
+    them to the container ourselves rather than drop them.
+    """
+    docker_settings = step.config.docker_settings
+    environment: Dict[str, str] = {}
+    if docker_settings.skip_build:
+        for layer in (docker_settings.environment, docker_settings.runtime_environment):
+            environment.update({str(k): str(v) for k, v in layer.items()})
+    environment.update(zenml_environment)
+    return environment
+
+
+def _writable_app_dir(client: docker.DockerClient, image: Any, user: Optional[str],
+                      downloads_code: bool, step_name: str) -> Dict[str, str]:
+    """A tmpfs for /app when the image has no /app this uid can write.
+
+    ZenML's step entrypoint creates /app, changes into it and extracts the
+    pipeline's code there. Images ZenML builds have a world-writable /app;
+    other images (a parent image used with `skip_build`) may have none, or
+    one only root can write.
+
+    Raises:
+        InvalidSettingsError: /app holds files this uid cannot write and the
+            code must be extracted there.
+    """
+    state = app_dir_state(client, image, user)
+    if state in (AppDir.MISSING, AppDir.EMPTY_READ_ONLY):
+        return {APP_DIR: "mode=1777"}
+    if state is AppDir.FULL_READ_ONLY and downloads_code:
+        raise InvalidSettingsError(
+            f"Step '{step_name}': the image {image.tags[0] if image.tags else image.short_id} "
+            f"has files in {APP_DIR} that the step's user ({user}) cannot write, and ZenML "
+            f"extracts the pipeline's code there. Make {APP_DIR} writable in the image "
+            f"(`RUN chmod -R a+rwX {APP_DIR}`), let ZenML build the step image (no "
+            "skip_build), or run the step as the image's owner (run_args['user'])."
+        )
+    return {}
+
+
+def warn_if_store_in_source_root(snapshot: "PipelineSnapshotResponse") -> None:
+    """Warn (once per run) when ZenML's store lives inside the code ZenML archives.
+
+    ZenML packs the pipeline's source root into an archive for every run and
+    every step container downloads it. A store inside that folder (say
+    ZENML_CONFIG_PATH=./.zen-config) is packed too, with every earlier
+    archive in it, so the archive doubles with each run.
+    """
+    from zenml.config.global_config import GlobalConfiguration
+    from zenml.utils import source_utils
+
+    root = Path(source_utils.get_source_root()).resolve()
+    config = GlobalConfiguration()
+    for store in (Path(config.config_directory), Path(config.local_stores_path)):
+        store = store.resolve()
+        if store == root or root in store.parents:
+            size = ""
+            if snapshot.code_path and os.path.exists(snapshot.code_path):
+                size = f" (this run's: {os.path.getsize(snapshot.code_path) / 2**20:.2f} MiB)"
+            orchestrator_warning(
+                f"ZenML's store ({store}) is inside the pipeline's source root ({root}). "
+                "ZenML archives the source root for every run, so the archive holds the "
+                "store and every earlier archive, grows with each run" + size + ", and "
+                "every step container downloads it. Keep ZENML_CONFIG_PATH outside the "
+                "project folder (for example the default, ~/.config/zenml)."
+            )
+            return
 
 
 def orchestrator_warning(message: str) -> None:

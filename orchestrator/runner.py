@@ -12,21 +12,24 @@ run) and `RunHooks` (how to tell ZenML what happened).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import queue
 import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence
 
 import docker
 
 from orchestrator.container_spec import ContainerSpec
 from orchestrator.containers import ContainerExit, StepContainer, find_containers
 from orchestrator.dag import DagScheduler, ExecutionMode, RetryPolicy, StepState
-from orchestrator.errors import RunStoppedError, StepFailedError
+from orchestrator.errors import MyDockerError, RunStoppedError, StepFailedError
+from orchestrator.step_logs import StepLogFile, TracebackFolder, meaningful_lines
 
 # How often the loop wakes up with nothing to do, to look for stop requests.
 POLL_SECONDS = 0.5
@@ -36,26 +39,43 @@ STOP_CHECK_SECONDS = 2.0
 COMPLETION_CHECK_SECONDS = 0.5
 # Grace before SIGKILL when the user interrupts the client: they are waiting.
 INTERRUPT_GRACE_SECONDS = 2
+# A step whose success is recorded still runs ZenML's teardown (log upload);
+# it is never cut short for that, unless it hangs for this long.
+TEARDOWN_TIMEOUT_SECONDS = 300.0
+# How many of a failed step's last lines its failure message shows.
+FAILURE_TAIL_LINES = 8
 
 
 @dataclass(frozen=True)
 class StepFailure:
-    """A step that failed for good: which, how and what it printed last."""
+    """A step that failed for good: which, how and what it printed last.
+
+    Attributes:
+        shown_lines: the step's last lines as the client's log showed them
+            (tracebacks folded to their exception line).
+        exception: the last exception line the step printed, if any.
+        log_path: the file holding the whole output of the last attempt.
+    """
 
     step_name: str
     attempts: int
     exit: ContainerExit
+    shown_lines: tuple = ()
+    exception: Optional[str] = None
+    log_path: Optional[str] = None
 
     def describe(self) -> str:
-        # ZenML prints tracebacks inside a box; the lines that matter (what the
-        # step printed, the exception) are the ones outside its frame.
-        useful = [line for line in self.exit.last_lines
-                  if not line.lstrip().startswith(("│", "╭", "╰"))]
-        lines = "\n".join(f"    {line}" for line in useful[-10:])
-        return (
-            f"Step '{self.step_name}' failed ({self.exit.describe()}, "
-            f"{self.attempts} attempt(s)). Last log lines:\n{lines or '    (no output)'}"
-        )
+        """Which step, how it ended, the error, its last lines and where the rest is."""
+        cause = f": {self.exception}" if self.exception else ""
+        lines = [line for line in meaningful_lines(list(self.shown_lines))
+                 if not line.startswith(self.exception or "\0")]
+        tail = "\n".join(f"    {line}" for line in lines[-FAILURE_TAIL_LINES:])
+        text = (f"Step '{self.step_name}' failed{cause}\n"
+                f"  how: {self.exit.describe()}, {self.attempts} attempt(s)\n"
+                f"  last lines:\n{tail or '    (no output)'}")
+        if self.log_path:
+            text += f"\n  full log: {self.log_path}"
+        return text
 
 
 @dataclass
@@ -70,6 +90,7 @@ class RunPlan:
     grace_seconds: int = 10
     keep_containers: bool = False
     orchestrator_run_id: str = ""
+    log_dir: Optional[Path] = None
 
 
 class RunHooks:
@@ -94,6 +115,15 @@ class RunHooks:
         still be shutting down (ZenML's teardown takes about a second)."""
         return set()
 
+    def recorded_success(self, step_name: str) -> Optional[bool]:
+        """Whether the step recorded its own success; None if nobody records.
+
+        Asked when a step's container exits: where the exit code and the
+        record disagree (a step that called `sys.exit(0)` before returning),
+        the record wins.
+        """
+        return None
+
     def attempt_ended(self, step_name: str, attempt: int, exit: ContainerExit,
                       state: StepState) -> None:
         """A container ended; `state` is the step's state in the scheduler after it."""
@@ -101,8 +131,15 @@ class RunHooks:
     def run_interrupted(self) -> None:
         """The client was interrupted; everything has been stopped and removed."""
 
+    def run_crashed(self, reason: str) -> None:
+        """The run could not go on (`reason`); everything has been stopped and removed."""
+
     def run_ended(self, scheduler: DagScheduler) -> None:
         """Every step reached a final state."""
+
+    def run_reference(self) -> str:
+        """How a user names this run to `python -m orchestrator.status`."""
+        return "latest"
 
 
 @contextlib.contextmanager
@@ -164,8 +201,11 @@ class DagRunner:
         try:
             with _terminate_as_interrupt():
                 self._loop()
-        except BaseException:
-            self._abort()
+        except KeyboardInterrupt:
+            self._abort("client interrupted")
+            raise
+        except BaseException as error:
+            self._abort(f"the orchestrator failed: {error}", crashed=True)
             raise
         finally:
             self._stoppers.shutdown(wait=True)
@@ -180,11 +220,11 @@ class DagRunner:
             for step_name in self.scheduler.ready(now):
                 self._start(step_name, now)
             try:
-                step_name, attempt, exit = self._exits.get(timeout=self._sleep_time(now))
+                ended = self._exits.get(timeout=self._sleep_time(now))
             except queue.Empty:
                 pass
             else:
-                self._on_exit(step_name, attempt, exit)
+                self._on_exit(*ended)
             if time.monotonic() - last_completion_check >= COMPLETION_CHECK_SECONDS:
                 last_completion_check = time.monotonic()
                 self._release_completed_steps()
@@ -197,16 +237,23 @@ class DagRunner:
         """Until every step is final and every container has exited.
 
         Containers of completed steps may still be shutting down (their
-        success is seen before their exit); they get `grace_seconds` to
-        finish, so that ZenML's teardown inside them (log upload) completes.
+        success is seen before their exit); ZenML's teardown inside them
+        (log upload) is never cut short, unless it hangs for
+        TEARDOWN_TIMEOUT_SECONDS.
         """
         if not self.scheduler.is_finished():
             return True
         if not self._active:
             return False
+        now = time.monotonic()
         if self._drain_deadline is None:
-            self._drain_deadline = time.monotonic() + self.plan.grace_seconds
-        return time.monotonic() < self._drain_deadline
+            self._drain_deadline = now + TEARDOWN_TIMEOUT_SECONDS
+        if now < self._drain_deadline:
+            return True
+        names = ", ".join(sorted(self._active))
+        self.hooks.log(f"Step container(s) of {names} still running "
+                       f"{TEARDOWN_TIMEOUT_SECONDS:.0f} s after their step completed: removing them")
+        return False
 
     def _sleep_time(self, now: float) -> float:
         wakeup = self.scheduler.next_wakeup()
@@ -217,23 +264,51 @@ class DagRunner:
     # -- starting and watching ------------------------------------------
     def _start(self, step_name: str, now: float) -> None:
         attempt = self.scheduler.start(step_name, now)
-        spec = self.plan.spec_for(step_name, attempt)
-        container = StepContainer.start(self.client, spec, step_name, attempt)
+        log_file = StepLogFile(self.plan.log_dir, step_name, attempt)
+        try:
+            spec = self.plan.spec_for(step_name, attempt)
+            container = StepContainer.start(self.client, spec, step_name, attempt)
+        except MyDockerError as error:
+            # The engine refused this container: a failed attempt of this
+            # step, handled by the execution mode like any other failure.
+            log_file.write(str(error))
+            log_file.close()
+            self.hooks.log(f"[{step_name}] could not start: {error}")
+            self._exits.put((step_name, attempt,
+                             ContainerExit.refused(str(error)), TracebackFolder(), log_file))
+            return
         self._active[step_name] = container
         retry_note = f", attempt {attempt}" if attempt > 1 else ""
         self.hooks.log(
             f"[{step_name}] started in container {container.short_id}{retry_note}"
         )
         threading.Thread(
-            target=self._watch, args=(container,), daemon=True,
+            target=self._watch, args=(container, log_file), daemon=True,
             name=f"my-docker-{step_name}",
         ).start()
 
-    def _watch(self, container: StepContainer) -> None:
-        """Stream one container's output, then report its exit to the loop."""
-        container.follow_logs(lambda line: self.hooks.step_line(container.step_name, line))
+    def _watch(self, container: StepContainer, log_file: StepLogFile) -> None:
+        """Stream one container's output, then report its exit to the loop.
+
+        Every line goes to the attempt's log file; the client's log gets the
+        lines with tracebacks folded (see `step_logs`).
+        """
+        folder = TracebackFolder()
+        shown: Deque[str] = collections.deque(maxlen=FAILURE_TAIL_LINES * 4)
+
+        def on_line(line: str) -> None:
+            log_file.write(line)
+            for visible in folder.feed(line):
+                shown.append(visible)
+                self.hooks.step_line(container.step_name, visible)
+
+        try:
+            container.follow_logs(on_line)
+        finally:
+            log_file.close()
         exit = container.wait()
-        self._exits.put((container.step_name, container.attempt, exit))
+        exit = replace(exit, last_lines=tuple(shown))
+        self._exits.put((container.step_name, container.attempt, exit, folder, log_file))
 
     # -- reacting to exits -----------------------------------------------
     def _release_completed_steps(self) -> None:
@@ -253,9 +328,10 @@ class DagRunner:
                 self.scheduler.succeeded(step_name, time.monotonic())
                 self.hooks.log(f"[{step_name}] completed")
 
-    def _on_exit(self, step_name: str, attempt: int, exit: ContainerExit) -> None:
-        container = self._active.pop(step_name)
-        if not self.plan.keep_containers:
+    def _on_exit(self, step_name: str, attempt: int, exit: ContainerExit,
+                 folder: TracebackFolder, log_file: StepLogFile) -> None:
+        container = self._active.pop(step_name, None)
+        if container is not None and not self.plan.keep_containers:
             container.remove()
         now = time.monotonic()
         state = self.scheduler.state(step_name)
@@ -264,31 +340,51 @@ class DagRunner:
                 self.hooks.log(f"[{step_name}] container exited with {exit.describe()} "
                                "after the step had completed")
             return
-        if exit.succeeded:
+        succeeded = self._succeeded(step_name, exit)
+        if succeeded:
             self.scheduler.succeeded(step_name, now)
             self.hooks.log(f"[{step_name}] completed")
         elif state == StepState.STOPPING:
             self.scheduler.stopped(step_name, now)
             self.hooks.log(f"[{step_name}] stopped ({exit.describe()})")
-        elif self.stop_reason is None and self.hooks.stop_requested():
+        elif self.stop_reason is None and exit.error is None and self.hooks.stop_requested():
             # Killed by a stop request from another process: not a failure.
             self._request_stop("stop requested for this run")
             self.scheduler.stopped(step_name, now, self.stop_reason)
             self.hooks.log(f"[{step_name}] stopped ({exit.describe()})")
         else:
-            self._on_failure(step_name, attempt, exit, now)
+            if exit.succeeded:
+                exit = replace(exit, exit_code=-1, error=(
+                    "its container exited with code 0, but ZenML did not record the step "
+                    "as completed (did the step call sys.exit() or os._exit()?)"))
+            failure = StepFailure(step_name, attempt, exit, exit.last_lines,
+                                  folder.exception,
+                                  str(log_file.path) if log_file.path else None)
+            self._on_failure(failure, now)
         self.hooks.attempt_ended(step_name, attempt, exit, self.scheduler.state(step_name))
 
-    def _on_failure(self, step_name: str, attempt: int, exit: ContainerExit, now: float) -> None:
+    def _succeeded(self, step_name: str, exit: ContainerExit) -> bool:
+        """The step's own record, where there is one; else the exit code."""
+        if exit.error is not None:
+            return False
+        recorded = self.hooks.recorded_success(step_name)
+        if recorded is None:
+            return exit.succeeded
+        if recorded and not exit.succeeded:
+            self.hooks.log(f"[{step_name}] container exited with {exit.describe()} "
+                           "after the step had completed")
+        return recorded
+
+    def _on_failure(self, failure: StepFailure, now: float) -> None:
+        step_name, exit = failure.step_name, failure.exit
         outcome = self.scheduler.failed(step_name, now, exit.describe())
         if outcome.retry_at is not None:
             delay = max(0.0, outcome.retry_at - now)
             self.hooks.log(
-                f"[{step_name}] attempt {attempt} failed ({exit.describe()}); "
+                f"[{step_name}] attempt {failure.attempts} failed ({exit.describe()}); "
                 f"retrying in {delay:.0f}s"
             )
         else:
-            failure = StepFailure(step_name, attempt, exit)
             self.failures.append(failure)
             self.hooks.log(f"[{step_name}] FAILED: {exit.describe()}")
         for skipped in outcome.skipped:
@@ -310,16 +406,17 @@ class DagRunner:
             self._stoppers.submit(container.stop, self.plan.grace_seconds)
 
     # -- endings -----------------------------------------------------------
-    def _abort(self) -> None:
+    def _abort(self, reason: str, crashed: bool = False) -> None:
         """Interrupted or crashed: stop and remove every container we started."""
-        self.stop_reason = self.stop_reason or "client interrupted"
+        self.stop_reason = self.stop_reason or reason
         try:
             self.scheduler.request_stop(self.stop_reason)
         except Exception:  # noqa: BLE001 - never mask the original error
             pass
         active = list(self._active.values())
         if active:
-            self.hooks.log(f"Interrupted: stopping {len(active)} running container(s)")
+            self.hooks.log(f"{'Failed' if crashed else 'Interrupted'}: stopping "
+                           f"{len(active)} running container(s)")
         for container in active:
             self._stoppers.submit(container.stop, INTERRUPT_GRACE_SECONDS)
         self._stoppers.shutdown(wait=True)
@@ -327,9 +424,12 @@ class DagRunner:
             container.remove()
         self._active.clear()
         try:
-            self.hooks.run_interrupted()
+            if crashed:
+                self.hooks.run_crashed(reason)
+            else:
+                self.hooks.run_interrupted()
         except Exception as error:  # noqa: BLE001
-            self.hooks.log(f"Could not record the interruption in ZenML: {error}")
+            self.hooks.log(f"Could not record the run's end in ZenML: {error}")
 
     def _remove_leftovers(self) -> None:
         """Remove any container of this run still on the engine (unless kept)."""
@@ -350,6 +450,8 @@ class DagRunner:
             message = "\n".join(f.describe() for f in self.failures)
             if skipped:
                 message += f"\nSkipped because of the failure: {', '.join(skipped)}"
+            message += ("\nEvery step's output: python -m orchestrator.status "
+                        f"{self.hooks.run_reference()} --logs")
             raise StepFailedError(message, self.failures)
         if self.stop_reason is not None:
             counts = self.scheduler.counts()

@@ -62,7 +62,7 @@ def follow_in_terminal(run: Optional[str] = None, stream: Optional[TextIO] = Non
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """`python -m orchestrator.status [RUN|latest] [--follow] [--next]`."""
+    """`python -m orchestrator.status [RUN|latest] [--follow] [--next] [--logs]`."""
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator.status",
         description="Show the status of a pipeline run's steps (their containers and "
@@ -77,12 +77,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="with --next: give up after this long")
     parser.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
                         help="how often to read ZenML (Docker events arrive at once)")
+    parser.add_argument("--logs", action="store_true",
+                        help="print every step's full output (each attempt), as kept "
+                             "by the orchestrator, instead of the table")
     parser.add_argument("--record", metavar="FILE",
                         help="write every input seen (Docker events, ZenML readings) "
                              "as JSON, for bug reports and test fixtures")
     args = parser.parse_args(argv)
     record: Optional[List[Dict[str, Any]]] = [] if args.record else None
     try:
+        if args.logs:
+            return print_logs(args.run)
         if args.follow or args.next:
             final = follow_in_terminal(None if args.next else args.run,
                                        poll_seconds=args.poll,
@@ -98,6 +103,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.record:
         with open(args.record, "w") as handle:
             json.dump(_recording(final, record or []), handle, indent=1, default=str)
+    return 0
+
+
+def print_logs(run: str, stream: Optional[TextIO] = None) -> int:
+    """Print the kept output of every step attempt of `run`, in the order they started.
+
+    Returns:
+        0, or 2 when the orchestrator kept no log for the run.
+
+    Raises:
+        LookupError: no such run.
+    """
+    from orchestrator.status_zenml import resolve_run
+    from orchestrator.step_logs import run_log_dir
+
+    stream = stream or sys.stdout
+    found = resolve_run(run)
+    folder = run_log_dir(str(found.id))
+    files = sorted(folder.glob("*.log"), key=lambda path: path.stat().st_mtime) \
+        if folder.is_dir() else []
+    if not files:
+        print(f"error: no step output kept for run {found.name} (looked in {folder}); "
+              "it did not run on the my_docker orchestrator, or ran before logs were kept.",
+              file=sys.stderr)
+        return 2
+    for path in files:
+        print(f"===== {path.stem} ({path}) =====", file=stream)
+        stream.write(path.read_text(encoding="utf-8", errors="replace"))
+    stream.flush()
     return 0
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from orchestrator.status import RunStatus, ZenmlFacts, ZenmlStepFact, new_run_status
 
@@ -56,14 +56,36 @@ def zenml_facts_from(run: Any, step_runs: Iterable[Any], now: float) -> ZenmlFac
     )
 
 
+PAGE_SIZE = 500
+
+
+def step_runs_of(run_id: Any) -> List[Any]:
+    """Every step run of a pipeline run, all pages read (no silent cap)."""
+    from zenml.client import Client
+
+    found: List[Any] = []
+    page = 1
+    while True:
+        result = Client().list_run_steps(pipeline_run_id=run_id, page=page, size=PAGE_SIZE,
+                                         hydrate=False)
+        found.extend(result.items)
+        if page >= result.total_pages:
+            return found
+        page += 1
+
+
+def latest_step_run(run_id: Any, step_name: str) -> Optional[Any]:
+    """The newest step run of one step (its latest attempt), or None."""
+    runs = [s for s in step_runs_of(run_id) if s.name == step_name]
+    return max(runs, key=lambda s: s.created) if runs else None
+
+
 def read_zenml_facts(run_id: str) -> ZenmlFacts:
     """One reading of ZenML's records of a run."""
     from zenml.client import Client
 
-    client = Client()
-    run = client.get_pipeline_run(run_id, hydrate=False)
-    step_runs = client.list_run_steps(pipeline_run_id=run_id, size=1000).items
-    return zenml_facts_from(run, step_runs, time.time())
+    run = Client().get_pipeline_run(run_id, hydrate=False)
+    return zenml_facts_from(run, step_runs_of(run_id), time.time())
 
 
 def resolve_run(ref: str = "latest") -> Any:

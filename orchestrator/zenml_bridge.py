@@ -27,6 +27,7 @@ from orchestrator.container_spec import (
 from orchestrator.containers import ContainerExit, find_containers, stop_containers
 from orchestrator.dag import DagScheduler, StepState
 from orchestrator.runner import RunHooks
+from orchestrator.status_zenml import latest_step_run, step_runs_of
 
 if TYPE_CHECKING:
     from zenml.models import PipelineRunResponse
@@ -35,15 +36,25 @@ _STOP_STATES = {ExecutionStatus.STOPPING, ExecutionStatus.STOPPED}
 
 
 class ZenmlRunHooks(RunHooks):
-    """Runner hooks that log through ZenML and publish missing statuses."""
+    """Runner hooks that log through ZenML and keep ZenML's record true.
+
+    Every run ends with every one of its step records in a final state, and
+    the run itself completed, failed or stopped, whatever happened: a step
+    that died without recording its end, a stop during a retry's wait, an
+    interrupted client, an engine that refused a container.
+    """
 
     def __init__(self, logger: logging.Logger,
                  pipeline_run: Optional["PipelineRunResponse"]) -> None:
         self.logger = logger
         self.run_id = pipeline_run.id if pipeline_run is not None else None
+        self.run_name = pipeline_run.name if pipeline_run is not None else None
 
     def log(self, message: str) -> None:
         self.logger.info(message)
+
+    def run_reference(self) -> str:
+        return self.run_name or "latest"
 
     def stop_requested(self) -> bool:
         if self.run_id is None:
@@ -58,39 +69,54 @@ class ZenmlRunHooks(RunHooks):
         if self.run_id is None:
             return set()
         try:
-            return {step.name for step in self._step_runs()
+            return {step.name for step in step_runs_of(self.run_id)
                     if ExecutionStatus(step.status) == ExecutionStatus.COMPLETED}
         except Exception:  # noqa: BLE001 - a busy store: the container exit will tell
             return set()
+
+    def recorded_success(self, step_name: str) -> Optional[bool]:
+        if self.run_id is None:
+            return None
+        try:
+            step_run = latest_step_run(self.run_id, step_name)
+        except Exception as error:  # noqa: BLE001 - a busy store: trust the exit code
+            self.logger.warning("Could not read ZenML's record of step '%s' (%s); "
+                                "going by its container's exit code.", step_name, error)
+            return None
+        return step_run is not None and ExecutionStatus(step_run.status) == ExecutionStatus.COMPLETED
 
     def attempt_ended(self, step_name: str, attempt: int, exit: ContainerExit,
                       state: StepState) -> None:
         """Record a container ending that the step itself could not record."""
         if exit.succeeded or self.run_id is None:
             return
-        step_run = self._latest_step_run(step_name)
+        step_run = latest_step_run(self.run_id, step_name)
         if step_run is None or ExecutionStatus(step_run.status).is_finished:
             return
-        if ExecutionStatus(step_run.status) == ExecutionStatus.RETRYING:
-            return
+        if state == StepState.RETRY_WAIT:
+            return  # its record says "retrying" until the next attempt
         if state == StepState.STOPPED:
             publish_utils.publish_stopped_step_run(step_run.id)
         else:
             publish_utils.publish_failed_step_run(step_run.id)
 
     def run_interrupted(self) -> None:
-        """The client was interrupted: running steps stopped, run not successful."""
-        if self.run_id is None:
-            return
-        for step_run in self._step_runs():
-            if not ExecutionStatus(step_run.status).is_finished:
-                publish_utils.publish_stopped_step_run(step_run.id)
+        """The client was interrupted: running steps stopped, run stopped."""
+        self._finish_step_records(lambda name: ExecutionStatus.STOPPED)
         self._finish_run(ExecutionStatus.STOPPED, "The client was interrupted.")
 
+    def run_crashed(self, reason: str) -> None:
+        """The orchestrator could not go on: running steps stopped, run failed."""
+        self._finish_step_records(lambda name: ExecutionStatus.STOPPED)
+        self._finish_run(ExecutionStatus.FAILED, reason)
+
     def run_ended(self, scheduler: DagScheduler) -> None:
-        """Make sure a run that did not succeed is not left as running."""
-        if self.run_id is None:
-            return
+        """Finish every step record still open, then the run if it did not succeed."""
+        def final(name: str) -> ExecutionStatus:
+            state = scheduler.state(name) if name in scheduler.steps else StepState.STOPPED
+            return ExecutionStatus.STOPPED if state == StepState.STOPPED else ExecutionStatus.FAILED
+
+        self._finish_step_records(final)
         counts = scheduler.counts()
         if counts.get(StepState.FAILED):
             self._finish_run(ExecutionStatus.FAILED, "One or more steps failed.")
@@ -98,22 +124,59 @@ class ZenmlRunHooks(RunHooks):
             self._finish_run(ExecutionStatus.STOPPED, "The run was stopped.")
 
     # -- helpers -------------------------------------------------------------
-    def _step_runs(self):
-        return Client().list_run_steps(pipeline_run_id=self.run_id, size=1000).items
-
-    def _latest_step_run(self, step_name: str):
-        runs = [s for s in self._step_runs() if s.name == step_name]
-        if not runs:
-            return None
-        return max(runs, key=lambda s: s.created)
+    def _finish_step_records(self, final_status) -> None:
+        """Give every step record of the run that is not final a final status."""
+        if self.run_id is None:
+            return
+        for step_run in step_runs_of(self.run_id):
+            if ExecutionStatus(step_run.status).is_finished:
+                continue
+            if final_status(step_run.name) == ExecutionStatus.STOPPED:
+                publish_utils.publish_stopped_step_run(step_run.id)
+            else:
+                publish_utils.publish_failed_step_run(step_run.id)
 
     def _finish_run(self, status: ExecutionStatus, reason: str) -> None:
+        """Mark the run failed or stopped, unless it is finished already.
+
+        ZenML derives a static run's status from its steps' records and the
+        status asked for: asking for STOPPING lets it settle on STOPPED once
+        every record is final, even for steps that never started (asking for
+        STOPPED directly would leave such a run "running").
+        """
+        if self.run_id is None:
+            return
         run = Client().get_pipeline_run(self.run_id, hydrate=False)
         if ExecutionStatus(run.status).is_finished:
             return
+        requested = ExecutionStatus.STOPPING if status == ExecutionStatus.STOPPED else status
         publish_utils.publish_pipeline_run_status_update(
-            pipeline_run_id=self.run_id, status=status, status_reason=reason
+            pipeline_run_id=self.run_id, status=requested, status_reason=short_reason(reason)
         )
+
+
+def short_reason(reason: str) -> str:
+    """A status reason ZenML can store (at most STR_FIELD_MAX_LENGTH characters)."""
+    from zenml.constants import STR_FIELD_MAX_LENGTH
+
+    reason = " ".join(reason.split())
+    if len(reason) <= STR_FIELD_MAX_LENGTH:
+        return reason
+    return reason[: STR_FIELD_MAX_LENGTH - 1] + "…"
+
+
+def record_failed_run(run: Optional["PipelineRunResponse"], reason: str) -> None:
+    """Mark a run that could not start as failed, with the reason, if still open."""
+    if run is None:
+        return
+    try:
+        current = Client().get_pipeline_run(run.id, hydrate=False)
+        if not ExecutionStatus(current.status).is_finished:
+            publish_utils.publish_pipeline_run_status_update(
+                pipeline_run_id=run.id, status=ExecutionStatus.FAILED,
+                status_reason=short_reason(reason))
+    except Exception:  # noqa: BLE001 - ZenML marks it failed anyway, without the reason
+        pass
 
 
 def _docker_client():

@@ -140,3 +140,72 @@ def test_container_names_are_valid_and_unique_per_attempt():
     second = container_name("my pipeline/run:1", "train", 2, "0123456789")
     assert first != second
     assert all(c.isalnum() or c in "_.-" for c in first)
+
+
+# -- container names: valid and unique for any step name ZenML accepts ---------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from orchestrator.container_spec import merge_environment  # noqa: E402
+
+_DOCKER_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
+
+
+@given(run=st.text(max_size=300), steps=st.sets(st.text(max_size=300), min_size=2, max_size=6),
+       attempt=st.integers(min_value=1, max_value=99))
+@settings(max_examples=300, deadline=None)
+def test_container_names_are_valid_and_distinct_for_any_names(run, steps, attempt):
+    import re
+
+    names = {container_name(run, step, attempt, "0123456789abcdef") for step in steps}
+    assert len(names) == len(steps)
+    assert all(re.match(_DOCKER_NAME, name) and len(name) <= 150 for name in names)
+
+
+def test_look_alike_step_names_get_distinct_containers():
+    names = {container_name("run", s, 1, "abcdef0123") for s in ("prep 1", "prep-1", "prep_1")}
+    assert len(names) == 3
+
+
+# -- the environment: merged with the user's, never silently dropped ---------------
+
+
+def test_pythonpath_keeps_ours_first_then_the_users():
+    env = merge_environment({"PYTHONPATH": "/opt/pkg"},
+                            [{"PYTHONPATH": "/from-settings"}, {"PYTHONPATH": "/from-step"}])
+    assert env["PYTHONPATH"] == "/opt/pkg:/from-step"
+
+
+def test_the_images_pythonpath_is_kept_when_the_user_sets_none():
+    env = merge_environment({"PYTHONPATH": "/opt/pkg"}, [{}],
+                            image_environment={"PYTHONPATH": "/image/lib:/opt/pkg"})
+    assert env["PYTHONPATH"] == "/opt/pkg:/image/lib"
+
+
+def test_defaults_yield_to_the_user_and_the_image():
+    env = merge_environment({}, [{"HOME": "/home/me"}],
+                            defaults={"HOME": "/tmp", "COLOR": "0", "LANG": "C"},
+                            image_environment={"LANG": "C.UTF-8"})
+    assert env == {"HOME": "/home/me", "COLOR": "0"}
+
+
+def test_a_user_value_that_gives_way_is_warned_about():
+    warnings = []
+    env = merge_environment({"RUN_ID": "ours"}, [{"RUN_ID": "theirs", "MINE": "1"}],
+                            warn=warnings.append, step_name="train")
+    assert env == {"RUN_ID": "ours", "MINE": "1"}
+    assert len(warnings) == 1 and "RUN_ID" in warnings[0] and "train" in warnings[0]
+
+
+def test_build_spec_merges_the_steps_zenml_environment_below_run_args():
+    kwargs = _spec(run_args={"environment": {"A": "run_args"}}).create_kwargs()
+    assert kwargs["environment"]["ZENML_X"] == "1"
+    spec = build_spec(
+        image="img", entrypoint=["e"], arguments=[], step_name="s", attempt=1, labels={},
+        environment={"PYTHONPATH": "/pkg"}, mounts={}, user=None,
+        run_args={"environment": {"A": "run_args", "PYTHONPATH": "/ra"}}, limits={},
+        name="n", user_environment={"A": "step", "B": "step", "PYTHONPATH": "/step"},
+        tmpfs={"/app": "mode=1777"})
+    assert spec.environment["A"] == "run_args" and spec.environment["B"] == "step"
+    assert spec.environment["PYTHONPATH"] == "/pkg:/ra"
+    assert spec.extra["tmpfs"] == {"/app": "mode=1777"}

@@ -1,0 +1,277 @@
+"""Faults that small, real pipelines hit, each fixed as a kind, on the real engine.
+
+Every test here failed before its fix (issue "Right on a real user's
+machine"): a step's record against its exit code, container names, the
+user's PYTHONPATH, settings the engine refuses, teardown cut short, a stop
+during a retry's wait, failure output, the store inside the project, image
+build leftovers and step containers for any uid.
+"""
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from zenml.client import Client
+from zenml.config import DockerSettings, ResourceSettings
+from zenml.config.retry_config import StepRetryConfig
+from zenml.enums import ExecutionStatus
+
+from orchestrator.errors import InvalidSettingsError, RunStoppedError, StepFailedError
+
+from tests.conftest import REFERENCE_COMMANDS
+
+PARENT_IMAGE = "my-docker/zenml-parent:0.98.0-py3.11"
+NO_BUILD = {"docker": DockerSettings(skip_build=True, parent_image=PARENT_IMAGE)}
+
+
+@pytest.fixture(scope="module")
+def faults(project_dir):
+    """tests/fault_pipelines.py, copied into the project folder and imported from there."""
+    shutil.copy(Path(__file__).with_name("fault_pipelines.py"), project_dir / "fault_pipelines.py")
+    sys.path.insert(0, str(project_dir))
+    try:
+        yield importlib.import_module("fault_pipelines")
+    finally:
+        sys.path.remove(str(project_dir))
+        sys.modules.pop("fault_pipelines", None)
+
+
+def latest_run(pipeline_name):
+    return Client().get_pipeline(pipeline_name).last_run
+
+
+def test_exit_code_0_without_a_recorded_success_fails_that_step(faults, run_containers):
+    with pytest.raises(StepFailedError) as raised:
+        faults.early_exit_pipeline.with_options(settings=NO_BUILD)()
+    message = str(raised.value)
+    assert "Step 'exits_early' failed" in message
+    assert "sys.exit" in message
+    assert "Step 'needs_value' failed" not in message  # not blamed on the downstream step
+    run = latest_run("early_exit_pipeline")
+    assert run.status == ExecutionStatus.FAILED
+    assert run.steps["exits_early"].status == ExecutionStatus.FAILED
+    assert "needs_value" not in run.steps  # never started
+    assert run_containers(run.id) == []
+
+
+def test_step_names_that_differ_only_in_odd_characters_all_run(faults, run_containers):
+    run = faults.look_alike_names_pipeline.with_options(settings=NO_BUILD)()
+    assert run.status == ExecutionStatus.COMPLETED
+    assert len(run.steps) == 5
+    assert all(step.output.load() == "ok" for step in run.steps.values())
+    assert run_containers(run.id) == []
+
+
+def test_the_users_pythonpath_is_kept(faults, tmp_path):
+    library = tmp_path / "user-lib"
+    library.mkdir()
+    (library / "user_helpers.py").write_text("GREETING = 'hello from user_helpers'\n")
+    library.chmod(0o755)
+    settings = {
+        "docker": DockerSettings(skip_build=True, parent_image=PARENT_IMAGE,
+                                 environment={"PYTHONPATH": "/user-lib"}),
+        "orchestrator": {"run_args": {"volumes": {str(library): {"bind": "/user-lib",
+                                                                  "mode": "ro"}}}},
+    }
+    run = faults.user_module_pipeline.with_options(settings=settings)()
+    assert run.steps["import_user_module"].output.load() == "hello from user_helpers"
+
+    step_level = faults.python_path.with_options(environment={"PYTHONPATH": "/step-lib"})
+    from zenml import pipeline
+
+    @pipeline(enable_cache=False, name="python_path_pipeline", settings=NO_BUILD)
+    def step_environment():
+        step_level()
+
+    path = step_environment().steps["python_path"].output.load().split(":")
+    assert "/step-lib" in path and "/opt/my_docker/src" in path
+
+
+def test_settings_the_engine_refuses_fail_the_run_before_any_step_starts(faults,
+                                                                         run_containers):
+    refused = faults.needs_value.with_options(settings={
+        "resources": ResourceSettings(memory="64MiB"),
+        # Docker refuses a memory limit above the memory+swap limit.
+        "orchestrator": {"run_args": {"mem_limit": "1g"}},
+    })
+    from zenml import pipeline
+
+    @pipeline(enable_cache=False, name="refused_settings_pipeline", settings=NO_BUILD)
+    def refused_pipeline():
+        refused(faults.say_hello())
+
+    with pytest.raises(InvalidSettingsError, match="needs_value") as raised:
+        refused_pipeline()
+    assert "swap" in str(raised.value).lower()
+    run = latest_run("refused_settings_pipeline")
+    assert run.status == ExecutionStatus.FAILED
+    assert "swap" in (run.get_body().status_reason or "").lower()
+    assert "say_hello" not in run.steps  # nothing ran
+    assert run_containers(run.id) == []
+
+
+def test_a_finishing_step_keeps_its_stored_log_with_zero_stop_grace(faults):
+    settings = {**NO_BUILD, "orchestrator": {"stop_grace_seconds": 0}}
+    run = faults.two_step_pipeline.with_options(settings=settings)()
+    assert run.status == ExecutionStatus.COMPLETED
+    for name in ("say_hello", "needs_value"):
+        step_logs = [logs for logs in run.steps[name].log_collection
+                     if logs.body.source == "step"]
+        assert step_logs, f"{name} has no stored step log"
+        assert all(Path(logs.body.uri).exists() for logs in step_logs), name
+    text = "".join(Path(logs.body.uri).read_text() for logs in
+                   run.steps["say_hello"].log_collection)
+    assert "hello from the step's own log" in text
+
+
+def test_stop_while_a_step_waits_to_retry_ends_the_run_stopped(faults, run_containers):
+    retried = faults.exits_early.with_options(retry=StepRetryConfig(max_retries=2, delay=60))
+    from zenml import pipeline
+
+    @pipeline(enable_cache=False, name="stop_in_retry_pipeline", settings=NO_BUILD)
+    def stop_in_retry():
+        faults.needs_value(retried())
+
+    stopped = {}
+
+    def stop_when_retrying():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            runs = Client().list_pipeline_runs(pipeline_name="stop_in_retry_pipeline",
+                                               sort_by="desc:created", size=1).items
+            if runs:
+                steps = Client().list_run_steps(pipeline_run_id=runs[0].id).items
+                if any(s.status == ExecutionStatus.RETRYING for s in steps):
+                    from zenml.utils.run_utils import stop_run
+
+                    stop_run(Client().get_pipeline_run(runs[0].id), graceful=False)
+                    stopped["run"] = runs[0].id
+                    return
+            time.sleep(0.5)
+
+    stopper = threading.Thread(target=stop_when_retrying, daemon=True)
+    stopper.start()
+    started = time.monotonic()
+    with pytest.raises(RunStoppedError):
+        stop_in_retry()
+    stopper.join(timeout=10)
+    assert "run" in stopped, "the step never reached its retry wait"
+    assert time.monotonic() - started < 50, "the 60 s retry delay should not be awaited"
+    run = Client().get_pipeline_run(stopped["run"])
+    assert run.status == ExecutionStatus.STOPPED, run.status
+    open_records = [(s.name, s.status) for s in Client().list_run_steps(
+        pipeline_run_id=run.id).items if not s.status.is_finished]
+    assert open_records == []
+    assert run_containers(run.id) == []
+
+
+FAILING_CLIENT = textwrap.dedent(
+    """
+    from zenml.config import DockerSettings
+    from orchestrator.examples import failing_pipeline
+    failing_pipeline.with_options(settings={"docker": DockerSettings(
+        skip_build=True, parent_image=%r)})()
+    """ % PARENT_IMAGE
+)
+
+
+def test_a_failing_step_is_told_once_briefly_with_its_log(project_dir):
+    result = subprocess.run([sys.executable, "-c", FAILING_CLIENT], cwd=project_dir,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "ZENML_LOGGING_COLORS_DISABLED": "true"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    lines = output.splitlines()
+    assert len(lines) < 80, f"{len(lines)} lines of output:\n{output}"
+    assert "Traceback" not in output.replace("[traceback of", "")
+    assert "│" not in output  # no boxed traceback, from the step or the client
+    assert output.count("RuntimeError: this step fails on purpose") == 2  # live, summary
+    assert "StepFailedError: Step 'fail_with' failed: RuntimeError" in output
+    assert "exit code 1" in output
+    log_path = next(line.split("full log: ", 1)[1].strip() for line in lines
+                    if "full log: " in line)
+    full_log = Path(log_path).read_text()
+    assert "Traceback (most recent call last)" in full_log
+    assert 'raise RuntimeError(message)' in full_log
+
+
+def _fresh_project(root: Path, config: Path, umask: int = 0o022) -> dict:
+    """A new project folder with its own ZenML config, stack registered."""
+    root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "ZENML_CONFIG_PATH": str(config), "ZENML_ANALYTICS_OPT_IN": "false"}
+    zenml = str(Path(sys.executable).with_name("zenml"))
+    for command in ["zenml init", *REFERENCE_COMMANDS]:
+        subprocess.run([zenml, *command.split()[1:]], cwd=root, env=env, check=True,
+                       capture_output=True, preexec_fn=lambda: os.umask(umask))
+    return env
+
+
+def test_a_store_inside_the_project_folder_is_warned_about_once(tmp_path):
+    project = tmp_path / "project"
+    env = _fresh_project(project, project / ".zen-config")
+    client = "from orchestrator.examples import chain_pipeline; " \
+             f"from zenml.config import DockerSettings; chain_pipeline.with_options(" \
+             f"settings={{'docker': DockerSettings(skip_build=True, parent_image={PARENT_IMAGE!r})}})(length=2)"
+    result = subprocess.run([sys.executable, "-c", client], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert output.count("is inside the pipeline's source root") == 1, output[-3000:]
+    assert "Keep ZENML_CONFIG_PATH outside the project folder" in output
+
+
+def test_any_uid_runs_steps_from_an_image_without_app(tmp_path):
+    """A uid that owns nothing in the image (as a docker-group user's would)."""
+    project = tmp_path / "project"
+    config = tmp_path / "config"
+    env = _fresh_project(project, config, umask=0)
+    for path in config.rglob("*"):  # the uid writes the store (SQLite ignores the umask)
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    client = textwrap.dedent(f"""
+        import os
+        os.umask(0)
+        from zenml.config import DockerSettings
+        from orchestrator.examples import settings_pipeline
+        run = settings_pipeline.with_options(settings={{
+            "docker": DockerSettings(skip_build=True, parent_image={PARENT_IMAGE!r}),
+            "orchestrator": {{"run_args": {{"user": "4242:4242"}}}},
+        }})()
+        print("RESULT", run.status.value, run.steps["report_user"].output.load())
+    """)
+    result = subprocess.run([sys.executable, "-c", client], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=300,
+                            preexec_fn=lambda: os.umask(0))
+    output = result.stdout + result.stderr
+    assert "Permission denied" not in output, output[-3000:]
+    assert "RESULT completed 4242:4242" in output, output[-3000:]
+
+
+def _unlabelled_container_ids(docker_client):
+    """What a build leaves behind: containers without our labels (step containers
+    of runs going on elsewhere on the engine carry them)."""
+    from orchestrator.container_spec import MANAGED_BY_LABEL
+
+    return {c.id for c in docker_client.containers.list(all=True, ignore_removed=True)
+            if MANAGED_BY_LABEL not in c.labels}
+
+
+def test_image_builds_leave_no_container_behind(project_dir, faults, docker_client):
+    before = _unlabelled_container_ids(docker_client)
+    fresh = DockerSettings(environment={"CACHE_BUSTER": uuid.uuid4().hex})  # an uncached build
+    run = faults.two_step_pipeline.with_options(settings={"docker": fresh})()
+    assert run.status == ExecutionStatus.COMPLETED
+    assert _unlabelled_container_ids(docker_client) - before == set()
+
+    broken = DockerSettings(requirements=["this-package-does-not-exist-4242"],
+                            environment={"CACHE_BUSTER": uuid.uuid4().hex})
+    with pytest.raises(Exception):
+        faults.two_step_pipeline.with_options(settings={"docker": broken})()
+    assert _unlabelled_container_ids(docker_client) - before == set()
