@@ -189,7 +189,10 @@ def check_with_engine(client: docker.DockerClient, specs: Mapping[str, Container
     checked = set()
     for step_name, spec in specs.items():
         kwargs = spec.create_kwargs()
+        # Neither named nor labelled: watchers of the run must not take
+        # these trial containers for the step's.
         kwargs.pop("name", None)
+        kwargs.pop("labels", None)
         signature = repr(sorted((k, repr(v)) for k, v in kwargs.items()
                                 if k not in ("labels", "environment", "command")))
         if signature in checked:
