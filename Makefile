@@ -4,22 +4,27 @@
 PYTHON ?= python3
 export ZENML_ANALYTICS_OPT_IN ?= false
 
-.PHONY: setup demo test unit lab
+.PHONY: setup demo test unit lint lab
 
 setup:
 	bash scripts/setup.sh
 
 demo: setup
-	$(PYTHON) -m orchestrator.demo
+	$(PYTHON) -m orchestrator.teaching.demo
 
 test:
 	bash scripts/setup.sh --browser
+	$(PYTHON) -m ruff check orchestrator tests benchmarks
 	$(PYTHON) -m pytest tests
 	$(PYTHON) -m pytest --nbmake --nbmake-timeout=600 notebooks/
 
 # Only the fast tests that need no Docker engine.
 unit:
-	$(PYTHON) -m pytest tests/test_dag.py tests/test_container_spec.py tests/test_status.py tests/test_widget.py -q -k "not on_docker"
+	$(PYTHON) -m pytest tests/test_dag.py tests/test_container_spec.py tests/test_step_logs.py tests/test_status.py tests/test_widget.py tests/test_layout.py -q -k "not on_docker"
+
+# The lint rules kept clean (pyproject.toml, [tool.ruff]).
+lint:
+	$(PYTHON) -m ruff check orchestrator tests benchmarks
 
 lab: setup
 	$(PYTHON) -m jupyter lab notebooks/

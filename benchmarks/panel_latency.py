@@ -33,23 +33,12 @@ os.environ["ZENML_CONFIG_PATH"] = str(WORKDIR / "zenml-config")
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
 os.environ["ZENML_LOGGING_COLORS_DISABLED"] = "true"
 
-REFERENCE_COMMANDS = [
-    "zenml init",
-    "zenml orchestrator flavor register orchestrator.my_docker_orchestrator.MyDockerOrchestratorFlavor",
-    "zenml orchestrator register my_docker_orchestrator -f my_docker",
-    "zenml stack register my_stack -o my_docker_orchestrator -a default",
-    "zenml stack set my_stack",
-]
-
-
 def set_up_project() -> Path:
+    from orchestrator.machine.stack import register_stack
+
     project = WORKDIR / "project"
     project.mkdir()
-    zenml = str(Path(sys.executable).with_name("zenml"))
-    for command in REFERENCE_COMMANDS:
-        args = command.split()
-        args[0] = zenml
-        subprocess.run(args, cwd=project, check=True, capture_output=True)
+    register_stack(project, echo=None)
     os.chdir(project)
     return project
 
@@ -96,8 +85,8 @@ def docker_event_times(stop: threading.Event, found: list) -> None:
 
 
 def measure_one(pipeline: str, project: Path) -> dict:
-    from orchestrator.run_watcher import NextRun, RunWatcher
-    from orchestrator.widget import RunPanel
+    from orchestrator.status.watcher import NextRun, RunWatcher
+    from orchestrator.status.widget import RunPanel
 
     model, panel = Timeline(), Timeline()
     raw_events: list = []
@@ -124,10 +113,10 @@ def measure_one(pipeline: str, project: Path) -> dict:
 
     attacher = threading.Thread(target=attach, daemon=True)
     attacher.start()
-    log = open(WORKDIR / f"{pipeline}.log", "a")
+    log = open(WORKDIR / f"{pipeline}.log", "a")  # noqa: SIM115 - the child process writes it
     started = time.time()
     subprocess.run([sys.executable, "-c",
-                    f"from orchestrator.examples import {pipeline}; {pipeline}()"],
+                    f"from orchestrator.teaching.examples import {pipeline}; {pipeline}()"],
                    cwd=project, stdout=log, stderr=subprocess.STDOUT, check=False)
     attacher.join(timeout=60)
     watcher = holder["watcher"]
@@ -141,15 +130,15 @@ def measure_one(pipeline: str, project: Path) -> dict:
             continue  # someone else's run on the same engine
         key = (labels["io.my-docker.step"], int(labels["io.my-docker.attempt"]), raw["Action"])
         at = raw["timeNano"] / 1e9
-        rows.append(dict(key=key, at=at, before_attach=at < holder["attached_at"],
-                         model=model.first_seen.get(key), panel=panel.first_seen.get(key)))
+        rows.append({"key": key, "at": at, "before_attach": at < holder["attached_at"],
+                     "model": model.first_seen.get(key), "panel": panel.first_seen.get(key)})
     first = min(rows, key=lambda r: r["at"]) if rows else None
     if first is not None:
         print(f"  first container event {first['key']}: run found after "
               f"{(holder['found_at'] - first['at']) * 1000:.0f} ms, watcher started after "
               f"{(holder['attached_at'] - first['at']) * 1000:.0f} ms, shown after "
               f"{((first['model'] or 0) - first['at']) * 1000:.0f} ms")
-    return dict(rows=rows, seconds=time.time() - started, status=watcher.status)
+    return {"rows": rows, "seconds": time.time() - started, "status": watcher.status}
 
 
 def describe(name: str, values: list) -> str:
@@ -164,7 +153,7 @@ def describe(name: str, values: list) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pipeline", default="demo_pipeline",
-                        help="a pipeline of orchestrator.examples")
+                        help="a pipeline of orchestrator.teaching.examples")
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
     all_rows = []

@@ -2,7 +2,7 @@
 
     python -m benchmarks.run_benchmarks [--repetitions N] [--quick]
 
-Both orchestrators run the same example pipelines (`orchestrator.examples`)
+Both orchestrators run the same example pipelines (`orchestrator.teaching.examples`)
 on the same machine, from the same pre-built step image, registered in one
 private ZENML_CONFIG_PATH and project folder. Repetitions are interleaved
 (my_docker, local_docker, then the other way round in the next repetition), so
@@ -207,8 +207,8 @@ class Session:
 
     def prepare(self) -> None:
         """Engine, parent image, private project with both stacks, one build each."""
-        from orchestrator.base_image import ensure_parent_image
-        from orchestrator.engine import ensure_engine
+        from orchestrator.machine.base_image import ensure_parent_image
+        from orchestrator.machine.engine import ensure_engine
 
         # This process too: base_image imports zenml, which must not touch the
         # user's own ZenML configuration.
@@ -255,8 +255,8 @@ class Session:
 
     def run_once(self, pipeline: str, stack: str, repetition: int) -> Dict[str, Any]:
         """One measured run, then removal of what local_docker leaves behind."""
-        from orchestrator.containers import find_containers
-        from orchestrator.engine import connect
+        from orchestrator.machine.engine import connect
+        from orchestrator.running.labels import find_containers
 
         options = ["--stack", stack, "--pipeline", pipeline,
                    "--build", self.builds[f"{pipeline}/{stack}"]["build_id"],
@@ -308,7 +308,7 @@ class Session:
 
     def cleanup(self) -> None:
         """Remove this session's containers, image tags and private ZenML state."""
-        from orchestrator.engine import connect
+        from orchestrator.machine.engine import connect
 
         try:  # local_docker's containers of a run that was interrupted
             client = connect()
@@ -416,7 +416,7 @@ def machine_info() -> Dict[str, Any]:
     try:
         from importlib.metadata import version
 
-        from orchestrator.engine import connect
+        from orchestrator.machine.engine import connect
 
         info["zenml"] = version("zenml")
         info["docker_engine"] = connect().version().get("Version")

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from orchestrator.status_zenml import epoch_seconds
+from orchestrator.status.records import epoch_seconds
 
 MY_STACK = "my_stack"
 BUILTIN_STACK = "builtin_stack"
@@ -118,7 +118,7 @@ def _settings(stack: str, parent_image: str, repository: str, label_value: str,
     from zenml.config import DockerSettings
 
     import orchestrator
-    from orchestrator.container_spec import PACKAGE_MOUNT_ROOT
+    from orchestrator.running.container_spec import PACKAGE_MOUNT_ROOT
 
     package_dir = Path(orchestrator.__file__).resolve().parent
 
@@ -146,7 +146,7 @@ def _settings(stack: str, parent_image: str, repository: str, label_value: str,
 
 
 def _pipeline(key: str):
-    from orchestrator import examples
+    from orchestrator.teaching import examples
 
     return getattr(examples, PIPELINES[key][0])
 
@@ -206,12 +206,12 @@ def timed_submissions(record: Dict[str, float]) -> Iterator[None]:
         return timed
 
     for cls, original in originals.items():
-        setattr(cls, "submit_pipeline", wrap(original))
+        cls.submit_pipeline = wrap(original)
     try:
         yield
     finally:
         for cls, original in originals.items():
-            setattr(cls, "submit_pipeline", original)
+            cls.submit_pipeline = original
 
 
 def run(stack: str, pipeline_key: str, build_id: str, parent_image: str, repository: str,
@@ -251,7 +251,7 @@ def run(stack: str, pipeline_key: str, build_id: str, parent_image: str, reposit
         })
     steps.sort(key=lambda s: (s["start"] is None, s["start"]))
     if stack == MY_STACK and max_parallelism is None:
-        from orchestrator.my_docker_orchestrator import default_parallelism
+        from orchestrator.running.settings import default_parallelism
 
         max_parallelism = default_parallelism()
     return {

@@ -1,18 +1,59 @@
 """my_docker: a ZenML orchestrator flavor that runs each step in its own Docker container.
 
-Modules, in the order data flows through them:
+The names a user needs, importable from here::
 
-- `my_docker_orchestrator`: the flavor, its settings and the orchestrator (ZenML glue)
-- `planning`: a compiled pipeline -> a run plan (checked before anything starts)
-- `dag`: which steps may start now; failures, retries, stops (pure logic)
-- `container_spec`: settings -> `docker create` arguments (pure logic)
-- `containers`: a step as a container (docker-py)
-- `runner`: the loop that runs the plan
-- `zenml_bridge`: statuses ZenML cannot see for itself, stop requests
-- `engine`, `base_image`: a Docker engine and a parent image, offline
-- `status`: a run's live step status, a pure model and reducer; `status_zenml` and
-  `run_watcher` feed it from ZenML and Docker; `status_text`, `status_cli` and
-  `widget` show it
+    from orchestrator import MyDockerOrchestratorSettings, live_panel, watch_run
+
+- settings: `MyDockerOrchestratorSettings` (``settings={"orchestrator": ...}``);
+- watching runs: `live_panel`, `watch_run` (notebook panel), `read_status`,
+  `follow_in_terminal` (text);
+- setting up: `register_stack` (the four reference commands);
+- errors: `MyDockerError` and its kinds.
+
+The package, by responsibility (see README.md's table):
+
+- `my_docker_orchestrator`: the flavor (ZenML's interface), glue only;
+- `running`: running a pipeline (planning, scheduler, containers, runner, reporting);
+- `status`: what a run's steps are doing (model, ZenML records, watcher, views);
+- `machine`: a Docker engine, the parent image, the registered stack;
+- `teaching`: notebook helpers, example pipelines, the demo.
+
+Names are imported on first use: ZenML imports this package inside every
+step container (to load the flavor), which must stay light.
 """
 
+from importlib import import_module
+from typing import Any
+
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "MyDockerOrchestratorSettings": "orchestrator.running.settings",
+    "MyDockerOrchestratorFlavor": "orchestrator.my_docker_orchestrator",
+    "live_panel": "orchestrator.status.widget",
+    "watch_run": "orchestrator.status.widget",
+    "read_status": "orchestrator.status.watcher",
+    "follow_in_terminal": "orchestrator.status.cli",
+    "register_stack": "orchestrator.machine.stack",
+    "MyDockerError": "orchestrator.errors",
+    "StepFailedError": "orchestrator.errors",
+    "RunStoppedError": "orchestrator.errors",
+    "InvalidSettingsError": "orchestrator.errors",
+    "ImageNotFoundError": "orchestrator.errors",
+    "DockerEngineUnavailableError": "orchestrator.errors",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+    value = getattr(import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_PUBLIC))

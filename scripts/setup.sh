@@ -23,10 +23,10 @@ step "Python packages (requirements.txt)"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check -r requirements.txt
 
 step "A Docker engine that answers"
-"$PYTHON" -m orchestrator.engine
+"$PYTHON" -m orchestrator.machine.engine
 
 step "The parent image for step containers (built offline if no registry answers)"
-"$PYTHON" -m orchestrator.base_image
+"$PYTHON" -m orchestrator.machine.base_image
 
 if $with_browser; then
   step "Headless Chromium for the browser test"

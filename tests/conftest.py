@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import leftovers
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="my-docker-tests-"))
 os.environ["ZENML_CONFIG_PATH"] = str(_SESSION_DIR / "zenml-config")
@@ -46,7 +48,7 @@ def zenml_cli(command: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def docker_client():
     """A client of the real engine (started if needed, as in `.ci/run`)."""
-    from orchestrator.engine import ensure_engine
+    from orchestrator.machine.engine import ensure_engine
 
     return ensure_engine()
 
@@ -54,7 +56,7 @@ def docker_client():
 @pytest.fixture(scope="session")
 def parent_image(docker_client):
     """The offline parent image, tagged with ZenML's default parent name."""
-    from orchestrator.base_image import ensure_parent_image
+    from orchestrator.machine.base_image import ensure_parent_image
 
     return ensure_parent_image(client=docker_client)
 
@@ -86,36 +88,31 @@ def session_run_ids():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _no_step_containers_left_behind():
-    """After the whole session, no container of this session's runs may remain.
+def _no_containers_left_behind():
+    """After the whole session, no container it created may remain on the engine.
 
-    Only this session's runs are checked (by their pipeline-run-id label), so
-    that another test session on the same engine is never disturbed.
+    Every container that was not on the engine when the session started counts,
+    labelled by the orchestrator or not (`tests/leftovers.py`, shared with the
+    notebook suite); they are reported, then removed. The session's folder goes
+    too.
     """
+    baseline = leftovers.take_baseline()
     yield
-    leftovers = []
-    if (_SESSION_DIR / "zenml-config").exists():
-        try:
-            from orchestrator.containers import find_containers
-            from orchestrator.engine import connect
-
-            client = connect()
-        except Exception:  # noqa: BLE001 - engine never started: nothing ran
-            client = None
-        if client is not None:
-            for run_id in session_run_ids():
-                leftovers += find_containers(client, pipeline_run_id=run_id)
-    names = [c.name for c in leftovers]
-    for container in leftovers:
-        container.remove(force=True)
-    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
-    assert not names, f"step containers left behind: {names}"
+    try:
+        owned = session_run_ids() if (_SESSION_DIR / "zenml-config").exists() else []
+    except Exception:  # noqa: BLE001 - no store was ever created: no run of ours
+        owned = []
+    try:
+        found = leftovers.remove_new_containers(baseline, owned_run_ids=owned)
+    finally:
+        shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+    assert not found, leftovers.report(found)
 
 
 @pytest.fixture
 def run_containers(docker_client):
     """Returns a function listing the containers of one pipeline run (by label)."""
-    from orchestrator.containers import find_containers
+    from orchestrator.running.labels import find_containers
 
     def _list(pipeline_run_id):
         return find_containers(docker_client, pipeline_run_id=str(pipeline_run_id))

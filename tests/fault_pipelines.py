@@ -5,7 +5,6 @@ that step containers import it from the code ZenML ships them, as they would
 a user's module.
 """
 
-import os
 import sys
 
 from zenml import pipeline, step
@@ -49,7 +48,7 @@ def python_path() -> str:
 @step
 def import_user_module() -> str:
     """Imports a module from a folder the user put on PYTHONPATH."""
-    import user_helpers  # noqa: F401 - lives in the mounted /user-lib
+    import user_helpers
 
     return user_helpers.GREETING
 

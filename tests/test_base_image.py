@@ -1,4 +1,4 @@
-"""Tests for `orchestrator.base_image`, against the real Docker engine.
+"""Tests for `orchestrator.machine.base_image`, against the real Docker engine.
 
 The first run on a machine builds the parent image (a few minutes with no
 registry: debootstrap, import, pip install); later runs find it by its labels
@@ -18,11 +18,11 @@ from typing import Iterator, List
 
 import docker
 import pytest
-
 import zenml
-from orchestrator import base_image
-from orchestrator.engine import ensure_engine
+
 from orchestrator.errors import BaseImageError
+from orchestrator.machine import base_image
+from orchestrator.machine.engine import ensure_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +91,7 @@ def test_second_call_is_a_fast_no_op(client: docker.DockerClient, parent: str) -
 
 def test_cli_prints_the_name(parent: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "orchestrator.base_image", "--print-name"],
+        [sys.executable, "-m", "orchestrator.machine.base_image", "--print-name"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -163,6 +163,7 @@ def test_debian_base_needs_the_hosts_python() -> None:
         base_image.check_debian_python("3.12")
 
 
+@pytest.mark.needs_root  # mount --bind
 def test_rootfs_removal_never_deletes_through_a_mount() -> None:
     """A failed debootstrap may leave host folders mounted inside the target."""
     with tempfile.TemporaryDirectory() as host_dir:

@@ -1,18 +1,20 @@
 """Settings -> `docker create` arguments: pure rules, no Docker needed."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from zenml.config import ResourceSettings
 
-from orchestrator.container_spec import (
-    ATTEMPT_LABEL,
-    STEP_LABEL,
+from orchestrator.errors import InvalidSettingsError
+from orchestrator.running.container_spec import (
     build_spec,
     container_name,
+    merge_environment,
     resource_limits,
     resource_request,
     validate_run_args,
 )
-from orchestrator.errors import InvalidSettingsError
+from orchestrator.running.labels import ATTEMPT_LABEL, STEP_LABEL
 
 
 def _spec(run_args=None, limits=None, user="1000:1000"):
@@ -144,9 +146,6 @@ def test_container_names_are_valid_and_unique_per_attempt():
 
 # -- container names: valid and unique for any step name ZenML accepts ---------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from orchestrator.container_spec import merge_environment  # noqa: E402
 
 _DOCKER_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
 

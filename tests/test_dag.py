@@ -1,4 +1,4 @@
-"""Tests for the pure scheduling state machine in `orchestrator.dag`.
+"""Tests for the pure scheduling state machine in `orchestrator.running.scheduler`.
 
 Hand-made DAGs pin down each rule; property-based tests drive random DAGs
 through a random simulated environment (successes, failures, retries, stops,
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.dag import (
+from orchestrator.running.scheduler import (
     DagScheduler,
     ExecutionMode,
     Outcome,

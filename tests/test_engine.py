@@ -1,4 +1,4 @@
-"""Tests for `orchestrator.engine`, against real Docker engines.
+"""Tests for `orchestrator.machine.engine`, against real Docker engines.
 
 The shared engine on /var/run/docker.sock is only used, never stopped: other
 people use it at the same time. Starting an engine is tested with a private
@@ -21,8 +21,8 @@ from typing import Iterator
 import docker
 import pytest
 
-from orchestrator import engine
 from orchestrator.errors import DockerEngineUnavailableError
+from orchestrator.machine import engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def _run_cli(env_changes: dict) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key != "DOCKER_HOST"}
     env.update(env_changes)
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator.engine"],
+        [sys.executable, "-m", "orchestrator.machine.engine"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -59,7 +59,7 @@ def test_connect_to_nothing_says_what_was_tried_and_what_to_do(monkeypatch: pyte
     message = str(caught.value)
     assert "unix:///tmp/nothing.sock" in message
     assert "DOCKER_HOST" in message
-    assert "python -m orchestrator.engine" in message
+    assert "python -m orchestrator.machine.engine" in message
     assert "Docker Desktop" in message and "systemctl start docker" in message
     # The docker-py error is kept as the cause, not shown as the message.
     assert isinstance(caught.value.__cause__, docker.errors.DockerException)
@@ -213,6 +213,7 @@ def _stop_private_daemon(layout: engine.DaemonLayout) -> None:
             subprocess.run(["umount", "--lazy", point], check=False)
 
 
+@pytest.mark.needs_root  # a network interface and a second dockerd
 def test_ensure_engine_starts_a_detached_daemon_despite_stale_pid_files(
     private_layout: engine.DaemonLayout,
 ) -> None:
@@ -242,6 +243,7 @@ def test_ensure_engine_starts_a_detached_daemon_despite_stale_pid_files(
     assert lines == []
 
 
+@pytest.mark.needs_root  # a network interface and a second dockerd
 def test_ensure_engine_reports_the_log_when_dockerd_cannot_start(
     private_layout: engine.DaemonLayout,
 ) -> None:

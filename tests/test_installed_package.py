@@ -7,11 +7,11 @@ so this only passes if the orchestrator brings its own code into each container.
 """
 
 import os
+import site
 import subprocess
 import sys
 import textwrap
 import venv
-from pathlib import Path
 
 from tests.conftest import REPO_ROOT, zenml_cli
 
@@ -50,6 +50,14 @@ def test_installed_package_runs_from_another_folder(project_dir, tmp_path):
          "--no-deps", "--no-build-isolation", str(REPO_ROOT)],
         check=True, capture_output=True, text=True,
     )
+    if sys.prefix != sys.base_prefix:
+        # The tests run in a venv themselves (scripts/as_unprivileged_user.sh):
+        # ZenML is in that venv, not in the system's site-packages that the
+        # new venv sees. Add that venv's site-packages after the new venv's
+        # own, once our package is installed there (a path in a .pth file:
+        # the editable install of this package in that venv stays inactive).
+        own_site = next(environment.glob("lib/python*/site-packages"))
+        (own_site / "outer-venv.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     user_project = tmp_path / "users_project"
     user_project.mkdir()
     (user_project / "run.py").write_text(USER_PIPELINE)

@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from orchestrator.notebook_support import (
+from orchestrator.teaching.notebooks import (
     SUMMARY_PREFIX,
     dag_levels,
     dag_svg,
@@ -96,7 +96,7 @@ def test_private_workspace_is_set_up_before_zenml_is_imported(notebook):
                     for alias in node.names]
         imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
         assert not any(name.split(".")[0] == "zenml" for name in imported), cell.source[:200]
-        assert "orchestrator.examples" not in imported, "orchestrator.examples imports zenml"
+        assert "orchestrator.teaching.examples" not in imported, "orchestrator.teaching.examples imports zenml"
 
 
 def test_step_cells_are_self_contained(notebook):
@@ -142,7 +142,7 @@ def test_no_absolute_paths(notebook):
 
 
 def test_reference_commands_appear_verbatim_in_the_first_notebook():
-    from orchestrator.notebook_support import REFERENCE_COMMANDS
+    from orchestrator.teaching.notebooks import REFERENCE_COMMANDS
 
     cells = [cell.source.strip() for cell in nbformat.read(NOTEBOOKS[0], as_version=4).cells]
     for command in ("zenml init", *REFERENCE_COMMANDS):
@@ -192,7 +192,7 @@ def test_zenml_command_refuses_other_programs():
 
 
 def test_workspace_refuses_when_zenml_was_imported_first(tmp_path):
-    code = ("import zenml\nfrom orchestrator.notebook_support import use_private_workspace\n"
+    code = ("import zenml\nfrom orchestrator.teaching.notebooks import use_private_workspace\n"
             f"use_private_workspace('x', root={str(tmp_path)!r})")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0
@@ -201,7 +201,7 @@ def test_workspace_refuses_when_zenml_was_imported_first(tmp_path):
 
 def test_workspace_is_private_and_idempotent(tmp_path):
     code = (
-        "import os\nfrom orchestrator.notebook_support import use_private_workspace\n"
+        "import os\nfrom orchestrator.teaching.notebooks import use_private_workspace\n"
         f"w = use_private_workspace('nb', root={str(tmp_path)!r})\n"
         "assert use_private_workspace('other') is w\n"
         "assert os.environ['ZENML_CONFIG_PATH'] == str(w.config_dir)\n"

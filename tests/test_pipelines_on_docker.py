@@ -11,14 +11,14 @@ from zenml.client import Client
 from zenml.config import DockerSettings
 from zenml.enums import ExecutionStatus
 
-from orchestrator.container_spec import PIPELINE_RUN_ID_LABEL, STEP_LABEL
 from orchestrator.errors import (
     DockerEngineUnavailableError,
     ImageNotFoundError,
     InvalidSettingsError,
     StepFailedError,
 )
-from orchestrator.examples import demo_pipeline, failing_pipeline, settings_pipeline
+from orchestrator.running.labels import PIPELINE_RUN_ID_LABEL, STEP_LABEL
+from orchestrator.teaching.examples import demo_pipeline, failing_pipeline, settings_pipeline
 
 KEEP = {"orchestrator": {"keep_containers": True}}
 
@@ -119,7 +119,7 @@ def test_missing_image_is_a_clear_error(project_dir):
 
 def test_missing_parent_image_is_a_clear_error(project_dir):
     docker = DockerSettings(parent_image="my-docker/no-such-parent:1")
-    with pytest.raises(ImageNotFoundError, match="python -m orchestrator.base_image"):
+    with pytest.raises(ImageNotFoundError, match="python -m orchestrator.machine.base_image"):
         settings_pipeline.with_options(settings={"docker": docker})()
 
 
@@ -128,12 +128,12 @@ def test_engine_down_is_a_clear_error(project_dir, monkeypatch):
     with pytest.raises(Exception) as raised:
         settings_pipeline()
     message = str(raised.value)
-    assert "python -m orchestrator.engine" in message, message
+    assert "python -m orchestrator.machine.engine" in message, message
     assert "Traceback" not in message
 
 
 def test_connect_error_type(monkeypatch):
-    from orchestrator.engine import connect
+    from orchestrator.machine.engine import connect
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/my-docker-no-engine.sock")
     with pytest.raises(DockerEngineUnavailableError):

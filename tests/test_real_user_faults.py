@@ -25,8 +25,7 @@ from zenml.config.retry_config import StepRetryConfig
 from zenml.enums import ExecutionStatus
 
 from orchestrator.errors import InvalidSettingsError, RunStoppedError, StepFailedError
-
-from tests.conftest import REFERENCE_COMMANDS
+from orchestrator.machine.stack import REFERENCE_COMMANDS
 
 PARENT_IMAGE = "my-docker/zenml-parent:0.98.0-py3.11"
 NO_BUILD = {"docker": DockerSettings(skip_build=True, parent_image=PARENT_IMAGE)}
@@ -176,7 +175,7 @@ def test_stop_while_a_step_waits_to_retry_ends_the_run_stopped(faults, run_conta
 FAILING_CLIENT = textwrap.dedent(
     """
     from zenml.config import DockerSettings
-    from orchestrator.examples import failing_pipeline
+    from orchestrator.teaching.examples import failing_pipeline
     failing_pipeline.with_options(settings={"docker": DockerSettings(
         skip_build=True, parent_image=%r)})()
     """ % PARENT_IMAGE
@@ -217,7 +216,7 @@ def _fresh_project(root: Path, config: Path, umask: int = 0o022) -> dict:
 def test_a_store_inside_the_project_folder_is_warned_about_once(tmp_path):
     project = tmp_path / "project"
     env = _fresh_project(project, project / ".zen-config")
-    client = "from orchestrator.examples import chain_pipeline; " \
+    client = "from orchestrator.teaching.examples import chain_pipeline; " \
              f"from zenml.config import DockerSettings; chain_pipeline.with_options(" \
              f"settings={{'docker': DockerSettings(skip_build=True, parent_image={PARENT_IMAGE!r})}})(length=2)"
     result = subprocess.run([sys.executable, "-c", client], cwd=project, env=env,
@@ -239,7 +238,7 @@ def test_any_uid_runs_steps_from_an_image_without_app(tmp_path):
         import os
         os.umask(0)
         from zenml.config import DockerSettings
-        from orchestrator.examples import settings_pipeline
+        from orchestrator.teaching.examples import settings_pipeline
         run = settings_pipeline.with_options(settings={{
             "docker": DockerSettings(skip_build=True, parent_image={PARENT_IMAGE!r}),
             "orchestrator": {{"run_args": {{"user": "4242:4242"}}}},
@@ -257,7 +256,7 @@ def test_any_uid_runs_steps_from_an_image_without_app(tmp_path):
 def _unlabelled_container_ids(docker_client):
     """What a build leaves behind: containers without our labels (step containers
     of runs going on elsewhere on the engine carry them)."""
-    from orchestrator.container_spec import MANAGED_BY_LABEL
+    from orchestrator.running.labels import MANAGED_BY_LABEL
 
     return {c.id for c in docker_client.containers.list(all=True, ignore_removed=True)
             if MANAGED_BY_LABEL not in c.labels}
@@ -272,6 +271,6 @@ def test_image_builds_leave_no_container_behind(project_dir, faults, docker_clie
 
     broken = DockerSettings(requirements=["this-package-does-not-exist-4242"],
                             environment={"CACHE_BUSTER": uuid.uuid4().hex})
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="this-package-does-not-exist-4242|returned a non-zero"):
         faults.two_step_pipeline.with_options(settings={"docker": broken})()
     assert _unlabelled_container_ids(docker_client) - before == set()

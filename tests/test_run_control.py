@@ -16,8 +16,8 @@ from zenml.config import ResourceSettings
 from zenml.config.retry_config import StepRetryConfig
 from zenml.enums import ExecutionMode, ExecutionStatus, StackComponentType
 
-from orchestrator.errors import RunStoppedError, StepFailedError
-from orchestrator.examples import (
+from orchestrator.errors import StepFailedError
+from orchestrator.teaching.examples import (
     failure_modes_pipeline,
     hog_memory_on_first_attempt,
     memory_retry_pipeline,
@@ -121,7 +121,7 @@ def test_resource_settings_become_container_limits(project_dir, run_containers):
 
 LONG_RUN = textwrap.dedent(
     """
-    from orchestrator.examples import long_pipeline
+    from orchestrator.teaching.examples import long_pipeline
     long_pipeline(seconds=120)
     """
 )

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.status import (
+from orchestrator.status.model import (
     ContainerEvent,
     LogLine,
     RunEnded,
@@ -37,7 +37,7 @@ from orchestrator.status import (
     pipeline_order,
     run_is_over,
 )
-from orchestrator.status_text import render_text
+from orchestrator.status.text import render_text
 
 DATA = Path(__file__).parent / "data"
 RUN_ID = "5e6e52c0-3a1f-4bbe-9ee1-ed2c78b7ca3d"
@@ -530,8 +530,8 @@ def in_background(target):
 
 def test_on_docker_a_watcher_sees_every_step_of_a_run_start_and_complete(project_dir,
                                                                    run_containers):
-    from orchestrator.examples import demo_pipeline
-    from orchestrator.run_watcher import NextRun, RunWatcher
+    from orchestrator.status.watcher import NextRun, RunWatcher
+    from orchestrator.teaching.examples import demo_pipeline
 
     changes = []
     finder = NextRun()
@@ -563,8 +563,8 @@ def test_on_docker_a_watcher_sees_every_step_of_a_run_start_and_complete(project
 
 def test_on_docker_a_watcher_of_a_failing_run_shows_failed_skipped_and_ends_itself(project_dir):
     from orchestrator.errors import StepFailedError
-    from orchestrator.examples import failing_pipeline
-    from orchestrator.status_cli import follow_in_terminal
+    from orchestrator.status.cli import follow_in_terminal
+    from orchestrator.teaching.examples import failing_pipeline
 
     printed = io.StringIO()
     thread, result = in_background(lambda: follow_in_terminal(
@@ -590,8 +590,8 @@ def test_on_docker_a_watcher_of_a_failing_run_shows_failed_skipped_and_ends_itse
 def test_on_docker_a_finished_run_is_read_from_zenml_without_its_containers(project_dir):
     import docker
 
-    from orchestrator.run_watcher import RunWatcher, read_status
-    from orchestrator.status_zenml import resolve_run
+    from orchestrator.status.records import resolve_run
+    from orchestrator.status.watcher import RunWatcher, read_status
 
     status = read_status("latest")
     assert status.ended and status.outcome in ("completed", "failed")

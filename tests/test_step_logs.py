@@ -1,6 +1,6 @@
 """Folding tracebacks in a step's live output: pure, no Docker needed."""
 
-from orchestrator.step_logs import TracebackFolder, log_file_name, meaningful_lines
+from orchestrator.running.step_logs import TracebackFolder, log_file_name, meaningful_lines
 
 PLAIN = """\
 Step `train` has started.

@@ -7,7 +7,7 @@ test_on_docker_* need the Docker engine and a ZenML store.
 
 import time
 
-from orchestrator.status import (
+from orchestrator.status.model import (
     ContainerEvent,
     LogLine,
     RunEnded,
@@ -18,7 +18,7 @@ from orchestrator.status import (
     apply,
     new_run_status,
 )
-from orchestrator.widget import (
+from orchestrator.status.widget import (
     WAITING_TITLE,
     LivePanel,
     RunPanel,
@@ -94,7 +94,7 @@ def test_log_lines_and_names_are_escaped_not_executed():
 
 
 def test_a_watcher_problem_is_shown_under_the_counts():
-    from orchestrator.status import WatcherProblem
+    from orchestrator.status.model import WatcherProblem
 
     status = apply(status_with(), WatcherProblem("Docker is not available", 1.0))
     assert "Docker is not available" in RunPanel(status).counts.value
@@ -151,7 +151,7 @@ def test_on_docker_a_with_block_that_starts_no_run_says_so(project_dir, capsys):
 
 
 def test_on_docker_live_panels_follow_a_run_as_widgets_and_as_text(project_dir, capsys):
-    from orchestrator.examples import demo_pipeline
+    from orchestrator.teaching.examples import demo_pipeline
 
     widget_panel = LivePanel(widgets=True, poll_seconds=0.5)
     seen_states = set()

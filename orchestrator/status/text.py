@@ -16,7 +16,7 @@ import time
 from datetime import datetime
 from typing import Dict, Optional, Sequence, TextIO, Tuple
 
-from orchestrator.status import RunStatus, StepPhase
+from orchestrator.status.model import RunStatus, StepPhase
 
 # The state column's ANSI colours, per phase.
 _ANSI = {

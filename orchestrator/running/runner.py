@@ -19,17 +19,17 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import Deque, Dict, List, Optional
 
 import docker
 
-from orchestrator.container_spec import ContainerSpec
-from orchestrator.containers import ContainerExit, StepContainer, find_containers
-from orchestrator.dag import DagScheduler, ExecutionMode, RetryPolicy, StepState
 from orchestrator.errors import MyDockerError, RunStoppedError, StepFailedError
-from orchestrator.step_logs import StepLogFile, TracebackFolder, meaningful_lines
+from orchestrator.running.containers import ContainerExit, StepContainer
+from orchestrator.running.labels import find_containers
+from orchestrator.running.plan import RunPlan
+from orchestrator.running.scheduler import DagScheduler, StepState
+from orchestrator.running.step_logs import StepLogFile, TracebackFolder, meaningful_lines
 
 # How often the loop wakes up with nothing to do, to look for stop requests.
 POLL_SECONDS = 0.5
@@ -78,21 +78,6 @@ class StepFailure:
         return text
 
 
-@dataclass
-class RunPlan:
-    """What to run: the DAG, how to make each step's container, and the policy."""
-
-    upstreams: Mapping[str, Sequence[str]]
-    spec_for: Callable[[str, int], ContainerSpec]
-    mode: ExecutionMode = ExecutionMode.CONTINUE_ON_FAILURE
-    max_parallelism: int = 4
-    retries: Mapping[str, RetryPolicy] = field(default_factory=dict)
-    grace_seconds: int = 10
-    keep_containers: bool = False
-    orchestrator_run_id: str = ""
-    log_dir: Optional[Path] = None
-
-
 class RunHooks:
     """How the runner reports to the outside world; every method is optional.
 
@@ -124,7 +109,7 @@ class RunHooks:
         """
         return None
 
-    def attempt_ended(self, step_name: str, attempt: int, exit: ContainerExit,
+    def attempt_ended(self, step_name: str, attempt: int, ended: ContainerExit,
                       state: StepState) -> None:
         """A container ended; `state` is the step's state in the scheduler after it."""
 
@@ -306,9 +291,9 @@ class DagRunner:
             container.follow_logs(on_line)
         finally:
             log_file.close()
-        exit = container.wait()
-        exit = replace(exit, last_lines=tuple(shown))
-        self._exits.put((container.step_name, container.attempt, exit, folder, log_file))
+        ended = container.wait()
+        ended = replace(ended, last_lines=tuple(shown))
+        self._exits.put((container.step_name, container.attempt, ended, folder, log_file))
 
     # -- reacting to exits -----------------------------------------------
     def _release_completed_steps(self) -> None:
@@ -328,7 +313,7 @@ class DagRunner:
                 self.scheduler.succeeded(step_name, time.monotonic())
                 self.hooks.log(f"[{step_name}] completed")
 
-    def _on_exit(self, step_name: str, attempt: int, exit: ContainerExit,
+    def _on_exit(self, step_name: str, attempt: int, ended: ContainerExit,
                  folder: TracebackFolder, log_file: StepLogFile) -> None:
         container = self._active.pop(step_name, None)
         if container is not None and not self.plan.keep_containers:
@@ -336,57 +321,57 @@ class DagRunner:
         now = time.monotonic()
         state = self.scheduler.state(step_name)
         if state == StepState.COMPLETED:
-            if not exit.succeeded:  # success was recorded; only the shutdown failed
-                self.hooks.log(f"[{step_name}] container exited with {exit.describe()} "
+            if not ended.succeeded:  # success was recorded; only the shutdown failed
+                self.hooks.log(f"[{step_name}] container exited with {ended.describe()} "
                                "after the step had completed")
             return
-        succeeded = self._succeeded(step_name, exit)
+        succeeded = self._succeeded(step_name, ended)
         if succeeded:
             self.scheduler.succeeded(step_name, now)
             self.hooks.log(f"[{step_name}] completed")
         elif state == StepState.STOPPING:
             self.scheduler.stopped(step_name, now)
-            self.hooks.log(f"[{step_name}] stopped ({exit.describe()})")
-        elif self.stop_reason is None and exit.error is None and self.hooks.stop_requested():
+            self.hooks.log(f"[{step_name}] stopped ({ended.describe()})")
+        elif self.stop_reason is None and ended.error is None and self.hooks.stop_requested():
             # Killed by a stop request from another process: not a failure.
             self._request_stop("stop requested for this run")
             self.scheduler.stopped(step_name, now, self.stop_reason)
-            self.hooks.log(f"[{step_name}] stopped ({exit.describe()})")
+            self.hooks.log(f"[{step_name}] stopped ({ended.describe()})")
         else:
-            if exit.succeeded:
-                exit = replace(exit, exit_code=-1, error=(
+            if ended.succeeded:
+                ended = replace(ended, exit_code=-1, error=(
                     "its container exited with code 0, but ZenML did not record the step "
                     "as completed (did the step call sys.exit() or os._exit()?)"))
-            failure = StepFailure(step_name, attempt, exit, exit.last_lines,
+            failure = StepFailure(step_name, attempt, ended, ended.last_lines,
                                   folder.exception,
                                   str(log_file.path) if log_file.path else None)
             self._on_failure(failure, now)
-        self.hooks.attempt_ended(step_name, attempt, exit, self.scheduler.state(step_name))
+        self.hooks.attempt_ended(step_name, attempt, ended, self.scheduler.state(step_name))
 
-    def _succeeded(self, step_name: str, exit: ContainerExit) -> bool:
+    def _succeeded(self, step_name: str, ended: ContainerExit) -> bool:
         """The step's own record, where there is one; else the exit code."""
-        if exit.error is not None:
+        if ended.error is not None:
             return False
         recorded = self.hooks.recorded_success(step_name)
         if recorded is None:
-            return exit.succeeded
-        if recorded and not exit.succeeded:
-            self.hooks.log(f"[{step_name}] container exited with {exit.describe()} "
+            return ended.succeeded
+        if recorded and not ended.succeeded:
+            self.hooks.log(f"[{step_name}] container exited with {ended.describe()} "
                            "after the step had completed")
         return recorded
 
     def _on_failure(self, failure: StepFailure, now: float) -> None:
-        step_name, exit = failure.step_name, failure.exit
-        outcome = self.scheduler.failed(step_name, now, exit.describe())
+        step_name, ended = failure.step_name, failure.exit
+        outcome = self.scheduler.failed(step_name, now, ended.describe())
         if outcome.retry_at is not None:
             delay = max(0.0, outcome.retry_at - now)
             self.hooks.log(
-                f"[{step_name}] attempt {failure.attempts} failed ({exit.describe()}); "
+                f"[{step_name}] attempt {failure.attempts} failed ({ended.describe()}); "
                 f"retrying in {delay:.0f}s"
             )
         else:
             self.failures.append(failure)
-            self.hooks.log(f"[{step_name}] FAILED: {exit.describe()}")
+            self.hooks.log(f"[{step_name}] FAILED: {ended.describe()}")
         for skipped in outcome.skipped:
             self.hooks.log(f"[{skipped}] skipped: {self.scheduler.reason(skipped)}")
         for other in outcome.to_stop:
@@ -455,9 +440,13 @@ class DagRunner:
             raise StepFailedError(message, self.failures)
         if self.stop_reason is not None:
             counts = self.scheduler.counts()
+            stopped = [s for s in self.scheduler.steps
+                       if self.scheduler.state(s) == StepState.STOPPED]
+            never_started = [s for s in stopped if self.scheduler.attempts(s) == 0]
             raise RunStoppedError(
                 f"The run was stopped ({self.stop_reason}): "
                 f"{counts.get(StepState.COMPLETED, 0)} step(s) completed, "
-                f"{counts.get(StepState.STOPPED, 0)} stopped."
+                f"{len(stopped) - len(never_started)} stopped while running, "
+                f"{len(never_started)} never started."
             )
         return self.scheduler

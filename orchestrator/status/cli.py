@@ -4,8 +4,8 @@
 command runs `main` through `orchestrator.status`'s ``__main__``) prints a
 run's status table once, or keeps it current until the run is over;
 `follow_in_terminal` does the same from Python (the demo uses it). This module
-only wires the pieces: `orchestrator.run_watcher` finds and follows the run,
-`orchestrator.status_text` prints it.
+only wires the pieces: `orchestrator.status.watcher` finds and follows the run,
+`orchestrator.status.text` prints it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import json
 import sys
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
-from orchestrator.run_watcher import read_status, watcher_for
-from orchestrator.status import RunStatus
-from orchestrator.status_text import TerminalPrinter, render_text
+from orchestrator.status.model import RunStatus
+from orchestrator.status.text import TerminalPrinter, render_text
+from orchestrator.status.watcher import read_status, watcher_for
 
 
 def follow_in_terminal(run: Optional[str] = None, stream: Optional[TextIO] = None, *,
@@ -115,8 +115,8 @@ def print_logs(run: str, stream: Optional[TextIO] = None) -> int:
     Raises:
         LookupError: no such run.
     """
-    from orchestrator.status_zenml import resolve_run
-    from orchestrator.step_logs import run_log_dir
+    from orchestrator.running.step_logs import run_log_dir
+    from orchestrator.status.records import resolve_run
 
     stream = stream or sys.stdout
     found = resolve_run(run)

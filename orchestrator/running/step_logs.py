@@ -17,6 +17,37 @@ import re
 from pathlib import Path
 from typing import List, Optional
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class LineSplitter:
+    """Turns a container's output, as chunks of bytes, into lines of text.
+
+    Docker's log stream cuts output anywhere, mid-line or mid-character;
+    `feed` returns the lines a chunk completes, `rest` whatever is left once
+    the stream ends. Lines are decoded as UTF-8 (bad bytes replaced), with
+    the trailing carriage return and colour codes removed.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> List[str]:
+        """The complete lines `chunk` ends."""
+        self._buffer += chunk
+        *complete, self._buffer = self._buffer.split(b"\n")
+        return [_text(raw) for raw in complete]
+
+    def rest(self) -> List[str]:
+        """The last, unterminated line (if any), once the stream has ended."""
+        rest, self._buffer = self._buffer, b""
+        return [_text(rest)] if rest else []
+
+
+def _text(raw: bytes) -> str:
+    return _ANSI_ESCAPE.sub("", raw.decode("utf-8", errors="replace")).rstrip("\r")
+
+
 _TRACEBACK_START = "Traceback (most recent call last):"
 _CHAIN_LINES = (
     "During handling of the above exception, another exception occurred:",
@@ -131,7 +162,7 @@ class StepLogFile:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self.path = folder / log_file_name(step_name, attempt)
-            self._file = open(self.path, "w", encoding="utf-8")
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - open while the step runs
         except OSError:
             self.path = None  # no log file is better than no run
 

@@ -3,14 +3,14 @@
 The panel is a view over the status model of `orchestrator.status`: one row
 per step in pipeline order with a coloured state badge, its container, timings,
 exit code and last log line; a progress bar with counts; the run's name and
-outcome. It updates from the background threads of `orchestrator.run_watcher`,
+outcome. It updates from the background threads of `orchestrator.status.watcher`,
 so the kernel is never blocked and the user writes no threads. (Widget changes
 made from a background thread reach the browser while a cell is still
 executing: the browser test checks this.)
 
 In a notebook, watch the run the next cell starts::
 
-    from orchestrator.widget import live_panel
+    from orchestrator.status.widget import live_panel
 
     with live_panel():
         my_pipeline()        # the panel appears above and updates live
@@ -23,7 +23,7 @@ The panel stops updating and releases its threads and Docker connection when
 the run is over, failed runs included. Outside a notebook kernel (a terminal,
 a script) the same calls print each step's change of state as a line and the
 final table; `repr(panel)` is always the plain-text table. For a live table in
-a terminal see `orchestrator.status_cli.follow_in_terminal`.
+a terminal see `orchestrator.status.cli.follow_in_terminal`.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, Optional
 
-from orchestrator.run_watcher import DockerEvents, NextRun, RunWatcher
-from orchestrator.status import SUMMARY_ORDER, RunStatus, StepPhase, StepStatus
-from orchestrator.status_text import TerminalPrinter, format_clock, format_duration, render_text
-from orchestrator.status_zenml import resolve_run
+from orchestrator.status.model import SUMMARY_ORDER, RunStatus, StepPhase, StepStatus
+from orchestrator.status.records import resolve_run
+from orchestrator.status.text import TerminalPrinter, format_clock, format_duration, render_text
+from orchestrator.status.watcher import DockerEvents, NextRun, RunWatcher
 
 # Badge colours: (background, text). Final states are saturated, waiting ones pale.
 BADGE_COLOURS: Dict[StepPhase, tuple] = {

@@ -21,14 +21,9 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.images import Image
 
-from orchestrator.container_spec import (
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
-    ORCHESTRATOR_RUN_ID_LABEL,
-    PIPELINE_RUN_ID_LABEL,
-    ContainerSpec,
-)
 from orchestrator.errors import ImageNotFoundError, InvalidSettingsError, MyDockerError
+from orchestrator.running.container_spec import ContainerSpec
+from orchestrator.running.step_logs import LineSplitter
 
 LOG_TAIL_LINES = 60
 
@@ -210,7 +205,7 @@ def _create(client: docker.DockerClient, spec: ContainerSpec, step_name: str,
     except ImageNotFound as error:
         raise ImageNotFoundError(
             f"Step '{step_name}': the image '{spec.image}' does not exist on "
-            "this Docker engine. Run `python -m orchestrator.base_image` or "
+            "this Docker engine. Run `python -m orchestrator.machine.base_image` or "
             "check the image in run_args/DockerSettings."
         ) from error
     except TypeError as error:
@@ -243,7 +238,7 @@ def require_parent_image(client: docker.DockerClient, image: str) -> None:
         raise ImageNotFoundError(
             f"The parent image '{image}' is not on this Docker engine and could "
             "not be pulled (no registry reachable?). Run `python -m "
-            "orchestrator.base_image` to build ZenML's default parent image "
+            "orchestrator.machine.base_image` to build ZenML's default parent image "
             "offline, or set DockerSettings(parent_image=...) to an image you "
             "have locally."
         ) from error
@@ -279,24 +274,20 @@ class StepContainer:
         return step_container
 
     def follow_logs(self, on_line: Callable[[str], None]) -> None:
-        """Stream the container's output line by line until it exits."""
-        buffer = b""
+        """Stream the container's output line by line until it exits (blank lines skipped)."""
+        lines = LineSplitter()
         try:
             for chunk in self.container.logs(stream=True, follow=True):
-                buffer += chunk
-                while b"\n" in buffer:
-                    raw, buffer = buffer.split(b"\n", 1)
-                    self._emit(raw, on_line)
+                self._emit(lines.feed(chunk), on_line)
         except (DockerException, OSError):
             pass  # the container was removed under us (stop/interrupt)
-        if buffer:
-            self._emit(buffer, on_line)
+        self._emit(lines.rest(), on_line)
 
-    def _emit(self, raw: bytes, on_line: Callable[[str], None]) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
-        if line.strip():
-            self.tail.append(line)
-            on_line(line)
+    def _emit(self, lines: List[str], on_line: Callable[[str], None]) -> None:
+        for line in lines:
+            if line.strip():
+                self.tail.append(line)
+                on_line(line)
 
     def wait(self) -> ContainerExit:
         """Block until the container exits and say how it ended."""
@@ -325,28 +316,6 @@ class StepContainer:
         except APIError as error:
             if "already in progress" not in str(error):
                 raise
-
-
-def run_filters(orchestrator_run_id: Optional[str] = None,
-                pipeline_run_id: Optional[str] = None) -> Dict[str, List[str]]:
-    """Docker label filters that select our containers (of one run, if given)."""
-    labels = [f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"]
-    if orchestrator_run_id:
-        labels.append(f"{ORCHESTRATOR_RUN_ID_LABEL}={orchestrator_run_id}")
-    if pipeline_run_id:
-        labels.append(f"{PIPELINE_RUN_ID_LABEL}={pipeline_run_id}")
-    return {"label": labels}
-
-
-def find_containers(client: docker.DockerClient, *, orchestrator_run_id: Optional[str] = None,
-                    pipeline_run_id: Optional[str] = None) -> List[Container]:
-    """All our containers (running or exited), optionally of one run."""
-    # ignore_removed: a container removed between docker-py's list and its
-    # inspect of each entry (a run cleaning up) is not an error.
-    return client.containers.list(
-        all=True, filters=run_filters(orchestrator_run_id, pipeline_run_id),
-        ignore_removed=True,
-    )
 
 
 def stop_containers(containers: List[Container], *, graceful: bool, grace_seconds: int) -> None:

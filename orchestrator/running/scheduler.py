@@ -27,6 +27,7 @@ from enum import Enum
 from orchestrator.errors import MyDockerError
 
 __all__ = [
+    "topological_order",
     "DagScheduler",
     "ExecutionMode",
     "Outcome",
@@ -54,6 +55,11 @@ class ExecutionMode(str, Enum):
     FAIL_FAST = "fail_fast"
     STOP_ON_FAILURE = "stop_on_failure"
     CONTINUE_ON_FAILURE = "continue_on_failure"
+
+    @property
+    def starts_nothing_after_failure(self) -> bool:
+        """Whether a step's final failure keeps every not-started step from starting."""
+        return self is not ExecutionMode.CONTINUE_ON_FAILURE
 
 
 class StepState(str, Enum):
@@ -117,6 +123,10 @@ class RetryPolicy:
                 raise SchedulerError(
                     f"retry {name} must be a finite number >= 0, got {value!r}."
                 )
+
+    def retries_after(self, attempts: int) -> bool:
+        """Whether a step that failed its attempt number `attempts` gets another one."""
+        return attempts <= self.max_retries
 
     def delay_before_retry(self, retry_number: int) -> float:
         """Seconds to wait before retry number `retry_number` (1-based)."""
@@ -301,7 +311,7 @@ class DagScheduler:
 
     def counts(self) -> dict[StepState, int]:
         """How many steps are in each state (every state present, maybe 0)."""
-        result = {state: 0 for state in StepState}
+        result = dict.fromkeys(StepState, 0)
         for record in self._records.values():
             result[record.state] += 1
         return result
@@ -404,7 +414,7 @@ class DagScheduler:
 
     def _apply_failure(self, step: str) -> Outcome:
         """Apply the execution mode to the other steps after `step` finally failed."""
-        if self.mode is ExecutionMode.CONTINUE_ON_FAILURE:
+        if not self.mode.starts_nothing_after_failure:
             skipped = self._skip_pending_downstream(step, f"upstream step {step!r} failed")
             return Outcome(skipped=skipped)
         if self._halted_by is None:
@@ -489,7 +499,7 @@ class DagScheduler:
         """Whether another attempt is allowed and could still be started."""
         if self._stop_reason is not None or self._halted_by is not None:
             return False
-        return self._records[step].attempts <= self._policy(step).max_retries
+        return self._policy(step).retries_after(self._records[step].attempts)
 
     def _policy(self, step: str) -> RetryPolicy:
         """The retry policy of `step`; no retries unless configured."""
@@ -559,6 +569,15 @@ def _build_graph(upstreams: Mapping[str, Iterable[str]]) -> _Graph:
     )
     graph.order = _stable_topological_order(graph)
     return graph
+
+
+def topological_order(upstreams: Mapping[str, Iterable[str]]) -> list[str]:
+    """Upstream steps before their downstream steps, otherwise in the given order.
+
+    Raises:
+        SchedulerError: the graph has a cycle or names unknown upstream steps.
+    """
+    return list(_build_graph(upstreams).order)
 
 
 def _stable_topological_order(graph: _Graph) -> list[str]:

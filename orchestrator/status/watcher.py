@@ -19,19 +19,19 @@ from __future__ import annotations
 import collections
 import logging
 import queue
-import re
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from orchestrator.container_spec import (
-    ATTEMPT_LABEL,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
-    PIPELINE_RUN_ID_LABEL,
-    STEP_LABEL,
+from orchestrator.running.labels import (
+    attempt_of,
+    container_events,
+    find_containers,
+    pipeline_run_of,
+    step_of,
 )
-from orchestrator.status import (
+from orchestrator.running.step_logs import LineSplitter
+from orchestrator.status.model import (
     CREATED,
     EXITED,
     RUNNING,
@@ -43,10 +43,16 @@ from orchestrator.status import (
     WatcherProblem,
     apply,
     events_from_container,
-    int_or,
     run_is_over,
 )
-from orchestrator.status_zenml import known_run_ids, read_zenml_facts, resolve_run, status_for_run
+from orchestrator.status.records import (
+    get_run,
+    known_run_ids,
+    read_zenml_facts,
+    resolve_run,
+    runs_not_in,
+    status_for_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +73,9 @@ class DockerEvents:
 
     def __init__(self, client: Any, run_id: Optional[str] = None, *, keep: int = 2000,
                  close_client: bool = False) -> None:
-        labels = [f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"]
-        if run_id:
-            labels.append(f"{PIPELINE_RUN_ID_LABEL}={run_id}")
         self._client = client
         self._close_client = close_client
-        self._stream = client.events(decode=True,
-                                     filters={"type": "container", "label": labels})
+        self._stream = container_events(client, run_id)
         self._kept: "collections.deque" = collections.deque(maxlen=keep)
         self._subscribers: List[Tuple[Optional[str], Callable[[Dict[str, Any]], None]]] = []
         self._lock = threading.Lock()
@@ -99,7 +101,7 @@ class DockerEvents:
                         if run_id is None or _run_of(raw) == run_id:
                             try:
                                 callback(raw)
-                            except Exception:  # noqa: BLE001 - one bad subscriber only
+                            except Exception:
                                 logger.exception("a Docker event subscriber failed")
         except Exception as error:  # noqa: BLE001 - closed, or the engine went away
             self.problem = str(error)
@@ -121,7 +123,7 @@ class DockerEvents:
 
 
 def _run_of(raw: Mapping[str, Any]) -> Optional[str]:
-    return ((raw.get("Actor") or {}).get("Attributes") or {}).get(PIPELINE_RUN_ID_LABEL)
+    return pipeline_run_of((raw.get("Actor") or {}).get("Attributes") or {})
 
 
 # --------------------------------------------------------------------------
@@ -149,7 +151,7 @@ class NextRun:
         self.events: Optional[DockerEvents] = None
         if listen_to_docker:
             try:
-                from orchestrator.engine import connect
+                from orchestrator.machine.engine import connect
 
                 self.events = DockerEvents(connect(timeout=5), close_client=True)
                 self.events.subscribe(self._on_event)
@@ -175,8 +177,6 @@ class NextRun:
     def _from_docker(self) -> Optional[Any]:
         from uuid import UUID
 
-        from zenml.client import Client
-
         while True:
             try:
                 run_id = self._candidates.get_nowait()
@@ -185,7 +185,7 @@ class NextRun:
             if run_id in self._not_ours:
                 continue
             try:
-                run = Client().get_pipeline_run(UUID(run_id))
+                run = get_run(UUID(run_id), hydrate=True)
             except (KeyError, ValueError):
                 self._not_ours.add(run_id)  # another store's run on the same engine
                 continue
@@ -195,17 +195,11 @@ class NextRun:
 
     def find(self) -> Optional[Any]:
         """The oldest run not known at creation, or None yet."""
-        from zenml.client import Client
-
         run = self._from_docker()
         if run is not None:
             return run
-        newer = [run for run in Client().list_pipeline_runs(sort_by="desc:created",
-                                                           size=20).items
-                 if run.id not in self._known]
-        if not newer:
-            return None
-        return Client().get_pipeline_run(newer[-1].id)
+        newer = runs_not_in(self._known)
+        return get_run(newer[-1].id, hydrate=True) if newer else None
 
     def wait(self, timeout: Optional[float] = None, poll_seconds: float = 0.5,
              cancel: Optional[threading.Event] = None) -> Optional[Any]:
@@ -367,7 +361,7 @@ class RunWatcher:
         for listener in listeners:
             try:
                 listener(status)
-            except Exception:  # noqa: BLE001 - a broken view must not stop the watcher
+            except Exception:
                 logger.exception("a run status listener failed")
 
     def _remember(self, kind: str, data: Any) -> None:
@@ -384,7 +378,7 @@ class RunWatcher:
     def _connect_docker(self, events: bool = True) -> None:
         try:
             if self._client is None:
-                from orchestrator.engine import connect
+                from orchestrator.machine.engine import connect
 
                 self._client = connect(timeout=5)
             else:
@@ -415,10 +409,7 @@ class RunWatcher:
         if self._client is None:
             return
         listed_at = time.time()
-        containers = self._client.containers.list(
-            all=True, ignore_removed=True,
-            filters={"label": [f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}",
-                               f"{PIPELINE_RUN_ID_LABEL}={self.run_id}"]})
+        containers = find_containers(self._client, pipeline_run_id=self.run_id)
         seen = set()
         for container in containers:
             seen.add(container.id[:12])
@@ -426,8 +417,7 @@ class RunWatcher:
                 self._feed_recorded("container_event", vars(event), event)
             if container.status == "running" and self.follow_logs:
                 labels = container.labels
-                self._follow_log(container.id[:12], labels.get(STEP_LABEL, ""),
-                                 int_or(labels.get(ATTEMPT_LABEL), 1))
+                self._follow_log(container.id[:12], step_of(labels) or "", attempt_of(labels))
         for step in self.status.steps:
             if (step.container_id and step.container_id not in seen
                     and step.container_state in (CREATED, RUNNING, EXITED)
@@ -452,18 +442,16 @@ class RunWatcher:
         if self._stop.is_set():
             _close(stream)
             return
-        buffer = b""
+        lines = LineSplitter()
         try:
             for chunk in stream:
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                text = _last_text_line(lines)
+                text = _last_text_line(lines.feed(chunk))
                 if text:
                     event = LogLine(step, attempt, text, time.time())
                     self._feed_recorded("log", vars(event), event)
         except Exception:  # noqa: BLE001 - the container was removed, or we closed it
             pass
-        text = _last_text_line([buffer])
+        text = _last_text_line(lines.rest())
         if text and not self._stop.is_set():
             self.feed(LogLine(step, attempt, text, time.time()))
 
@@ -554,14 +542,10 @@ def _close(stream: Any) -> None:
         pass
 
 
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def _last_text_line(lines: Sequence[bytes]) -> str:
-    for raw in reversed(lines):
-        text = _ANSI_ESCAPE.sub("", raw.decode("utf-8", errors="replace")).strip()
-        if text:
-            return text
+def _last_text_line(lines: Sequence[str]) -> str:
+    for line in reversed(lines):
+        if line.strip():
+            return line.strip()
     return ""
 
 

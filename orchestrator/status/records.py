@@ -1,12 +1,16 @@
-"""What ZenML's store says about a run, turned into the status model's terms.
+"""Every read of ZenML's records of pipeline runs, and their translation to the status model.
 
 ZenML knows a run's steps and their dependencies (its snapshot), cached steps,
-final statuses and the timings of steps whose containers are long gone.
-`status_for_run` builds a run's initial `RunStatus` from its snapshot,
-`read_zenml_facts` reads its records as a `ZenmlFacts` event for the reducer,
-`resolve_run` finds the run a user names, `known_run_ids` lists the newest
-runs. Every call to ZenML's client lives here; `zenml` is imported inside the
-functions so the model and the views load without it.
+final statuses and the timings of steps whose containers are long gone. This
+module is the one place that asks: the runner (is a stop requested? did the
+step record its success?), the status views and `fetch_status` all read
+through it. Lists are read page by page, so nothing is silently cut at a page
+size. `zenml` is imported inside the functions so the model and the views
+load without it.
+
+- `get_run`, `run_status`, `resolve_run`, `known_run_ids`, `runs_not_in`: runs;
+- `step_runs_of`, `latest_step_run`: a run's step runs (every attempt);
+- `status_for_run`, `read_zenml_facts`, `zenml_facts_from`: the status model's terms.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
-from orchestrator.status import RunStatus, ZenmlFacts, ZenmlStepFact, new_run_status
+from orchestrator.status.model import RunStatus, ZenmlFacts, ZenmlStepFact, new_run_status
 
 
 def epoch_seconds(moment: Optional[datetime]) -> Optional[float]:
@@ -59,6 +63,33 @@ def zenml_facts_from(run: Any, step_runs: Iterable[Any], now: float) -> ZenmlFac
 PAGE_SIZE = 500
 
 
+def get_run(run_id: Any, hydrate: bool = False) -> Any:
+    """A pipeline run by id (a ZenML response model; hydrated: with its snapshot).
+
+    Raises:
+        KeyError: no such run in this store.
+    """
+    from zenml.client import Client
+
+    return Client().get_pipeline_run(run_id, hydrate=hydrate)
+
+
+def run_status(run_id: Any) -> Any:
+    """A run's current `ExecutionStatus`."""
+    from zenml.enums import ExecutionStatus
+
+    return ExecutionStatus(get_run(run_id).status)
+
+
+def runs_not_in(known: Iterable[Any], limit: int = 20) -> List[Any]:
+    """The newest runs (at most `limit`) whose ids are not in `known`, newest first."""
+    from zenml.client import Client
+
+    known = set(known)
+    return [run for run in Client().list_pipeline_runs(sort_by="desc:created", size=limit).items
+            if run.id not in known]
+
+
 def step_runs_of(run_id: Any) -> List[Any]:
     """Every step run of a pipeline run, all pages read (no silent cap)."""
     from zenml.client import Client
@@ -82,9 +113,8 @@ def latest_step_run(run_id: Any, step_name: str) -> Optional[Any]:
 
 def read_zenml_facts(run_id: str) -> ZenmlFacts:
     """One reading of ZenML's records of a run."""
-    from zenml.client import Client
 
-    run = Client().get_pipeline_run(run_id, hydrate=False)
+    run = get_run(run_id)
     return zenml_facts_from(run, step_runs_of(run_id), time.time())
 
 

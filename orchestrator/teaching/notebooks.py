@@ -20,23 +20,20 @@ import html
 import inspect
 import json
 import os
-import shlex
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-# The reference registration commands, exactly as a user types them.
-REFERENCE_COMMANDS = (
-    "zenml orchestrator flavor register orchestrator.my_docker_orchestrator.MyDockerOrchestratorFlavor",
-    "zenml orchestrator register my_docker_orchestrator -f my_docker",
-    "zenml stack register my_stack -o my_docker_orchestrator -a default",
-    "zenml stack set my_stack",
-)
-STACK_NAME = "my_stack"
-ORCHESTRATOR_NAME = "my_docker_orchestrator"
-FLAVOR_NAME = "my_docker"
+from orchestrator.machine.stack import REFERENCE_COMMANDS, run_zenml
+from orchestrator.machine.stack import register_stack as register_stack_in
+
+__all__ = [
+    "REFERENCE_COMMANDS", "Workspace", "use_private_workspace", "zenml_command",
+    "register_stack", "show_source", "dag_svg", "timeline_svg", "show_svg",
+    "step_times", "max_overlap", "emit_summary", "read_summary",
+]
 
 # Tests find a notebook's results by this prefix in the executed notebook's output.
 SUMMARY_PREFIX = "NOTEBOOK_SUMMARY "
@@ -134,10 +131,11 @@ def use_private_workspace(name: str, root: Optional[str] = None) -> Workspace:
 
 def zenml_command(command: str, echo: Callable[[str], None] = print,
                   exist_ok: bool = False) -> Any:
-    """Run one ``zenml ...`` command line inside this process.
+    """Run one ``zenml ...`` command line inside this process, showing it.
 
-    It is the same command line interface a terminal runs, called in-process:
-    a new ``zenml`` process costs several seconds just to import ZenML.
+    It is the same command line interface a terminal runs, called in-process
+    (`orchestrator.machine.stack.run_zenml`): a new ``zenml`` process costs
+    several seconds just to import ZenML.
 
     Args:
         command: the command line, starting with ``zenml``.
@@ -150,95 +148,35 @@ def zenml_command(command: str, echo: Callable[[str], None] = print,
         Exception: whatever the command raised (ZenML's own error).
     """
     import click
-    import rich
-    from zenml.cli.cli import cli
-    from zenml.console import console
     from zenml.exceptions import EntityExistsError
 
-    words = shlex.split(command)
-    if not words or words[0] != "zenml":
-        raise ValueError(f"not a zenml command line: {command!r}")
     echo(f"$ {command}")
     sys.stdout.flush()
-    # In a notebook, rich would render spinners as widgets; plain text reads
-    # like the terminal and keeps the output in order.
-    consoles = {id(c): c for c in (console, rich.get_console())}.values()
-    previous = [(c, c.is_jupyter) for c in consoles]
-    for c in consoles:
-        c.is_jupyter = False
     try:
-        return cli.main(words[1:], prog_name="zenml", standalone_mode=False)
+        return run_zenml(command, in_process=True)
     except (EntityExistsError, click.ClickException) as error:
         if not (exist_ok and (isinstance(error, EntityExistsError)
                               or "already exists" in str(error))):
             raise
         echo("  (already registered)")
         return None
-    finally:
-        for c, was_jupyter in previous:
-            c.is_jupyter = was_jupyter
-        sys.stdout.flush()
-
-
-def _flavor_registered() -> bool:
-    from zenml.client import Client
-    from zenml.enums import StackComponentType
-
-    try:
-        Client().get_flavor_by_name_and_type(FLAVOR_NAME, StackComponentType.ORCHESTRATOR)
-    except KeyError:
-        return False
-    return True
-
-
-def _component_registered() -> bool:
-    from zenml.client import Client
-    from zenml.enums import StackComponentType
-
-    found = Client().list_stack_components(
-        name=ORCHESTRATOR_NAME, type=StackComponentType.ORCHESTRATOR
-    )
-    return found.total > 0
-
-
-def _stack_registered() -> bool:
-    from zenml.client import Client
-
-    return Client().list_stacks(name=STACK_NAME).total > 0
-
-
-def _stack_active() -> bool:
-    from zenml.client import Client
-
-    return Client().active_stack_model.name == STACK_NAME
 
 
 def register_stack(workspace: Optional[Workspace] = None,
                    echo: Callable[[str], None] = print) -> None:
-    """``zenml init`` and the four reference commands, skipping those already done.
+    """``zenml init`` and the four reference commands in the workspace's project.
 
     Safe to run again: a command whose effect is already there is skipped
     (and says so), so re-running a notebook cell never fails on "already
-    exists".
+    exists". See `orchestrator.machine.stack.register_stack`.
+
+    Raises:
+        RuntimeError: no workspace yet, or the registration failed.
     """
     workspace = workspace or _current
     if workspace is None:
         raise RuntimeError("call use_private_workspace() first.")
-    os.chdir(workspace.project_dir)
-    if (workspace.project_dir / ".zen").exists():
-        echo("$ zenml init   (already done)")
-    else:
-        zenml_command("zenml init", echo)
-    checks = (_flavor_registered, _component_registered, _stack_registered, _stack_active)
-    for command, done in zip(REFERENCE_COMMANDS, checks):
-        if done():
-            echo(f"$ {command}   (already done)")
-        else:
-            zenml_command(command, echo)
-    from zenml.client import Client
-
-    if Client().active_stack_model.name != STACK_NAME:
-        raise RuntimeError(f"the active stack is not {STACK_NAME!r} after registration.")
+    register_stack_in(workspace.project_dir, echo=echo, in_process=True)
 
 
 # --------------------------------------------------------------------------
@@ -298,7 +236,7 @@ STATE_COLOURS = {
 
 def dag_levels(upstreams: Mapping[str, Iterable[str]]) -> Dict[str, int]:
     """Each step's depth (0 for sources), from the package's own scheduler."""
-    from orchestrator.dag import DagScheduler
+    from orchestrator.running.scheduler import DagScheduler
 
     layers = DagScheduler(upstreams, max_parallelism=1).levels()
     return {step: depth for depth, layer in enumerate(layers) for step in layer}

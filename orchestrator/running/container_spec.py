@@ -18,20 +18,7 @@ from docker.models.containers import RUN_CREATE_KWARGS, RUN_HOST_CONFIG_KWARGS
 from docker.types import DeviceRequest
 
 from orchestrator.errors import InvalidSettingsError
-
-LABEL_PREFIX = "io.my-docker"
-MANAGED_BY_LABEL = f"{LABEL_PREFIX}.managed-by"
-MANAGED_BY_VALUE = "my_docker"
-ORCHESTRATOR_RUN_ID_LABEL = f"{LABEL_PREFIX}.orchestrator-run-id"
-PIPELINE_RUN_ID_LABEL = f"{LABEL_PREFIX}.pipeline-run-id"
-PIPELINE_LABEL = f"{LABEL_PREFIX}.pipeline"
-RUN_NAME_LABEL = f"{LABEL_PREFIX}.run-name"
-STEP_LABEL = f"{LABEL_PREFIX}.step"
-ATTEMPT_LABEL = f"{LABEL_PREFIX}.attempt"
-# Which process on which machine runs the loop that owns the container: lets
-# anyone tell a run in progress from one whose client died.
-CLIENT_HOST_LABEL = f"{LABEL_PREFIX}.client-host"
-CLIENT_PID_LABEL = f"{LABEL_PREFIX}.client-pid"
+from orchestrator.running.labels import step_labels
 
 # The attempt number, as an environment variable inside the step container.
 ATTEMPT_ENV = "MY_DOCKER_STEP_ATTEMPT"
@@ -397,8 +384,7 @@ def build_spec(
     )
     all_labels = {str(k): str(v) for k, v in (extra.pop("labels", None) or {}).items()}
     all_labels.update(labels)
-    all_labels[STEP_LABEL] = step_name
-    all_labels[ATTEMPT_LABEL] = str(attempt)
+    all_labels.update(step_labels(step_name, attempt))
     volumes = _volumes_as_dict(extra.pop("volumes", None))
     volumes.update(mounts)
     image = extra.pop("image", image)

@@ -1,6 +1,6 @@
 """Small pipelines that show what the orchestrator does, each in a few lines.
 
-They are used by the demo (`python -m orchestrator.demo`), the integration tests
+They are used by the demo (`python -m orchestrator.teaching.demo`), the integration tests
 and the benchmarks, so they stay tiny and deterministic: the interesting part
 is how their steps are run, not what they compute.
 """

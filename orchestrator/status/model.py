@@ -23,11 +23,11 @@ replay events recorded from real runs:
   the sources answer does not matter; `run_is_over` says when nothing more
   will happen.
 
-Around it: `orchestrator.status_zenml` reads ZenML's records of a run,
-`orchestrator.run_watcher` follows a run live and feeds the reducer,
-`orchestrator.status_text` draws a status as text and `orchestrator.widget` as
+Around it: `orchestrator.status.records` reads ZenML's records of a run,
+`orchestrator.status.watcher` follows a run live and feeds the reducer,
+`orchestrator.status.text` draws a status as text and `orchestrator.status.widget` as
 a notebook panel. ``python -m orchestrator.status [RUN|latest] [--follow]
-[--next]`` runs the terminal command of `orchestrator.status_cli`, so the
+[--next]`` runs the terminal command of `orchestrator.status.cli`, so the
 command users know keeps its short name.
 """
 
@@ -40,7 +40,13 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from orchestrator.container_spec import ATTEMPT_LABEL, PIPELINE_RUN_ID_LABEL, STEP_LABEL
+from orchestrator.running.labels import attempt_of, pipeline_run_of, step_of
+from orchestrator.running.scheduler import (
+    ExecutionMode,
+    RetryPolicy,
+    SchedulerError,
+    topological_order,
+)
 
 # Longest last log line kept per step: enough for a table cell, small in memory.
 MAX_LINE_CHARS = 240
@@ -187,11 +193,15 @@ class RunStatus:
     run_name: str = ""
     pipeline_name: str = ""
     steps: Tuple[StepStatus, ...] = ()
-    execution_mode: str = "continue_on_failure"
+    execution_mode: ExecutionMode = ExecutionMode.CONTINUE_ON_FAILURE
     zenml_status: str = "initializing"
     ended: bool = False  # the run is over and the watcher has stopped
     error: Optional[str] = None  # a problem of the watcher, shown to the user
     updated_at: float = 0.0  # time of the latest fact
+
+    def __post_init__(self) -> None:
+        # Recorded runs and ZenML give the mode as text; the rules need the enum.
+        object.__setattr__(self, "execution_mode", ExecutionMode(self.execution_mode))
 
     def step(self, name: str) -> StepStatus:
         for step in self.steps:
@@ -270,7 +280,7 @@ class ContainerEvent:
             return None  # attach, resize, exec_*, health_status: ...
         actor = raw.get("Actor") or {}
         labels = actor.get("Attributes") or {}
-        step = labels.get(STEP_LABEL)
+        step = step_of(labels)
         if not step:
             return None
         if "timeNano" in raw:
@@ -281,11 +291,11 @@ class ContainerEvent:
         return cls(
             action=action,
             step=step,
-            attempt=int_or(labels.get(ATTEMPT_LABEL), 1),
+            attempt=attempt_of(labels),
             container_id=str(actor.get("ID") or raw.get("id") or "")[:12],
             time=when,
             exit_code=None if exit_code is None else int_or(exit_code, -1),
-            run_id=labels.get(PIPELINE_RUN_ID_LABEL),
+            run_id=pipeline_run_of(labels),
         )
 
 
@@ -297,16 +307,16 @@ def events_from_container(attrs: Mapping[str, Any]) -> List[ContainerEvent]:
     stream dropped something. `kill` cannot be told from inspect data.
     """
     labels = (attrs.get("Config") or {}).get("Labels") or {}
-    step = labels.get(STEP_LABEL)
+    step = step_of(labels)
     if not step:
         return []
     state = attrs.get("State") or {}
-    common = dict(
-        step=step,
-        attempt=int_or(labels.get(ATTEMPT_LABEL), 1),
-        container_id=str(attrs.get("Id", ""))[:12],
-        run_id=labels.get(PIPELINE_RUN_ID_LABEL),
-    )
+    common = {
+        "step": step,
+        "attempt": attempt_of(labels),
+        "container_id": str(attrs.get("Id", ""))[:12],
+        "run_id": pipeline_run_of(labels),
+    }
     created = parse_docker_time(attrs.get("Created"))
     started = parse_docker_time(state.get("StartedAt"))
     finished = parse_docker_time(state.get("FinishedAt"))
@@ -410,20 +420,15 @@ def pipeline_order(upstreams: Mapping[str, Sequence[str]]) -> List[str]:
     """Steps in an order where upstream steps come first, else as declared.
 
     ZenML's snapshot lists steps in the order the pipeline function called
-    them, which is what a reader expects; this only moves a step after its
-    upstream steps when the declaration order does not already do so.
+    them, which is what a reader expects; the scheduler's own order only
+    moves a step after its upstream steps when the declaration does not.
+    Upstream steps the mapping does not list are ignored.
     """
-    placed: List[str] = []
-    remaining = list(upstreams)
-    while remaining:
-        for name in remaining:
-            if all(up in placed or up not in upstreams for up in upstreams[name]):
-                break
-        else:  # a cycle (ZenML never makes one): keep the declared order
-            name = remaining[0]
-        placed.append(name)
-        remaining.remove(name)
-    return placed
+    known = {name: [up for up in ups if up in upstreams] for name, ups in upstreams.items()}
+    try:
+        return topological_order(known)
+    except SchedulerError:  # a cycle (ZenML never makes one): keep the declared order
+        return list(upstreams)
 
 
 def new_run_status(
@@ -432,7 +437,7 @@ def new_run_status(
     *,
     run_name: str = "",
     pipeline_name: str = "",
-    execution_mode: str = "continue_on_failure",
+    execution_mode: Union[ExecutionMode, str] = ExecutionMode.CONTINUE_ON_FAILURE,
     zenml_status: str = "initializing",
 ) -> RunStatus:
     """A run before anything happened.
@@ -451,7 +456,7 @@ def new_run_status(
                        max_retries=int(steps[name].get("max_retries", 0) or 0))
             for name in pipeline_order(upstreams)
         ),
-        execution_mode=execution_mode,
+        execution_mode=ExecutionMode(execution_mode),
         zenml_status=zenml_status,
     )
     return resolve(status)
@@ -627,7 +632,8 @@ def _container_phase(step: StepStatus, status: RunStatus) -> Tuple[Optional[Step
             return StepPhase.FAILED, f"out of memory (exit code {step.exit_code})"
         if step.killed:
             return StepPhase.STOPPED, f"stopped (exit code {step.exit_code})"
-        if step.attempt <= step.max_retries and not status.ended:
+        if RetryPolicy(max_retries=step.max_retries).retries_after(step.attempt) \
+                and not status.ended:
             return StepPhase.RETRYING, (
                 f"attempt {step.attempt} failed (exit code {step.exit_code})")
         return StepPhase.FAILED, f"exit code {step.exit_code}"
@@ -643,8 +649,8 @@ def _unstarted_phase(step: StepStatus, phases: Mapping[str, StepPhase], status: 
     for up in step.upstream:
         if phases.get(up) in _BROKEN:
             return StepPhase.SKIPPED, f"upstream step '{up}' {phases[up].value}"
-    if failed_somewhere and status.execution_mode in ("fail_fast", "stop_on_failure"):
-        return StepPhase.SKIPPED, f"a step failed ({status.execution_mode})"
+    if failed_somewhere and status.execution_mode.starts_nothing_after_failure:
+        return StepPhase.SKIPPED, f"a step failed ({status.execution_mode.value})"
     if status.zenml_status in ("stopping", "stopped", "cancelling", "cancelled"):
         return StepPhase.SKIPPED, "the run was stopped"
     if status.ended:
@@ -681,14 +687,7 @@ def run_is_over(status: RunStatus, quiet_for: float = 0.0) -> bool:
             return False
         if step.phase == StepPhase.RUNNING and step.attempt:
             return False
-        if step.phase == StepPhase.PENDING and status.execution_mode == "continue_on_failure":
+        if step.phase == StepPhase.PENDING \
+                and not status.execution_mode.starts_nothing_after_failure:
             return False
     return True
-
-
-if __name__ == "__main__":
-    import sys
-
-    from orchestrator.status_cli import main
-
-    sys.exit(main())

@@ -1,0 +1,592 @@
+"""Make sure a Docker engine answers before anything else talks to it.
+
+The machines this project runs on have no systemd: a Docker engine is either
+already running, or it has to be installed (Debian's ``docker.io``) and started
+by hand, detached from the process that starts it so that it outlives it.
+Everything here turns "Docker is not there" into a `DockerEngineUnavailableError`
+that says what was tried and what to do, instead of a docker-py or requests
+traceback.
+
+Run ``python -m orchestrator.machine.engine`` to start an engine if needed and print its
+version.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Deque, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import docker
+import docker.constants
+import requests
+
+from orchestrator.errors import DockerEngineUnavailableError
+
+Log = Callable[[str], None]
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+DEBIAN_VERSION_FILE = Path("/etc/debian_version")
+# Where root's tools live on Debian; a minimal PATH may lack the sbin folders.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_HOW_TO_START = (
+    "To start one: on a Debian machine, as root, run "
+    "`python -m orchestrator.machine.engine` (it installs and starts Docker if needed); "
+    "on macOS or Windows start Docker Desktop; on another Linux machine run "
+    "`sudo systemctl start docker`."
+)
+
+# Daemons started by this process. Keeping a reference stops Python from
+# warning that a subprocess is "still running" when the Popen object is
+# garbage collected: the daemon is meant to outlive us.
+_started_daemons: List[subprocess.Popen] = []
+
+
+@dataclass(frozen=True)
+class DaemonLayout:
+    """Where a `dockerd` started by `ensure_engine` listens and keeps its files.
+
+    The defaults are Debian's standard places, which is what users and CI need.
+    Other values exist so that a test can start a private second daemon without
+    disturbing the engine other people are using on the same machine.
+
+    Attributes:
+        host: address the daemon listens on and clients connect to.
+        pid_file: the daemon's pid file (a stale one makes dockerd refuse to start).
+        exec_root: the daemon's state folder; its managed containerd keeps a pid
+            file in ``<exec_root>/containerd``.
+        data_root: where images and containers are stored.
+        log_file: the daemon's stdout and stderr are appended here.
+        extra_args: further dockerd command line arguments.
+    """
+
+    host: str = DEFAULT_HOST
+    pid_file: Path = Path("/var/run/docker.pid")
+    exec_root: Path = Path("/var/run/docker")
+    data_root: Path = Path("/var/lib/docker")
+    log_file: Path = Path("/var/log/dockerd.log")
+    extra_args: Tuple[str, ...] = ()
+
+    @property
+    def containerd_pid_file(self) -> Path:
+        """Pid file of the containerd that dockerd starts and manages itself."""
+        return self.exec_root / "containerd" / "containerd.pid"
+
+    def command(self) -> List[str]:
+        """The dockerd command line.
+
+        Only settings that differ from dockerd's defaults are passed, so that
+        for the standard layout an /etc/docker/daemon.json still applies
+        (dockerd refuses flags that repeat a daemon.json setting).
+        """
+        defaults = DaemonLayout()
+        args = ["dockerd"]
+        if self.host != defaults.host:
+            args += ["--host", self.host]
+        if self.pid_file != defaults.pid_file:
+            args += ["--pidfile", str(self.pid_file)]
+        if self.exec_root != defaults.exec_root:
+            args += ["--exec-root", str(self.exec_root)]
+        if self.data_root != defaults.data_root:
+            args += ["--data-root", str(self.data_root)]
+        return args + list(self.extra_args)
+
+
+# --------------------------------------------------------------------------
+# Connecting
+# --------------------------------------------------------------------------
+
+
+def connect(timeout: float = 10, base_url: Optional[str] = None) -> docker.DockerClient:
+    """Return a Docker client whose engine answers `ping()`.
+
+    Args:
+        timeout: seconds to wait for the engine to answer. It only bounds this
+            check: the returned client uses docker-py's normal timeout, so
+            that long calls made with it later (builds, waits) are not cut
+            short.
+        base_url: engine address such as ``unix:///var/run/docker.sock``. When
+            not given, the environment decides (``DOCKER_HOST`` and friends),
+            as for the ``docker`` command.
+
+    Returns:
+        A connected client.
+
+    Raises:
+        DockerEngineUnavailableError: nothing answers; the message says what
+            address was tried and how to start an engine.
+    """
+    try:
+        if base_url is None:
+            client = docker.from_env(timeout=timeout)
+        else:
+            client = docker.DockerClient(base_url=base_url, timeout=timeout)
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as error:
+        raise DockerEngineUnavailableError(_unavailable_message(base_url, error)) from error
+    client.api.timeout = docker.constants.DEFAULT_TIMEOUT_SECONDS
+    return client
+
+
+def describe_target(base_url: Optional[str] = None) -> str:
+    """Say which engine address a client would try, and why that one."""
+    if base_url is not None:
+        return base_url
+    if os.environ.get("DOCKER_HOST"):
+        return f"{os.environ['DOCKER_HOST']} (from DOCKER_HOST)"
+    return f"{DEFAULT_HOST} (the default; DOCKER_HOST is not set)"
+
+
+def _unavailable_message(base_url: Optional[str], error: BaseException) -> str:
+    """Build the message for an engine that does not answer."""
+    hint = _HOW_TO_START
+    if isinstance(_root_os_error(error), PermissionError):
+        hint = (
+            "The engine's socket exists but this user may not use it: run as "
+            "root, or add the user to the `docker` group "
+            "(`sudo usermod -aG docker $USER`, then log in again). " + hint
+        )
+    return (
+        f"No Docker engine answers at {describe_target(base_url)}: "
+        f"{_short_reason(error)}. {hint}"
+    )
+
+
+def _error_chain(error: BaseException) -> Iterator[BaseException]:
+    """The error and the errors it was raised from, outermost first."""
+    seen = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _root_os_error(error: BaseException) -> Optional[OSError]:
+    """The innermost operating system error behind a docker-py error, if any."""
+    found = [
+        e
+        for e in _error_chain(error)
+        # requests' errors are OSErrors too, but say nothing about the cause.
+        if isinstance(e, OSError) and not isinstance(e, requests.exceptions.RequestException)
+    ]
+    return found[-1] if found else None
+
+
+def _short_reason(error: BaseException) -> str:
+    """One readable line instead of docker-py's long nested error text."""
+    if any(isinstance(e, requests.exceptions.Timeout) for e in _error_chain(error)):
+        return "it did not answer in time"
+    root = _root_os_error(error)
+    if isinstance(root, FileNotFoundError):
+        return "the socket does not exist"
+    if isinstance(root, ConnectionRefusedError):
+        return "nothing listens there (connection refused)"
+    if root is not None and root.strerror:
+        return root.strerror
+    return " ".join(str(error).split())[:300]
+
+
+# --------------------------------------------------------------------------
+# Running commands with condensed progress
+# --------------------------------------------------------------------------
+
+
+# Colour codes, as pip writes around its warnings even when not on a terminal.
+_ANSI_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class LineCondenser:
+    """Show the progress of a chatty command without flooding the terminal.
+
+    A line is shown when its "kind" (given by `key`) differs from the previous
+    shown line's, or when `interval` seconds passed since the last shown line;
+    never when its kind is None. The last lines are kept whether shown or not,
+    to explain a failure.
+    """
+
+    def __init__(
+        self,
+        log: Log,
+        prefix: str = "  ",
+        interval: float = 5.0,
+        key: Optional[Callable[[str], Optional[str]]] = None,
+        keep: int = 30,
+    ) -> None:
+        self._log = log
+        self._prefix = prefix
+        self._interval = interval
+        self._key = key or (lambda line: " ".join(line.split()[:2]))
+        self._last_key: Optional[str] = None
+        self._last_time = 0.0
+        self.tail: Deque[str] = deque(maxlen=keep)
+
+    def feed(self, line: str) -> None:
+        """Take one output line; show it if it tells something new."""
+        line = _ANSI_CODES.sub("", line).rstrip()
+        if not line.strip():
+            return
+        self.tail.append(line if len(line) <= 400 else line[:400] + " [...]")
+        key = self._key(line)
+        now = time.monotonic()
+        if key is None:
+            return
+        if key != self._last_key or now - self._last_time >= self._interval:
+            self._log(f"{self._prefix}{line[:200]}")
+            self._last_key = key
+            self._last_time = now
+
+
+def run_command(
+    command: Sequence[str],
+    log: Log,
+    env: Optional[dict] = None,
+    key: Optional[Callable[[str], Optional[str]]] = None,
+) -> Tuple[int, List[str]]:
+    """Run a command, showing condensed output lines as they come.
+
+    Args:
+        command: the program and its arguments.
+        log: where progress lines go.
+        env: extra environment variables.
+        key: how to tell lines of a new kind apart (see `LineCondenser`).
+
+    Returns:
+        The exit code and the last output lines (to explain a failure).
+    """
+    condenser = LineCondenser(log, key=key)
+    full_env = {**os.environ, **(env or {})}
+    full_env["PATH"] = _with_system_path(full_env.get("PATH", ""))
+    try:
+        process = subprocess.Popen(
+            list(command),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            text=True,
+            errors="replace",
+        )
+    except OSError as error:
+        return 127, [f"cannot run {command[0]}: {error}"]
+    assert process.stdout is not None
+    for line in process.stdout:
+        condenser.feed(line)
+    return process.wait(), list(condenser.tail)
+
+
+def _with_system_path(path: str) -> str:
+    """Append Debian's system folders to PATH where missing (dockerd, apt)."""
+    parts = [p for p in path.split(os.pathsep) if p]
+    parts += [p for p in SYSTEM_PATH.split(":") if p not in parts]
+    return os.pathsep.join(parts)
+
+
+def is_root_on_debian() -> bool:
+    """Whether we may install and start system software the Debian way."""
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(os, "geteuid")
+        and os.geteuid() == 0
+        and DEBIAN_VERSION_FILE.exists()
+    )
+
+
+def find_program(name: str) -> Optional[str]:
+    """Find a program on PATH or in the system folders root's PATH has."""
+    return shutil.which(name, path=_with_system_path(os.environ.get("PATH", "")))
+
+
+def apt_install(packages: Iterable[str], log: Log) -> Tuple[bool, List[str]]:
+    """Install Debian packages with apt-get, showing progress.
+
+    Returns:
+        Whether it worked, and the last output lines.
+    """
+    packages = list(packages)
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    log("Running apt-get update ...")
+    code, tail = run_command(["apt-get", "update"], log, env=env)
+    if code != 0:
+        return False, tail
+    log(f"Running apt-get install -y {' '.join(packages)} ...")
+    code, tail = run_command(["apt-get", "install", "-y", *packages], log, env=env)
+    return code == 0, tail
+
+
+# --------------------------------------------------------------------------
+# Stale pid files
+# --------------------------------------------------------------------------
+
+
+def pid_file_is_stale(
+    content: Optional[str],
+    process_name: Callable[[int], Optional[str]],
+    expected_name: str,
+) -> bool:
+    """Decide whether a daemon's pid file is left over from a dead daemon.
+
+    Pure function, so that the decision can be tested without processes.
+    A pid file whose pid now belongs to an unrelated process is stale too: the
+    machine may have been restored from a snapshot where /var/run survives,
+    and dockerd would refuse to start (or trust a dead containerd) because of it.
+
+    Args:
+        content: the pid file's text, or None if there is no pid file.
+        process_name: returns the command name of a live pid, None if no
+            process has that pid.
+        expected_name: the daemon's command name, e.g. ``dockerd``.
+
+    Returns:
+        True if the file exists and does not name a live `expected_name`.
+    """
+    if content is None:
+        return False
+    text = content.strip()
+    if not text.isdigit() or int(text) <= 0:
+        return True
+    return process_name(int(text)) != expected_name
+
+
+def process_name(pid: int) -> Optional[str]:
+    """The command name of a live process (from /proc), or None.
+
+    A zombie (exited, not yet reaped by its parent) counts as not alive.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Format: "pid (comm) state ..."; comm may itself contain spaces or ")".
+    name, _, rest = stat.partition(" (")[2].rpartition(") ")
+    return None if rest.startswith(("Z", "X")) else name
+
+
+def _read_pid_file(path: Path) -> Optional[str]:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
+def remove_stale_pid_files(layout: DaemonLayout, log: Log) -> Optional[int]:
+    """Remove pid files left by dead daemons; return the pid of a live dockerd.
+
+    When dockerd is alive nothing is touched: it supervises its containerd,
+    and may be restarting it right now.
+
+    Returns:
+        The pid of a dockerd that is alive (then none must be started), or None.
+    """
+    content = _read_pid_file(layout.pid_file)
+    if content is not None and not pid_file_is_stale(content, process_name, "dockerd"):
+        return int(content.strip())
+    for path, name in ((layout.pid_file, "dockerd"), (layout.containerd_pid_file, "containerd")):
+        content = _read_pid_file(path)
+        if pid_file_is_stale(content, process_name, name):
+            log(f"Removing stale pid file {path} (no {name} runs with pid {content.strip()}).")
+            path.unlink(missing_ok=True)
+    return None
+
+
+# --------------------------------------------------------------------------
+# Starting the engine
+# --------------------------------------------------------------------------
+
+
+def ensure_engine(
+    wait_seconds: float = 60,
+    log: Log = print,
+    layout: Optional[DaemonLayout] = None,
+) -> docker.DockerClient:
+    """Return a client to a Docker engine, starting one if we can.
+
+    Uses a running engine if one answers. Otherwise, as root on Debian,
+    installs ``docker.io`` if needed and starts `dockerd` detached, so it keeps
+    running after this process ends (there is no systemd to start it).
+
+    Args:
+        wait_seconds: how long to wait for a started daemon to answer.
+        log: where progress lines go.
+        layout: where the daemon listens and keeps its files; the default is
+            the standard place (and then ``DOCKER_HOST`` is honoured).
+
+    Returns:
+        A connected client.
+
+    Raises:
+        DockerEngineUnavailableError: no engine answers and none could be
+            started; the message says what to do.
+    """
+    base_url = layout.host if layout is not None else None
+    try:
+        return connect(timeout=5, base_url=base_url)
+    except DockerEngineUnavailableError as error:
+        first_error = error
+    layout = layout or DaemonLayout()
+    _check_we_can_start(layout, first_error)
+    log(f"No Docker engine answers at {describe_target(base_url)}; starting one.")
+    _install_docker_if_missing(log)
+    live_pid = remove_stale_pid_files(layout, log)
+    log_offset = _file_size(layout.log_file)  # the tail of a failure starts here
+    process = None
+    if live_pid is None:
+        process = _start_dockerd(layout, log)
+    else:
+        log(f"dockerd (pid {live_pid}) is already running; waiting for it to answer.")
+    return _wait_for_engine(layout, process, wait_seconds, log_offset, log)
+
+
+def _check_we_can_start(layout: DaemonLayout, error: DockerEngineUnavailableError) -> None:
+    """Raise if starting a local daemon is not possible or would not help."""
+    docker_host = os.environ.get("DOCKER_HOST")
+    if layout == DaemonLayout() and docker_host and _normal_host(docker_host) != _normal_host(DEFAULT_HOST):
+        raise DockerEngineUnavailableError(
+            f"{error} DOCKER_HOST points at {docker_host}, so starting a local "
+            "engine would not help: start the engine there, or unset DOCKER_HOST."
+        ) from error
+    if sys.platform == "darwin":
+        raise DockerEngineUnavailableError(
+            f"{error} On macOS: start Docker Desktop (open -a Docker), wait until "
+            "it says it is running, then try again."
+        ) from error
+    if not is_root_on_debian():
+        why = "not root" if hasattr(os, "geteuid") and os.geteuid() != 0 else "not Debian"
+        raise DockerEngineUnavailableError(
+            f"{error} Cannot start one from here ({why}): run "
+            "`sudo systemctl start docker`, or on Debian without systemd "
+            "`sudo python -m orchestrator.machine.engine`."
+        ) from error
+
+
+def _normal_host(host: str) -> str:
+    """Compare engine addresses regardless of the /run vs /var/run spelling."""
+    return host.replace("unix:///var/run/", "unix:///run/").rstrip("/")
+
+
+def _install_docker_if_missing(log: Log) -> None:
+    """Install Debian's docker.io (dockerd, containerd, runc) if dockerd is missing."""
+    if find_program("dockerd"):
+        return
+    log("dockerd is not installed; installing Debian's docker.io (about 30 s).")
+    ok, tail = apt_install(["docker.io"], log)
+    if not ok or not find_program("dockerd"):
+        raise DockerEngineUnavailableError(
+            "Installing docker.io with apt-get failed; last output:\n"
+            + "\n".join(tail)
+            + "\nFix the problem above (network? apt sources?) and run "
+            "`python -m orchestrator.machine.engine` again."
+        )
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _start_dockerd(layout: DaemonLayout, log: Log) -> subprocess.Popen:
+    """Start dockerd in its own session, so that it outlives this process.
+
+    dockerd starts and supervises its own containerd when none runs, so
+    containerd is not started here.
+    """
+    layout.log_file.parent.mkdir(parents=True, exist_ok=True)
+    command = layout.command()
+    log(f"Starting {' '.join(command)} (log: {layout.log_file}).")
+    env = {**os.environ, "PATH": _with_system_path(os.environ.get("PATH", ""))}
+    with open(layout.log_file, "ab") as log_file:
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                env=env,
+            )
+        except OSError as error:
+            raise DockerEngineUnavailableError(f"Could not start dockerd: {error}.") from error
+    _started_daemons.append(process)
+    return process
+
+
+def _wait_for_engine(
+    layout: DaemonLayout,
+    process: Optional[subprocess.Popen],
+    wait_seconds: float,
+    log_offset: int,
+    log: Log,
+) -> docker.DockerClient:
+    """Poll the engine until it answers, it dies, or time runs out."""
+    start = time.monotonic()
+    next_report = start + 5
+    while True:
+        try:
+            client = connect(timeout=2, base_url=layout.host)
+        except DockerEngineUnavailableError:
+            client = None
+        if client is not None:
+            log(f"Docker engine answers after {time.monotonic() - start:.1f} s.")
+            return client
+        now = time.monotonic()
+        if process is not None and process.poll() is not None:
+            raise DockerEngineUnavailableError(
+                f"dockerd exited with code {process.returncode} before answering. "
+                f"Last lines of {layout.log_file}:\n{log_tail(layout.log_file, log_offset)}"
+            )
+        if now - start >= wait_seconds:
+            raise DockerEngineUnavailableError(
+                f"dockerd did not answer at {layout.host} within {wait_seconds:.0f} s. "
+                f"Last lines of {layout.log_file}:\n{log_tail(layout.log_file, log_offset)}"
+            )
+        if now >= next_report:
+            log(f"  ... waiting for dockerd ({now - start:.0f} s)")
+            next_report = now + 5
+        time.sleep(0.5)
+
+
+def log_tail(path: Path, offset: int = 0, lines: int = 20) -> str:
+    """The last `lines` lines written to `path` after byte `offset`."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError as error:
+        return f"(cannot read {path}: {error})"
+    kept = text.splitlines()[-lines:]
+    return "\n".join(kept) if kept else "(nothing was written)"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line: make sure an engine answers and print its version."""
+    del argv  # no options
+    try:
+        client = ensure_engine()
+        version = client.version()
+    except DockerEngineUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        print(f"error: the Docker engine answered, then failed: {error}", file=sys.stderr)
+        return 1
+    address = os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    print(
+        f"Docker engine {version.get('Version', '?')} is running at {address} "
+        f"(API {version.get('ApiVersion', '?')})."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

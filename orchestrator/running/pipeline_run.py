@@ -1,0 +1,77 @@
+"""One static pipeline run, from ZenML's `submit_pipeline` call to its end.
+
+The flavor's `submit_pipeline` hands over here: check the machine and the
+settings (`planning`), run every step (`runner`), and keep ZenML's record
+true whatever happens (`reporting`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Dict, Optional
+from uuid import uuid4
+
+from zenml.logger import get_logger
+
+from orchestrator.errors import MyDockerError
+from orchestrator.machine.engine import connect
+from orchestrator.running.error_display import show_our_errors_briefly
+from orchestrator.running.planning import plan_run, warn_if_store_in_source_root
+from orchestrator.running.reporting import ZenmlRunHooks, record_failed_run
+from orchestrator.running.runner import DagRunner
+
+if TYPE_CHECKING:
+    from zenml.models import PipelineRunResponse, PipelineSnapshotResponse
+    from zenml.stack import Stack
+
+    from orchestrator.my_docker_orchestrator import MyDockerOrchestrator
+
+logger = get_logger("orchestrator.my_docker_orchestrator")
+
+
+def run_pipeline(
+    orchestrator: "MyDockerOrchestrator",
+    snapshot: "PipelineSnapshotResponse",
+    stack: "Stack",
+    step_environments: Dict[str, Dict[str, str]],
+    placeholder_run: Optional["PipelineRunResponse"],
+) -> None:
+    """Run every step of `snapshot` in its own container; return when all are done.
+
+    Raises:
+        StepFailedError: one or more steps failed.
+        RunStoppedError: the run was stopped.
+        InvalidSettingsError, ImageNotFoundError, DockerEngineUnavailableError:
+            the run could not start (it is recorded as failed, with the reason).
+        KeyboardInterrupt: the client was interrupted (everything was stopped
+            and removed first).
+    """
+    if snapshot.schedule:
+        logger.warning(
+            "The my_docker orchestrator does not support schedules: the "
+            "schedule is ignored and the pipeline runs once, now. Use cron "
+            "or another scheduler to call it repeatedly."
+        )
+    show_our_errors_briefly()
+    warn_if_store_in_source_root(snapshot)
+    stack.check_local_paths()
+    try:
+        client = connect()
+        plan = plan_run(
+            orchestrator=orchestrator,
+            client=client,
+            snapshot=snapshot,
+            step_environments=step_environments,
+            orchestrator_run_id=str(uuid4()),
+            pipeline_run=placeholder_run,
+        )
+    except MyDockerError as error:
+        # Nothing ran: the run failed, and the record says why.
+        record_failed_run(placeholder_run, str(error))
+        raise
+    hooks = ZenmlRunHooks(logger=logger, pipeline_run=placeholder_run)
+    logger.info(
+        "Running %d step(s) in Docker containers, up to %d at a time. "
+        "Each step's full output: %s",
+        len(plan.steps), plan.max_parallelism, plan.log_dir,
+    )
+    DagRunner(client, plan, hooks).run()

@@ -1,0 +1,291 @@
+"""From a compiled ZenML pipeline (a snapshot) to the `RunPlan` the runner executes.
+
+This is where ZenML's view of a pipeline (steps, upstream steps, settings,
+retry and resource configuration, the built image) becomes ours: a typed
+`RunPlan` of `StepTemplate`s. Everything is checked here, before the first
+container starts, so that a misspelled setting, a missing image or a setting
+the engine refuses fails the run at once with a clear message instead of
+halfway through.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
+
+import docker
+
+from orchestrator.errors import InvalidSettingsError
+from orchestrator.running.container_spec import (
+    PACKAGE_MOUNT_ROOT,
+    resource_limits,
+    resource_request,
+)
+from orchestrator.running.containers import (
+    APP_DIR,
+    AppDir,
+    app_dir_state,
+    check_with_engine,
+    image_environment,
+    require_image,
+)
+from orchestrator.running.labels import run_labels
+from orchestrator.running.plan import RunPlan, StepTemplate
+from orchestrator.running.scheduler import ExecutionMode, RetryPolicy
+from orchestrator.running.settings import ENV_ORCHESTRATOR_RUN_ID, default_parallelism
+from orchestrator.running.step_logs import run_log_dir
+
+if TYPE_CHECKING:
+    from zenml.models import PipelineRunResponse, PipelineSnapshotResponse
+
+    from orchestrator.my_docker_orchestrator import MyDockerOrchestrator
+
+# The `orchestrator` package itself, mounted into every step container.
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+# What the orchestrator sets only where neither the user nor the image does.
+DEFAULT_ENVIRONMENT = {
+    "ZENML_LOGGING_COLORS_DISABLED": "true",  # plain lines in our log
+    "ZENML_ENABLE_RICH_TRACEBACK": "false",  # a traceback in lines, not a box
+}
+
+
+def step_user() -> Optional[str]:
+    """The calling user's uid:gid, so files a step writes belong to the user."""
+    if sys.platform == "win32":
+        return None
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+def gpu_runtime_available(client: docker.DockerClient) -> bool:
+    """Whether the engine can hand GPUs to containers (an nvidia runtime)."""
+    try:
+        runtimes = client.info().get("Runtimes", {}) or {}
+    except docker.errors.DockerException:
+        return False
+    return "nvidia" in runtimes
+
+
+def retry_policy(step_config: Any) -> RetryPolicy:
+    """ZenML's `StepRetryConfig` as our scheduler's `RetryPolicy`."""
+    retry = getattr(step_config, "retry", None)
+    if retry is None:
+        return RetryPolicy()
+    return RetryPolicy(
+        max_retries=int(retry.max_retries),
+        delay=float(retry.delay),
+        backoff=float(retry.backoff),
+    )
+
+
+def plan_run(
+    *,
+    orchestrator: "MyDockerOrchestrator",
+    client: docker.DockerClient,
+    snapshot: "PipelineSnapshotResponse",
+    step_environments: Mapping[str, Mapping[str, str]],
+    orchestrator_run_id: str,
+    pipeline_run: Optional["PipelineRunResponse"],
+) -> RunPlan:
+    """Check everything about the run and describe how to start each step.
+
+    Raises:
+        InvalidSettingsError: a setting is invalid, or the engine refuses a
+            step's container (checked by creating one, not started).
+        ImageNotFoundError: a step's image is not on the engine.
+    """
+    from zenml.config.global_config import GlobalConfiguration
+    from zenml.constants import ENV_ZENML_LOCAL_STORES_PATH
+    from zenml.entrypoints import StepEntrypointConfiguration
+
+    settings = orchestrator.get_settings(snapshot)
+    local_stores_path = GlobalConfiguration().local_stores_path
+    run_name = pipeline_run.name if pipeline_run else snapshot.pipeline_configuration.name
+    user = step_user()
+    images: Dict[str, Any] = {}  # image name -> docker-py Image, read once
+    planner = _StepPlanner(orchestrator, client, snapshot, step_environments, user, images)
+    plan = RunPlan(
+        steps={name: planner.template(name, step)
+               for name, step in snapshot.step_configurations.items()},
+        entrypoint=tuple(StepEntrypointConfiguration.get_entrypoint_command()),
+        labels=run_labels(
+            orchestrator_run_id=orchestrator_run_id,
+            pipeline_name=snapshot.pipeline_configuration.name,
+            run_name=run_name,
+            pipeline_run_id=str(pipeline_run.id) if pipeline_run else None,
+        ),
+        environment={
+            ENV_ORCHESTRATOR_RUN_ID: orchestrator_run_id,
+            ENV_ZENML_LOCAL_STORES_PATH: local_stores_path,
+            "PYTHONPATH": PACKAGE_MOUNT_ROOT,  # merged with the user's and the image's
+        },
+        mounts={
+            # ZenML's local stores (SQLite database and artifact store) must be
+            # at the same path inside the container as outside.
+            local_stores_path: {"bind": local_stores_path, "mode": "rw"},
+            # Our own package: ZenML loads the active stack, custom flavor
+            # included, inside every step container, whatever folder the
+            # pipeline was started from.
+            str(PACKAGE_DIR): {"bind": f"{PACKAGE_MOUNT_ROOT}/orchestrator", "mode": "ro"},
+        },
+        user=user,
+        run_name=run_name,
+        mode=ExecutionMode(snapshot.pipeline_configuration.execution_mode.value),
+        max_parallelism=settings.max_parallelism or default_parallelism(),
+        grace_seconds=settings.stop_grace_seconds,
+        keep_containers=settings.keep_containers,
+        orchestrator_run_id=orchestrator_run_id,
+        log_dir=run_log_dir(str(pipeline_run.id) if pipeline_run else orchestrator_run_id),
+    )
+    # Build every first attempt now (warning about anything that gives way),
+    # and let the engine check each distinct kind of container: what Docker
+    # would refuse fails before any step runs.
+    check_with_engine(client, {name: plan.spec_for(name, 1, warn=orchestrator_warning)
+                               for name in plan.steps})
+    return plan
+
+
+class _StepPlanner:
+    """Turns one step of the snapshot into its `StepTemplate` (engine read once per image)."""
+
+    def __init__(self, orchestrator: "MyDockerOrchestrator", client: docker.DockerClient,
+                 snapshot: "PipelineSnapshotResponse",
+                 step_environments: Mapping[str, Mapping[str, str]],
+                 user: Optional[str], images: Dict[str, Any]) -> None:
+        self.orchestrator = orchestrator
+        self.client = client
+        self.snapshot = snapshot
+        self.step_environments = step_environments
+        self.user = user
+        self.images = images
+        self.downloads_code = _downloads_code(snapshot)
+        self._gpu_runtime: Optional[bool] = None  # asked only when a step wants a GPU
+
+    def template(self, step_name: str, step: Any) -> StepTemplate:
+        from zenml.entrypoints import StepEntrypointConfiguration
+
+        settings = self.orchestrator.get_settings(step)
+        image_name = settings.run_args.get(
+            "image", self.orchestrator.get_image(snapshot=self.snapshot, step_name=step_name))
+        if image_name not in self.images:
+            self.images[image_name] = require_image(self.client, image_name)
+        image = self.images[image_name]
+        user = settings.run_args.get("user", self.user)
+        defaults = dict(DEFAULT_ENVIRONMENT)
+        if user is not None and str(user).split(":")[0] not in ("0", "root"):
+            defaults["HOME"] = "/tmp"  # a writable home for any uid
+        return StepTemplate(
+            image=image_name,
+            arguments=tuple(StepEntrypointConfiguration.get_entrypoint_arguments(
+                step_name=step_name, snapshot_id=self.snapshot.id)),
+            upstream=tuple(step.spec.upstream_steps),
+            retry=retry_policy(step.config),
+            user_environment=_user_environment(step, self.step_environments[step_name]),
+            default_environment=defaults,
+            image_environment=image_environment(image),
+            run_args=dict(settings.run_args),
+            limits=self._limits(step_name, step),
+            tmpfs=_writable_app_dir(self.client, image, user, self.downloads_code, step_name),
+        )
+
+    def _limits(self, step_name: str, step: Any) -> Dict[str, Any]:
+        request = resource_request(step.config.resource_settings)
+        if request.gpu_count and self._gpu_runtime is None:
+            self._gpu_runtime = gpu_runtime_available(self.client)
+        return resource_limits(
+            request,
+            host_cpus=os.cpu_count() or 1,
+            gpu_runtime_available=bool(self._gpu_runtime),
+            warn=orchestrator_warning,
+            step_name=step_name,
+        )
+
+
+def _downloads_code(snapshot: "PipelineSnapshotResponse") -> bool:
+    """Whether step containers will download the pipeline's code into /app."""
+    docker_settings = snapshot.pipeline_configuration.docker_settings
+    return bool(
+        (snapshot.code_path and docker_settings.allow_download_from_artifact_store)
+        or (snapshot.code_reference and docker_settings.allow_download_from_code_repository)
+    )
+
+
+def _user_environment(step: Any, zenml_environment: Mapping[str, str]) -> Dict[str, str]:
+    """The step's environment as the user set it, lowest precedence first.
+
+    ZenML bakes `DockerSettings.environment` and `runtime_environment` into
+    the images it builds; with `skip_build` no image is built, so we pass
+    them to the container ourselves rather than drop them.
+    """
+    docker_settings = step.config.docker_settings
+    environment: Dict[str, str] = {}
+    if docker_settings.skip_build:
+        for layer in (docker_settings.environment, docker_settings.runtime_environment):
+            environment.update({str(k): str(v) for k, v in layer.items()})
+    environment.update(zenml_environment)
+    return environment
+
+
+def _writable_app_dir(client: docker.DockerClient, image: Any, user: Optional[str],
+                      downloads_code: bool, step_name: str) -> Dict[str, str]:
+    """A tmpfs for /app when the image has no /app this uid can write.
+
+    ZenML's step entrypoint creates /app, changes into it and extracts the
+    pipeline's code there. Images ZenML builds have a world-writable /app;
+    other images (a parent image used with `skip_build`) may have none, or
+    one only root can write.
+
+    Raises:
+        InvalidSettingsError: /app holds files this uid cannot write and the
+            code must be extracted there.
+    """
+    state = app_dir_state(client, image, user)
+    if state in (AppDir.MISSING, AppDir.EMPTY_READ_ONLY):
+        return {APP_DIR: "mode=1777"}
+    if state is AppDir.FULL_READ_ONLY and downloads_code:
+        raise InvalidSettingsError(
+            f"Step '{step_name}': the image {image.tags[0] if image.tags else image.short_id} "
+            f"has files in {APP_DIR} that the step's user ({user}) cannot write, and ZenML "
+            f"extracts the pipeline's code there. Make {APP_DIR} writable in the image "
+            f"(`RUN chmod -R a+rwX {APP_DIR}`), let ZenML build the step image (no "
+            "skip_build), or run the step as the image's owner (run_args['user'])."
+        )
+    return {}
+
+
+def warn_if_store_in_source_root(snapshot: "PipelineSnapshotResponse") -> None:
+    """Warn (once per run) when ZenML's store lives inside the code ZenML archives.
+
+    ZenML packs the pipeline's source root into an archive for every run and
+    every step container downloads it. A store inside that folder (say
+    ZENML_CONFIG_PATH=./.zen-config) is packed too, with every earlier
+    archive in it, so the archive doubles with each run.
+    """
+    from zenml.config.global_config import GlobalConfiguration
+    from zenml.utils import source_utils
+
+    root = Path(source_utils.get_source_root()).resolve()
+    config = GlobalConfiguration()
+    for store in (Path(config.config_directory), Path(config.local_stores_path)):
+        store = store.resolve()
+        if store == root or root in store.parents:
+            size = ""
+            if snapshot.code_path and os.path.exists(snapshot.code_path):
+                size = f" (this run's: {os.path.getsize(snapshot.code_path) / 2**20:.2f} MiB)"
+            orchestrator_warning(
+                f"ZenML's store ({store}) is inside the pipeline's source root ({root}). "
+                "ZenML archives the source root for every run, so the archive holds the "
+                "store and every earlier archive, grows with each run" + size + ", and "
+                "every step container downloads it. Keep ZENML_CONFIG_PATH outside the "
+                "project folder (for example the default, ~/.config/zenml)."
+            )
+            return
+
+
+def orchestrator_warning(message: str) -> None:
+    """Warnings about settings we cannot honour go to ZenML's log."""
+    from zenml.logger import get_logger
+
+    get_logger("orchestrator").warning(message)
