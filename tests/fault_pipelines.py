@@ -5,6 +5,7 @@ that step containers import it from the code ZenML ships them, as they would
 a user's module.
 """
 
+import os
 import sys
 
 from zenml import pipeline, step
@@ -72,3 +73,19 @@ def say_hello() -> int:
 @pipeline(enable_cache=False)
 def two_step_pipeline() -> None:
     needs_value(say_hello())
+
+
+@step
+def sleeps_unless_retried(seconds: float = 60.0) -> int:
+    """Hangs on its first attempt (past any sane timeout), is quick on the next."""
+    import time
+
+    attempt = int(os.environ.get("MY_DOCKER_STEP_ATTEMPT", "1"))
+    if attempt == 1:
+        time.sleep(seconds)
+    return attempt
+
+
+@pipeline(enable_cache=False)
+def hanging_pipeline() -> None:
+    sleeps_unless_retried()

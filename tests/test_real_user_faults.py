@@ -274,3 +274,22 @@ def test_image_builds_leave_no_container_behind(project_dir, faults, docker_clie
     with pytest.raises(Exception, match="this-package-does-not-exist-4242|returned a non-zero"):
         faults.two_step_pipeline.with_options(settings={"docker": broken})()
     assert _unlabelled_container_ids(docker_client) - before == set()
+
+
+def test_a_step_past_its_timeout_is_stopped_recorded_and_retried(faults, run_containers, caplog):
+    timed = {**NO_BUILD, "orchestrator": {"timeout_seconds": 8, "stop_grace_seconds": 2}}
+    started = time.monotonic()
+    with pytest.raises(StepFailedError, match="timed out after 8 s"):
+        faults.hanging_pipeline.with_options(settings=timed)()
+    assert time.monotonic() - started < 50, "the 60 s sleep should have been cut"
+    run = latest_run("hanging_pipeline")
+    assert run.status == ExecutionStatus.FAILED
+    assert run.steps["sleeps_unless_retried"].status.is_finished
+    assert run_containers(run.id) == []
+
+    retried = faults.hanging_pipeline.with_options(
+        settings=timed, steps={"sleeps_unless_retried": {
+            "retry": StepRetryConfig(max_retries=1, delay=0)}})()
+    assert retried.status == ExecutionStatus.COMPLETED
+    assert retried.steps["sleeps_unless_retried"].output.load() == 2  # the second attempt
+    assert "timed out after 8 s" in caplog.text

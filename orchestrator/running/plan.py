@@ -32,6 +32,7 @@ class StepTemplate:
         run_args: the user's extra docker-py arguments (already validated).
         limits: resource limits from ZenML's `ResourceSettings`, as docker-py arguments.
         tmpfs: container path -> tmpfs options (a writable /app for any uid).
+        timeout_seconds: most seconds one attempt may run (None: no limit).
     """
 
     image: str
@@ -44,6 +45,7 @@ class StepTemplate:
     run_args: Mapping[str, object] = field(default_factory=dict)
     limits: Mapping[str, object] = field(default_factory=dict)
     tmpfs: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: Optional[float] = None
 
 
 @dataclass(frozen=True)

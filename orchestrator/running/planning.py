@@ -188,6 +188,7 @@ class _StepPlanner:
             run_args=dict(settings.run_args),
             limits=self._limits(step_name, step),
             tmpfs=_writable_app_dir(self.client, image, user, self.downloads_code, step_name),
+            timeout_seconds=settings.timeout_seconds,
         )
 
     def _limits(self, step_name: str, step: Any) -> Dict[str, Any]:

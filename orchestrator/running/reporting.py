@@ -65,6 +65,15 @@ class ZenmlRunHooks(RunHooks):
         except Exception:  # noqa: BLE001 - a busy store: the container exit will tell
             return set()
 
+    def recorded_end(self, step_name: str) -> bool:
+        if self.run_id is None:
+            return False
+        try:
+            step_run = latest_step_run(self.run_id, step_name)
+        except Exception:  # noqa: BLE001 - a busy store: assume it did not end
+            return False
+        return step_run is not None and ExecutionStatus(step_run.status).is_finished
+
     def recorded_success(self, step_name: str) -> Optional[bool]:
         if self.run_id is None:
             return None

@@ -100,6 +100,10 @@ class RunHooks:
         still be shutting down (ZenML's teardown takes about a second)."""
         return set()
 
+    def recorded_end(self, step_name: str) -> bool:
+        """Whether the step's latest attempt already recorded that it ended."""
+        return False
+
     def recorded_success(self, step_name: str) -> Optional[bool]:
         """Whether the step recorded its own success; None if nobody records.
 
@@ -169,6 +173,8 @@ class DagRunner:
         self._exits: "queue.Queue[tuple]" = queue.Queue()
         self._stoppers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="my-docker-stop")
         self.failures: List[StepFailure] = []
+        self._started_at: Dict[str, float] = {}  # step -> its running attempt's start
+        self._timed_out: Dict[str, float] = {}  # step -> the timeout its attempt ran past
         self.stop_reason: Optional[str] = None
         self._drain_deadline: Optional[float] = None
 
@@ -204,6 +210,7 @@ class DagRunner:
             now = time.monotonic()
             for step_name in self.scheduler.ready(now):
                 self._start(step_name, now)
+            self._enforce_timeouts(now)
             try:
                 ended = self._exits.get(timeout=self._sleep_time(now))
             except queue.Empty:
@@ -246,6 +253,24 @@ class DagRunner:
             return POLL_SECONDS
         return min(POLL_SECONDS, max(0.0, wakeup - now))
 
+    def _enforce_timeouts(self, now: float) -> None:
+        """Stop every running attempt that has run past its step's timeout."""
+        for step_name in list(self._active):
+            limit = self.plan.steps[step_name].timeout_seconds
+            if limit is None or step_name in self._timed_out:
+                continue
+            if self.scheduler.state(step_name) != StepState.RUNNING:
+                continue  # completed (tearing down) or being stopped already
+            if now - self._started_at[step_name] > limit:
+                # A step that already recorded its end (it failed, and its
+                # container is slow to exit) did not time out: it is only cut short.
+                self._timed_out[step_name] = limit
+                if self.hooks.recorded_end(step_name):
+                    self._timed_out[step_name] = 0.0
+                self.hooks.log(f"[{step_name}] ran past its timeout of {limit:g} s: stopping "
+                               f"its container (grace {self.plan.grace_seconds} s)")
+                self._stop_async(step_name)
+
     # -- starting and watching ------------------------------------------
     def _start(self, step_name: str, now: float) -> None:
         attempt = self.scheduler.start(step_name, now)
@@ -263,6 +288,7 @@ class DagRunner:
                              ContainerExit.refused(str(error)), TracebackFolder(), log_file))
             return
         self._active[step_name] = container
+        self._started_at[step_name] = time.monotonic()
         retry_note = f", attempt {attempt}" if attempt > 1 else ""
         self.hooks.log(
             f"[{step_name}] started in container {container.short_id}{retry_note}"
@@ -326,6 +352,9 @@ class DagRunner:
                                "after the step had completed")
             return
         succeeded = self._succeeded(step_name, ended)
+        limit = self._timed_out.pop(step_name, None)
+        if limit and not succeeded:
+            ended = replace(ended, error=f"timed out after {limit:g} s ({ended.describe()})")
         if succeeded:
             self.scheduler.succeeded(step_name, now)
             self.hooks.log(f"[{step_name}] completed")

@@ -50,5 +50,14 @@ class MyDockerOrchestratorSettings(BaseSettings):
         default=10,
         ge=0,
         description="Seconds a container gets after SIGTERM before SIGKILL when "
-        "a run is stopped gracefully or fails fast.",
+        "a run is stopped gracefully, fails fast, or a step runs past its timeout.",
+    )
+    timeout_seconds: Optional[float] = Field(
+        default=None,
+        gt=0,
+        description="Most seconds one attempt of a step may run (from its "
+        "container's start). A container that runs longer is stopped (SIGTERM, "
+        "then SIGKILL after stop_grace_seconds), the attempt fails with "
+        "'timed out after N s', and the step is retried if its retry policy "
+        "allows. None: no limit.",
     )
