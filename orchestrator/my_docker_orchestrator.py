@@ -2,11 +2,13 @@
 
 ZenML asks an orchestrator flavor for three things: a flavor (its name and
 classes), a config/settings model (what users may set), and an orchestrator
-whose `submit_pipeline` runs a compiled pipeline. This module is only that
-glue; the work happens in `orchestrator.running` (planning, the scheduler,
-containers, the runner, reporting to ZenML) and `orchestrator.status`
-(`fetch_status`). It is imported inside every step container, so it imports
-nothing heavy at module level.
+whose `submit_pipeline` runs a compiled pipeline, and, for dynamic pipelines,
+whose `submit_dynamic_pipeline` runs the pipeline function and whose
+isolated-step methods run single steps. This module is only that glue; the
+work happens in `orchestrator.running` (planning, the scheduler, containers,
+the runner, dynamic runs, detached runs, reporting to ZenML) and
+`orchestrator.status` (`fetch_status`). It is imported inside every step
+container, so it imports nothing heavy at module level.
 
 Registered with the reference commands:
 
@@ -39,7 +41,13 @@ from orchestrator.running.settings import (
 
 if TYPE_CHECKING:
     from zenml.config.build_configuration import BuildConfiguration
-    from zenml.models import PipelineRunResponse, PipelineSnapshotBase, PipelineSnapshotResponse
+    from zenml.config.step_run_info import StepRunInfo
+    from zenml.models import (
+        PipelineRunResponse,
+        PipelineSnapshotBase,
+        PipelineSnapshotResponse,
+        StepRunResponse,
+    )
     from zenml.stack import Stack
 
 __all__ = [
@@ -59,7 +67,8 @@ class MyDockerOrchestratorConfig(BaseOrchestratorConfig, MyDockerOrchestratorSet
 
     @property
     def is_synchronous(self) -> bool:
-        return True
+        """Whether a pipeline call waits for its run (the `synchronous` setting)."""
+        return self.synchronous
 
     @property
     def handles_step_retries(self) -> bool:
@@ -94,14 +103,16 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
         return StackValidator(custom_validation_function=engine_answers)
 
     def get_docker_builds(self, snapshot: "PipelineSnapshotBase") -> List["BuildConfiguration"]:
-        """ZenML's builds, checked, and set to leave no container behind.
+        """ZenML's builds: checked, leaving no container behind, compiling
+        bytecode, and reusing an image built for an earlier run when nothing
+        that decides its content changed (`running.builds`).
 
         Raises:
             ImageNotFoundError: a parent image is neither local nor pullable.
         """
         from orchestrator.running.builds import prepare_builds
 
-        return prepare_builds(super().get_docker_builds(snapshot))
+        return prepare_builds(super().get_docker_builds(snapshot), snapshot)
 
     def get_orchestrator_run_id(self) -> str:
         """The run id, read inside a step container from its environment.
@@ -125,22 +136,83 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
         step_environments: Dict[str, Dict[str, str]],
         placeholder_run: Optional["PipelineRunResponse"] = None,
     ) -> Optional[SubmissionResult]:
-        """Run the pipeline now, in this process, one container per step.
+        """Run the pipeline now, one container per step, here or detached.
 
-        We run synchronously inside `submit_pipeline` (rather than returning a
+        A synchronous run goes on inside `submit_pipeline` (rather than in a
         `wait_for_completion` callback) so that Ctrl-C reaches our runner
         directly: it stops and removes the run's containers before the
-        KeyboardInterrupt goes on to the user.
+        KeyboardInterrupt goes on to the user. With `synchronous=False` it
+        goes on in a detached process, and this returns at once.
 
         Raises:
             StepFailedError: one or more steps failed.
             RunStoppedError: the run was stopped.
             InvalidSettingsError, ImageNotFoundError: the run could not start.
         """
-        from orchestrator.running.pipeline_run import run_pipeline
+        from orchestrator.running.submission import submit_run
 
-        run_pipeline(self, snapshot, stack, step_environments, placeholder_run)
+        submit_run(self, snapshot, stack, environment=base_environment,
+                   step_environments=step_environments, placeholder_run=placeholder_run)
         return None
+
+    def submit_dynamic_pipeline(
+        self,
+        snapshot: "PipelineSnapshotResponse",
+        stack: "Stack",
+        environment: Dict[str, str],
+        placeholder_run: Optional["PipelineRunResponse"] = None,
+    ) -> Optional[SubmissionResult]:
+        """Run a dynamic pipeline's function on the host, as ZenML's `local` does,
+        each isolated step in its own container; here, or detached.
+
+        Also what ZenML's `resume_run` calls (`zenml pipeline runs retry`):
+        the run keeps its orchestrator run id, finished steps are reused,
+        and running step containers are watched again.
+
+        Raises:
+            RunStoppedError: the run was stopped.
+            Exception: what the pipeline function raised (a step's error).
+        """
+        from orchestrator.running.submission import submit_run
+
+        submit_run(self, snapshot, stack, environment=environment, step_environments=None,
+                   placeholder_run=placeholder_run)
+        return None
+
+    def submit_isolated_step(self, step_run_info: "StepRunInfo",
+                             environment: Dict[str, str]) -> None:
+        """Start one isolated step of a dynamic run in its own container; do not wait.
+
+        Raises:
+            MyDockerError: the step's container cannot be made or started.
+        """
+        from orchestrator.running.dynamic import submit_isolated_step
+
+        submit_isolated_step(self, step_run_info, environment)
+
+    def get_isolated_step_status(self, step_run: "StepRunResponse") -> ExecutionStatus:
+        """An isolated step's status, from ZenML's record and its container."""
+        from orchestrator.running.dynamic import isolated_step_status
+
+        return isolated_step_status(step_run)
+
+    def wait_for_isolated_step(self, step_run: "StepRunResponse") -> ExecutionStatus:
+        """Wait for an isolated step to end, looking twice a second."""
+        from orchestrator.running.dynamic import wait_for_isolated_step
+
+        return wait_for_isolated_step(step_run)
+
+    def stop_isolated_step(self, step_run: "StepRunResponse") -> None:
+        """Stop an isolated step (ZenML's FAIL_FAST): SIGTERM, SIGKILL after the grace."""
+        from orchestrator.running.dynamic import stop_isolated_step
+
+        stop_isolated_step(step_run, self.get_settings(step_run).stop_grace_seconds)
+
+    def cleanup_isolated_step(self, step_run: "StepRunResponse") -> None:
+        """Remove a finished isolated step's container once it has exited."""
+        from orchestrator.running.dynamic import cleanup_isolated_step
+
+        cleanup_isolated_step(step_run, self.get_settings(step_run).keep_containers)
 
     def fetch_status(
         self, run: "PipelineRunResponse", include_steps: bool = False
@@ -153,9 +225,17 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
     def _stop_run(self, run: "PipelineRunResponse", graceful: bool = False) -> None:
         """Stop the run's containers: SIGTERM then SIGKILL, or SIGKILL at once.
 
-        The client that started the run notices its containers ending, sees
-        the run marked as stopping and records the steps as stopped.
+        The process that orchestrates the run (the client, or a detached
+        process) notices its containers ending, sees the run marked as
+        stopping and records the steps as stopped; if that process is gone,
+        the run is ended here.
         """
+        if run.snapshot is not None and run.snapshot.is_dynamic:
+            from orchestrator.running.dynamic import stop_dynamic_run
+
+            stop_dynamic_run(run, graceful=graceful,
+                             grace_seconds=self.config.stop_grace_seconds)
+            return
         from orchestrator.running.reporting import stop_run_containers
 
         stop_run_containers(run, graceful=graceful,

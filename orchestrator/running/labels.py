@@ -13,6 +13,8 @@ import os
 import socket
 from typing import Any, Dict, List, Mapping, Optional
 
+from orchestrator.running.orchestration_record import process_is_alive
+
 LABEL_PREFIX = "io.my-docker"
 MANAGED_BY_LABEL = f"{LABEL_PREFIX}.managed-by"
 MANAGED_BY_VALUE = "my_docker"
@@ -26,6 +28,9 @@ ATTEMPT_LABEL = f"{LABEL_PREFIX}.attempt"
 # anyone tell a run in progress from one whose client died.
 CLIENT_HOST_LABEL = f"{LABEL_PREFIX}.client-host"
 CLIENT_PID_LABEL = f"{LABEL_PREFIX}.client-pid"
+# The ZenML step run an isolated step's container runs (dynamic pipelines):
+# ZenML retries such a step as a new step run, so each attempt has its own.
+STEP_RUN_ID_LABEL = f"{LABEL_PREFIX}.step-run-id"
 
 
 def run_labels(*, orchestrator_run_id: str, pipeline_name: str, run_name: str,
@@ -70,11 +75,17 @@ def pipeline_run_of(labels: Mapping[str, str]) -> Optional[str]:
     return labels.get(PIPELINE_RUN_ID_LABEL) or None
 
 
+def step_run_of(labels: Mapping[str, str]) -> Optional[str]:
+    """The ZenML step run id an isolated step's container runs, or None."""
+    return labels.get(STEP_RUN_ID_LABEL) or None
+
+
 def client_is_gone(labels: Mapping[str, str]) -> bool:
     """Whether the client process that ran this container's run has died.
 
     Only decidable on the machine the client ran on; elsewhere we assume it
-    lives (and so never report a healthy run as failed).
+    lives (and so never report a healthy run as failed). A client that has
+    exited but was not reaped yet (a zombie) is gone.
     """
     if labels.get(CLIENT_HOST_LABEL) != socket.gethostname():
         return False
@@ -82,13 +93,7 @@ def client_is_gone(labels: Mapping[str, str]) -> bool:
         pid = int(labels.get(CLIENT_PID_LABEL, ""))
     except ValueError:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not process_is_alive(pid)
 
 
 # -- finding containers and events ---------------------------------------------------
@@ -121,6 +126,20 @@ def find_containers(client: Any, *, orchestrator_run_id: Optional[str] = None,
         all=True, ignore_removed=True,
         filters={"label": label_filters(orchestrator_run_id, pipeline_run_id)},
     )
+
+
+def find_step_run_container(client: Any, step_run_id: str) -> Optional[Any]:
+    """The container of one ZenML step run (an isolated step), or None if there is none.
+
+    Returns:
+        A docker-py `Container`, its attributes read at listing time.
+    """
+    found = client.containers.list(
+        all=True, ignore_removed=True,
+        filters={"label": [f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}",
+                           f"{STEP_RUN_ID_LABEL}={step_run_id}"]},
+    )
+    return found[0] if found else None
 
 
 def container_events(client: Any, pipeline_run_id: Optional[str] = None) -> Any:

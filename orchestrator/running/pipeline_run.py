@@ -1,8 +1,9 @@
 """One static pipeline run, from ZenML's `submit_pipeline` call to its end.
 
-The flavor's `submit_pipeline` hands over here: check the machine and the
-settings (`planning`), run every step (`runner`), and keep ZenML's record
-true whatever happens (`reporting`).
+`submission.submit_run` hands over here, in the client (`synchronous=True`)
+or in a detached orchestration process: check the machine and the settings
+(`planning`), run every step (`runner`), and keep ZenML's record true
+whatever happens (`reporting`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from zenml.logger import get_logger
 from orchestrator.errors import MyDockerError
 from orchestrator.machine.engine import connect
 from orchestrator.running.error_display import show_our_errors_briefly
+from orchestrator.running.orchestration_record import write_record
 from orchestrator.running.planning import plan_run, warn_if_store_in_source_root
 from orchestrator.running.reporting import ZenmlRunHooks, record_failed_run
 from orchestrator.running.runner import DagRunner
+from orchestrator.running.step_logs import run_log_dir
 
 if TYPE_CHECKING:
     from zenml.models import PipelineRunResponse, PipelineSnapshotResponse
@@ -34,8 +37,14 @@ def run_pipeline(
     stack: "Stack",
     step_environments: Dict[str, Dict[str, str]],
     placeholder_run: Optional["PipelineRunResponse"],
+    *,
+    detached: bool = False,
 ) -> None:
     """Run every step of `snapshot` in its own container; return when all are done.
+
+    Args:
+        detached: this is the detached orchestration process of a
+            non-blocking run (recorded as such, for `orphans`).
 
     Raises:
         StepFailedError: one or more steps failed.
@@ -45,6 +54,8 @@ def run_pipeline(
         KeyboardInterrupt: the client was interrupted (everything was stopped
             and removed first).
     """
+    import os
+
     if snapshot.schedule:
         logger.warning(
             "The my_docker orchestrator does not support schedules: the "
@@ -68,6 +79,9 @@ def run_pipeline(
         # Nothing ran: the run failed, and the record says why.
         record_failed_run(placeholder_run, str(error))
         raise
+    if placeholder_run is not None:
+        write_record(run_log_dir(str(placeholder_run.id)), str(placeholder_run.id),
+                     detached=detached, supervisor_pid=os.getppid() if detached else None)
     hooks = ZenmlRunHooks(logger=logger, pipeline_run=placeholder_run)
     logger.info(
         "Running %d step(s) in Docker containers, up to %d at a time. "

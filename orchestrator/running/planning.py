@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence
 
 import docker
 
@@ -31,7 +31,7 @@ from orchestrator.running.containers import (
     image_environment,
     require_image,
 )
-from orchestrator.running.labels import run_labels
+from orchestrator.running.labels import STEP_RUN_ID_LABEL, run_labels
 from orchestrator.running.plan import RunPlan, StepTemplate
 from orchestrator.running.scheduler import ExecutionMode, RetryPolicy
 from orchestrator.running.settings import ENV_ORCHESTRATOR_RUN_ID, default_parallelism
@@ -97,7 +97,6 @@ def plan_run(
         ImageNotFoundError: a step's image is not on the engine.
     """
     from zenml.config.global_config import GlobalConfiguration
-    from zenml.constants import ENV_ZENML_LOCAL_STORES_PATH
     from zenml.entrypoints import StepEntrypointConfiguration
 
     settings = orchestrator.get_settings(snapshot)
@@ -116,20 +115,8 @@ def plan_run(
             run_name=run_name,
             pipeline_run_id=str(pipeline_run.id) if pipeline_run else None,
         ),
-        environment={
-            ENV_ORCHESTRATOR_RUN_ID: orchestrator_run_id,
-            ENV_ZENML_LOCAL_STORES_PATH: local_stores_path,
-            "PYTHONPATH": PACKAGE_MOUNT_ROOT,  # merged with the user's and the image's
-        },
-        mounts={
-            # ZenML's local stores (SQLite database and artifact store) must be
-            # at the same path inside the container as outside.
-            local_stores_path: {"bind": local_stores_path, "mode": "rw"},
-            # Our own package: ZenML loads the active stack, custom flavor
-            # included, inside every step container, whatever folder the
-            # pipeline was started from.
-            str(PACKAGE_DIR): {"bind": f"{PACKAGE_MOUNT_ROOT}/orchestrator", "mode": "ro"},
-        },
+        environment=orchestrator_environment(orchestrator_run_id, local_stores_path),
+        mounts=orchestrator_mounts(local_stores_path),
         user=user,
         run_name=run_name,
         mode=ExecutionMode(snapshot.pipeline_configuration.execution_mode.value),
@@ -145,6 +132,108 @@ def plan_run(
     check_with_engine(client, {name: plan.spec_for(name, 1, warn=orchestrator_warning)
                                for name in plan.steps})
     return plan
+
+
+def orchestrator_environment(orchestrator_run_id: str, local_stores_path: str) -> Dict[str, str]:
+    """What the orchestrator itself sets in every step container of a run."""
+    from zenml.constants import ENV_ZENML_LOCAL_STORES_PATH
+
+    return {
+        ENV_ORCHESTRATOR_RUN_ID: orchestrator_run_id,
+        ENV_ZENML_LOCAL_STORES_PATH: local_stores_path,
+        "PYTHONPATH": PACKAGE_MOUNT_ROOT,  # merged with the user's and the image's
+    }
+
+
+def orchestrator_mounts(local_stores_path: str) -> Dict[str, Dict[str, str]]:
+    """What the orchestrator mounts into every step container of a run."""
+    return {
+        # ZenML's local stores (SQLite database and artifact store) must be
+        # at the same path inside the container as outside.
+        local_stores_path: {"bind": local_stores_path, "mode": "rw"},
+        # Our own package: ZenML loads the active stack, custom flavor
+        # included, inside every step container, whatever folder the
+        # pipeline was started from.
+        str(PACKAGE_DIR): {"bind": f"{PACKAGE_MOUNT_ROOT}/orchestrator", "mode": "ro"},
+    }
+
+
+def plan_isolated_step(
+    *,
+    orchestrator: "MyDockerOrchestrator",
+    client: docker.DockerClient,
+    step_run_info: Any,
+    environment: Mapping[str, str],
+    orchestrator_run_id: str,
+) -> RunPlan:
+    """A one-step `RunPlan` for an isolated step of a dynamic pipeline.
+
+    ZenML's dynamic runner hands each isolated step over as a `StepRunInfo`
+    whose step run already exists. Its container is built from the same
+    template, settings and checks as a static pipeline's step (user, mounts,
+    environment merge, resource limits, run_args, a writable /app,
+    timeout), with the differences ZenML's dynamic semantics ask for: the
+    image is the one ZenML chose for the step (`StepRunInfo.get_image`); the
+    container runs that one step run (ZenML's step-operator entrypoint, or
+    the step's own command); and the plan holds no retries, because ZenML
+    retries an isolated step as a new step run, which gets a new container
+    whose attempt is the step run's version. Labels name the step's own run
+    (a child pipeline's, for nested pipelines) and its step run.
+
+    Args:
+        step_run_info: ZenML's `StepRunInfo` of the step run.
+        environment: ZenML's environment for the step (store access and the
+            step's runtime variables).
+
+    Raises:
+        InvalidSettingsError: a setting is invalid.
+        ImageNotFoundError: the step's image is not on the engine.
+    """
+    from zenml.config.global_config import GlobalConfiguration
+    from zenml.constants import ORCHESTRATOR_DOCKER_IMAGE_KEY
+    from zenml.orchestrators.utils import get_step_entrypoint_command
+    from zenml.step_operators.step_operator_entrypoint_configuration import (
+        StepOperatorEntrypointConfiguration,
+    )
+
+    step_name = step_run_info.pipeline_step_name  # the invocation id, e.g. "map:square:0"
+    command, arguments = get_step_entrypoint_command(
+        invocation_id=step_name,
+        config=step_run_info.config,
+        entrypoint_config_class=StepOperatorEntrypointConfiguration,
+        snapshot_id=step_run_info.snapshot.id,
+        step_run_id=str(step_run_info.step_run_id),
+    )
+    settings = orchestrator.get_settings(step_run_info)
+    local_stores_path = GlobalConfiguration().local_stores_path
+    user = step_user()
+    planner = _StepPlanner(orchestrator, client, step_run_info.snapshot,
+                           {step_name: environment}, user, {})
+    image_name = settings.run_args.get(
+        "image", step_run_info.get_image(key=ORCHESTRATOR_DOCKER_IMAGE_KEY))
+    template = planner.template_from(step_name, step_run_info, image_name=image_name,
+                                     arguments=arguments, upstream=(), retry=RetryPolicy())
+    labels = run_labels(
+        orchestrator_run_id=orchestrator_run_id,
+        pipeline_name=step_run_info.pipeline.name,
+        run_name=step_run_info.run_name,
+        pipeline_run_id=str(step_run_info.run_id),
+    )
+    labels[STEP_RUN_ID_LABEL] = str(step_run_info.step_run_id)
+    return RunPlan(
+        steps={step_name: template},
+        entrypoint=tuple(command),
+        labels=labels,
+        environment=orchestrator_environment(orchestrator_run_id, local_stores_path),
+        mounts=orchestrator_mounts(local_stores_path),
+        user=user,
+        run_name=step_run_info.run_name,
+        max_parallelism=settings.max_parallelism or default_parallelism(),
+        grace_seconds=settings.stop_grace_seconds,
+        keep_containers=settings.keep_containers,
+        orchestrator_run_id=orchestrator_run_id,
+        log_dir=run_log_dir(str(step_run_info.run_id)),
+    )
 
 
 class _StepPlanner:
@@ -169,6 +258,23 @@ class _StepPlanner:
         settings = self.orchestrator.get_settings(step)
         image_name = settings.run_args.get(
             "image", self.orchestrator.get_image(snapshot=self.snapshot, step_name=step_name))
+        return self.template_from(
+            step_name, step, image_name=image_name,
+            arguments=StepEntrypointConfiguration.get_entrypoint_arguments(
+                step_name=step_name, snapshot_id=self.snapshot.id),
+            upstream=step.spec.upstream_steps, retry=retry_policy(step.config))
+
+    def template_from(self, step_name: str, step: Any, *, image_name: str,
+                      arguments: Sequence[str], upstream: Sequence[str],
+                      retry: RetryPolicy) -> StepTemplate:
+        """The template of a step whose image, entrypoint arguments, upstream
+        steps and retries are decided by the caller.
+
+        Args:
+            step: anything with the step's ZenML `config` (a snapshot's `Step`,
+                or a dynamic pipeline's `StepRunInfo`).
+        """
+        settings = self.orchestrator.get_settings(step)
         if image_name not in self.images:
             self.images[image_name] = require_image(self.client, image_name)
         image = self.images[image_name]
@@ -178,10 +284,9 @@ class _StepPlanner:
             defaults["HOME"] = "/tmp"  # a writable home for any uid
         return StepTemplate(
             image=image_name,
-            arguments=tuple(StepEntrypointConfiguration.get_entrypoint_arguments(
-                step_name=step_name, snapshot_id=self.snapshot.id)),
-            upstream=tuple(step.spec.upstream_steps),
-            retry=retry_policy(step.config),
+            arguments=tuple(arguments),
+            upstream=tuple(upstream),
+            retry=retry,
             user_environment=_user_environment(step, self.step_environments[step_name]),
             default_environment=defaults,
             image_environment=image_environment(image),

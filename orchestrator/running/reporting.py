@@ -10,7 +10,7 @@ through `orchestrator.status.records`), and stops a run's containers on request.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from zenml.enums import ExecutionStatus
 from zenml.orchestrators import publish_utils
@@ -19,7 +19,7 @@ from orchestrator.running.containers import ContainerExit, stop_containers
 from orchestrator.running.labels import client_is_gone, find_containers
 from orchestrator.running.runner import RunHooks
 from orchestrator.running.scheduler import DagScheduler, StepState
-from orchestrator.status.records import latest_step_run, run_status, step_runs_of
+from orchestrator.status.records import get_run, latest_step_run, run_status, step_runs_of
 
 if TYPE_CHECKING:
     from zenml.models import PipelineRunResponse
@@ -175,6 +175,41 @@ def record_failed_run(run: Optional["PipelineRunResponse"], reason: str) -> None
                 status_reason=short_reason(reason))
     except Exception:  # noqa: BLE001 - ZenML marks it failed anyway, without the reason
         pass
+
+
+def finish_run(run_id: Any, *, status: ExecutionStatus, reason: str,
+               open_steps: ExecutionStatus = ExecutionStatus.STOPPED) -> None:
+    """End a run nobody else will end: every open step record, then the run.
+
+    For runs whose orchestration ended without recording it (a dynamic run
+    interrupted before ZenML's runner published, a run whose orchestration
+    process died). Static and dynamic runs differ in ZenML: a static run's
+    status follows its steps' records (STOPPING settles on STOPPED once every
+    record is final), a dynamic run's is set explicitly (FAILED while it is
+    stopping becomes STOPPED).
+
+    Args:
+        status: FAILED or STOPPED.
+        open_steps: what step records that have not ended become (a step
+            that was stopping always becomes STOPPED).
+    """
+    run = get_run(run_id, hydrate=True)
+    if ExecutionStatus(run.status).is_finished:
+        return
+    for step_run in step_runs_of(run_id):
+        step_status = ExecutionStatus(step_run.status)
+        if step_status.is_finished:
+            continue
+        if ExecutionStatus.STOPPED in (open_steps, status) or step_status == ExecutionStatus.STOPPING:
+            publish_utils.publish_stopped_step_run(step_run.id)
+        else:
+            publish_utils.publish_failed_step_run(step_run.id)
+    dynamic = bool(run.snapshot is not None and run.snapshot.is_dynamic)
+    requested = status
+    if status == ExecutionStatus.STOPPED and not dynamic:
+        requested = ExecutionStatus.STOPPING  # settles on STOPPED (see _finish_run)
+    publish_utils.publish_pipeline_run_status_update(
+        pipeline_run_id=run.id, status=requested, status_reason=short_reason(reason))
 
 
 def stop_run_containers(run: "PipelineRunResponse", *, graceful: bool,

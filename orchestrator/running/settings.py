@@ -52,6 +52,26 @@ class MyDockerOrchestratorSettings(BaseSettings):
         description="Seconds a container gets after SIGTERM before SIGKILL when "
         "a run is stopped gracefully, fails fast, or a step runs past its timeout.",
     )
+    synchronous: bool = Field(
+        default=True,
+        description="True: the pipeline call returns when the run is over. "
+        "False: it returns as soon as the run is submitted, and the run goes "
+        "on in a detached orchestration process on this machine, which "
+        "survives the terminal or notebook kernel that started it; follow it "
+        "with watch_run(...) or `python -m orchestrator.status RUN --follow`, "
+        "read its log with `--logs`, stop it with `zenml pipeline runs stop`.",
+    )
+    future_poll_seconds: Optional[float] = Field(
+        default=0.5,
+        gt=0,
+        description="Dynamic pipelines: how often a pipeline function waiting "
+        "for a submitted isolated step (`future.load()`, `.result()`) asks "
+        "ZenML whether it finished. ZenML's own wait doubles its pause up to "
+        "64 s, so the function may resume a minute after the step ended. "
+        "None keeps ZenML's wait. This replaces a private method of ZenML "
+        "0.98 for the run's duration; if ZenML changes it, ZenML's wait is "
+        "used and a warning says so.",
+    )
     timeout_seconds: Optional[float] = Field(
         default=None,
         gt=0,
