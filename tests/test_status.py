@@ -407,9 +407,112 @@ def test_the_text_table_can_be_cut_to_a_width_and_coloured():
     assert "\x1b[32mcompleted\x1b[0m" in coloured
 
 
+def test_the_text_timeline_draws_one_bar_per_attempt_where_it_ran():
+    from orchestrator.status.text import render_timeline
+
+    assert render_timeline(diamond()) == "(no step has started yet)"
+    status = feed(diamond(), ev("create", "load", t=100), ev("start", "load", t=100),
+                  ev("die", "load", t=110, exit_code=0),
+                  ev("create", "left", t=110), ev("start", "left", t=110),
+                  ev("create", "right", t=110), ev("start", "right", t=110),
+                  ev("die", "right", t=115, exit_code=1),
+                  ev("create", "right", 2, 120), ev("start", "right", 2, 120))
+    text = render_timeline(status, now=140.0, width=52)
+    rows = dict(line.split(" |", 1) for line in text.splitlines()[:4])
+    rows = {name.strip(): bars for name, bars in rows.items()}
+    assert rows["load"].startswith("#" * 10) and rows["load"].endswith("#")
+    # left runs from 10 s to now (40 s): from a quarter of the 44 columns to the end.
+    assert rows["left"].index(">") == 11 and rows["left"].endswith(">")
+    # right: attempt 1 failed and was retried (~), attempt 2 runs (>), a gap between.
+    assert rows["right"].strip().startswith("~") and "~ " in rows["right"]
+    assert rows["right"].rstrip().endswith(">")
+    assert rows["join"].strip() == ""
+    assert "0 s" in text and "40 s" in text and "# completed" in text
+    coloured = render_timeline(status, now=140.0, width=52, color=True)
+    assert "\x1b[" in coloured
+
+
 def test_a_watcher_problem_is_shown_in_the_text():
     status = apply(diamond(), WatcherProblem("could not read ZenML: locked", 1.0))
     assert "! could not read ZenML: locked" in render_text(status)
+
+
+# --------------------------------------------------------------------------
+# Every attempt kept (the timeline), and resource samples
+# --------------------------------------------------------------------------
+
+
+def test_every_attempt_is_kept_with_its_own_times_and_how_it_went():
+    status = feed(diamond(), *lifecycle("load"),
+                  ev("create", "right", 1, 110), ev("start", "right", 1, 110.5),
+                  ev("oom", "right", 1, 114), ev("die", "right", 1, 114, exit_code=137),
+                  *lifecycle("right", attempt=2, start=120))
+    right = status.step("right")
+    assert [a.number for a in right.attempts] == [1, 2]
+    first, second = right.attempts
+    assert (first.started_at, first.finished_at, first.exit_code, first.oom_killed) == (
+        110.5, 114, 137, True)
+    assert (second.started_at, second.finished_at, second.exit_code) == (120.3, 125.0, 0)
+    # The latest attempt is the step's; an earlier one failed and was retried.
+    assert (right.attempt, right.exit_code, right.phase) == (2, 0, StepPhase.COMPLETED)
+    assert (second.phase, second.reason) == (right.phase, right.reason)
+    assert first.phase == StepPhase.RETRYING and first.reason == "attempt 1: out of memory"
+
+
+def test_an_attempt_shares_its_steps_phase_while_it_is_the_latest():
+    status = feed(diamond(), *lifecycle("load"), *lifecycle("right", exit_code=1))
+    (only,) = status.step("right").attempts
+    assert (only.phase, only.reason) == (StepPhase.RETRYING, "attempt 1 failed (exit code 1)")
+    status = apply(status, ev("create", "right", 2, 120))
+    first, second = status.step("right").attempts
+    assert (first.phase, first.reason) == (StepPhase.RETRYING, "attempt 1: exit code 1")
+    assert second.phase == StepPhase.STARTING == status.step("right").phase
+
+
+def test_late_news_of_an_older_attempt_goes_to_that_attempt_never_to_the_latest():
+    status = feed(diamond(), *lifecycle("load"), ev("create", "right", 1, 110),
+                  ev("start", "right", 1, 111), *lifecycle("right", attempt=2, start=120)[:2])
+    late = apply(status, ev("die", "right", attempt=1, t=115, exit_code=9))
+    right = late.step("right")
+    assert (right.attempt, right.exit_code, right.phase) == (2, None, StepPhase.RUNNING)
+    assert right.attempts[0].exit_code == 9 and right.attempts[0].finished_at == 115
+    # Attached late: attempt 2's container listed before attempt 1's, same result.
+    events = [e for e in [*lifecycle("right", attempt=2, start=120),
+                          *lifecycle("right", attempt=1, start=100, exit_code=1)]]
+    either = feed(feed(diamond(), *lifecycle("load")), *events)
+    assert [a.number for a in either.step("right").attempts] == [1, 2]
+    assert either.step("right").phase == StepPhase.COMPLETED
+
+
+def test_resource_samples_keep_the_latest_use_and_the_peak_per_attempt():
+    from orchestrator.status.model import ResourceSample
+
+    status = feed(diamond(), *lifecycle("load")[:2])
+    mib = 1024 * 1024
+    for t, used in [(101, 100), (102, 300), (103, 200)]:
+        status = apply(status, ResourceSample("load", 1, t, 0.5, used * mib, 384 * mib, 1.0))
+    usage = status.step("load").usage
+    assert (usage.memory_bytes, usage.peak_memory_bytes, usage.memory_limit) == (
+        200 * mib, 300 * mib, 384 * mib)
+    assert usage.memory_fraction == pytest.approx(200 / 384)
+    assert (usage.cpu_cores, usage.cpu_limit) == (0.5, 1.0)
+    older = apply(status, ResourceSample("load", 1, 102.5, 0.1, 999 * mib))
+    assert older is status  # an older sample changes nothing
+    unknown = apply(status, ResourceSample("load", 7, 104, 0.1, mib))
+    assert unknown is status  # a sample of an attempt not seen yet
+    assert apply(status, ResourceSample("load", 1, 104, 0.1, mib)).phases == status.phases
+
+
+def test_zenml_keeps_every_step_run_and_the_earlier_ones_were_retried():
+    facts = zenml("completed", right=ZenmlStepFact(
+        "completed", 2, 13.0, 20.0, runs=[["failed", 5.0, 9.0], ["completed", 13.0, 20.0]]))
+    status = feed(diamond(), facts)
+    runs = status.step("right").zenml_runs
+    assert [(r.status, r.started_at, r.finished_at) for r in runs] == [
+        ("failed", 5.0, 9.0), ("completed", 13.0, 20.0)]
+    assert [r.phase for r in runs] == [StepPhase.RETRYING, StepPhase.COMPLETED]
+    again = ZenmlFacts.from_json(facts.to_json())  # recordings round-trip
+    assert again == facts and apply(status, again) is status
 
 
 # --------------------------------------------------------------------------

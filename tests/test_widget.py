@@ -60,7 +60,8 @@ def test_the_header_says_what_run_it_shows_and_how_it_went():
 def test_the_panel_has_one_row_per_step_in_order_with_its_state_and_facts():
     status = status_with(*run_step("load"), LogLine("load", 1, "loaded 5 numbers", 102),
                          *run_step("left", t=104)[:2])
-    panel = RunPanel(status)
+    panel = RunPanel()
+    panel.render_all(status)
     table = panel.table.value
     rows = [part.split('"')[0] for part in table.split('data-step="')[1:]]
     assert rows == ["load", "left", "right", "join"]
@@ -75,7 +76,8 @@ def test_the_panel_has_one_row_per_step_in_order_with_its_state_and_facts():
 
 def test_the_bar_turns_red_at_the_first_failure_and_green_for_a_completed_run():
     failing = status_with(*run_step("load"), *run_step("left", exit_code=2))
-    panel = RunPanel(failing)
+    panel = RunPanel()
+    panel.render_all(failing)
     assert panel.bar.bar_style == "danger"
     assert 'data-step="join" data-state="skipped"' in panel.table.value
     assert "upstream step &#x27;left&#x27; failed" in panel.table.value
@@ -89,8 +91,11 @@ def test_the_bar_turns_red_at_the_first_failure_and_green_for_a_completed_run():
 def test_log_lines_and_names_are_escaped_not_executed():
     status = status_with(*run_step("load")[:2],
                          LogLine("load", 1, "<script>alert(1)</script>", 101))
-    table = RunPanel(status).table.value
-    assert "<script>" not in table and "&lt;script&gt;" in table
+    panel = RunPanel()
+    panel.render_all(status)
+    for part in (panel.table, panel.graph, panel.timeline):
+        assert "<script>" not in part.value
+    assert "&lt;script&gt;" in panel.table.value
 
 
 def test_a_watcher_problem_is_shown_under_the_counts():

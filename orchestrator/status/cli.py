@@ -1,8 +1,9 @@
 """A run's step status in a terminal: `python -m orchestrator.status` and `follow_in_terminal`.
 
-``python -m orchestrator.status [RUN|latest] [--follow] [--next]`` (the
-command runs `main` through `orchestrator.status`'s ``__main__``) prints a
-run's status table once, or keeps it current until the run is over;
+``python -m orchestrator.status [RUN|latest] [--follow] [--next] [--timeline]
+[--logs]`` (the command runs `main` through `orchestrator.status`'s
+``__main__``) prints a run's status table (and with ``--timeline`` its text
+Gantt chart) once, or keeps it current until the run is over;
 `follow_in_terminal` does the same from Python (the demo uses it). This module
 only wires the pieces: `orchestrator.status.watcher` finds and follows the run,
 `orchestrator.status.text` prints it.
@@ -16,13 +17,13 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from orchestrator.status.model import RunStatus
-from orchestrator.status.text import TerminalPrinter, render_text
+from orchestrator.status.text import TerminalPrinter, render_text, render_timeline
 from orchestrator.status.watcher import read_status, watcher_for
 
 
 def follow_in_terminal(run: Optional[str] = None, stream: Optional[TextIO] = None, *,
                        poll_seconds: float = 1.0, wait_timeout: Optional[float] = None,
-                       color: Optional[bool] = None,
+                       color: Optional[bool] = None, timeline: bool = False,
                        record: Optional[List[Dict[str, Any]]] = None) -> RunStatus:
     """Print a run's status table and keep it current until the run is over.
 
@@ -36,6 +37,7 @@ def follow_in_terminal(run: Optional[str] = None, stream: Optional[TextIO] = Non
             terminal or a subprocess).
         stream: where to print (sys.stdout by default).
         wait_timeout: how long to wait for the next run when `run` is None.
+        timeline: also draw the text timeline (one bar per attempt).
 
     Returns:
         The final status.
@@ -47,7 +49,7 @@ def follow_in_terminal(run: Optional[str] = None, stream: Optional[TextIO] = Non
         print("Waiting for the next pipeline run to start...", file=stream, flush=True)
     watcher = watcher_for(run, wait_timeout=wait_timeout, poll_seconds=poll_seconds,
                           record=record)
-    printer = TerminalPrinter(stream, tty=tty, color=color)
+    printer = TerminalPrinter(stream, tty=tty, color=color, timeline=timeline)
     printer.show(watcher.status)
     watcher.subscribe(printer.show)
     try:
@@ -62,7 +64,7 @@ def follow_in_terminal(run: Optional[str] = None, stream: Optional[TextIO] = Non
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """`python -m orchestrator.status [RUN|latest] [--follow] [--next] [--logs]`."""
+    """`python -m orchestrator.status [RUN|latest] [--follow] [--next] [--timeline] [--logs]`."""
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator.status",
         description="Show the status of a pipeline run's steps (their containers and "
@@ -77,6 +79,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="with --next: give up after this long")
     parser.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
                         help="how often to read ZenML (Docker events arrive at once)")
+    parser.add_argument("--timeline", "-t", action="store_true",
+                        help="also draw a timeline: one bar per step attempt, from its "
+                             "container's start to its exit")
     parser.add_argument("--logs", action="store_true",
                         help="print every step's full output (each attempt), as kept "
                              "by the orchestrator, instead of the table")
@@ -90,11 +95,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return print_logs(args.run)
         if args.follow or args.next:
             final = follow_in_terminal(None if args.next else args.run,
-                                       poll_seconds=args.poll,
+                                       poll_seconds=args.poll, timeline=args.timeline,
                                        wait_timeout=args.wait_timeout, record=record)
         else:
             final = read_status(args.run, record=record)
             print(render_text(final, color=sys.stdout.isatty()))
+            if args.timeline:
+                print()
+                print(render_timeline(final, color=sys.stdout.isatty()))
     except LookupError as error:
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 2

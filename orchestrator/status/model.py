@@ -124,21 +124,46 @@ ZENML_FINAL_RUN_STATUSES = frozenset({"completed", "failed", "stopped", "cancell
 
 
 @dataclass(frozen=True)
-class StepStatus:
-    """One step: the facts seen so far and the phase derived from them.
+class ResourceUsage:
+    """What one container used, sampled from the engine (`docker stats`).
 
-    Container facts are those of the step's latest attempt; ZenML facts are
-    those of its latest step run. `phase` and `reason` are derived by
-    `resolve` and never set directly.
+    Attributes:
+        time: when the latest sample was taken (epoch seconds).
+        cpu_cores: CPU used since the previous sample, in cores (1.0 = one
+            core busy all the time).
+        memory_bytes: memory in use now (the page cache it could give back
+            left out, as `docker stats` shows it).
+        peak_memory_bytes: the most `memory_bytes` seen in any sample.
+        memory_limit: the container's memory limit in bytes, None when it
+            has none (then it may use the whole machine's memory).
+        cpu_limit: the container's CPU limit in cores, None when it has none.
     """
 
-    name: str
-    upstream: Tuple[str, ...] = ()
-    max_retries: int = 0
-    phase: StepPhase = StepPhase.PENDING
-    reason: str = ""
-    # -- from the step's containers (latest attempt)
-    attempt: int = 0
+    time: float
+    cpu_cores: float = 0.0
+    memory_bytes: int = 0
+    peak_memory_bytes: int = 0
+    memory_limit: Optional[int] = None
+    cpu_limit: Optional[float] = None
+
+    @property
+    def memory_fraction(self) -> Optional[float]:
+        """Memory in use as a fraction of the limit; None without a limit."""
+        if not self.memory_limit:
+            return None
+        return self.memory_bytes / self.memory_limit
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a step: one container, from its creation to its exit.
+
+    The container facts come from Docker (events or inspect data);
+    `phase` and `reason` (how this attempt went) are derived by `resolve`:
+    the latest attempt shares its step's phase, an earlier one was retried.
+    """
+
+    number: int
     container_id: Optional[str] = None  # Docker's short id (12 characters)
     container_state: Optional[str] = None  # created | running | exited | removed
     created_at: Optional[float] = None  # epoch seconds, Docker's clock
@@ -147,13 +172,101 @@ class StepStatus:
     exit_code: Optional[int] = None
     killed: bool = False  # Docker delivered a kill (a stop) before it exited
     oom_killed: bool = False
+    usage: Optional[ResourceUsage] = None  # the engine's latest sample, while it ran
+    phase: StepPhase = StepPhase.STARTING
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ZenmlRun:
+    """One step run ZenML recorded for a step (one per attempt that got that far).
+
+    `phase` and `reason` are derived by `resolve`, as for `Attempt`.
+    """
+
+    status: str
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    phase: StepPhase = StepPhase.RUNNING
+    reason: str = ""
+
+
+_NO_ATTEMPT = Attempt(number=0)
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    """One step: the facts seen so far and the phase derived from them.
+
+    `attempts` holds every container attempt seen, oldest first; the
+    container properties (`attempt`, `container_id`, `exit_code`, ...) are
+    those of the latest one. ZenML facts are those of its latest step run,
+    `zenml_runs` all of them. `phase` and `reason` are derived by `resolve`
+    and never set directly.
+    """
+
+    name: str
+    upstream: Tuple[str, ...] = ()
+    max_retries: int = 0
+    phase: StepPhase = StepPhase.PENDING
+    reason: str = ""
+    # -- from the step's containers, one record per attempt
+    attempts: Tuple[Attempt, ...] = ()
     last_line: str = ""
     # -- from ZenML (latest step run)
     zenml_status: Optional[str] = None
     zenml_attempts: int = 0  # how many step runs ZenML holds for this step
     zenml_started_at: Optional[float] = None
     zenml_finished_at: Optional[float] = None
+    zenml_runs: Tuple[ZenmlRun, ...] = ()
 
+    # -- the latest attempt's container ----------------------------------------
+    @property
+    def latest(self) -> Attempt:
+        """The latest attempt seen (an empty one, number 0, before any container)."""
+        return self.attempts[-1] if self.attempts else _NO_ATTEMPT
+
+    @property
+    def attempt(self) -> int:
+        return self.latest.number
+
+    @property
+    def container_id(self) -> Optional[str]:
+        return self.latest.container_id
+
+    @property
+    def container_state(self) -> Optional[str]:
+        return self.latest.container_state
+
+    @property
+    def created_at(self) -> Optional[float]:
+        return self.latest.created_at
+
+    @property
+    def started_at(self) -> Optional[float]:
+        return self.latest.started_at
+
+    @property
+    def finished_at(self) -> Optional[float]:
+        return self.latest.finished_at
+
+    @property
+    def exit_code(self) -> Optional[int]:
+        return self.latest.exit_code
+
+    @property
+    def killed(self) -> bool:
+        return self.latest.killed
+
+    @property
+    def oom_killed(self) -> bool:
+        return self.latest.oom_killed
+
+    @property
+    def usage(self) -> Optional[ResourceUsage]:
+        return self.latest.usage
+
+    # -- times ---------------------------------------------------------------
     @property
     def start_time(self) -> Optional[float]:
         """When the step started: its container, else what ZenML recorded."""
@@ -367,12 +480,22 @@ class LogLine:
 
 @dataclass(frozen=True)
 class ZenmlStepFact:
-    """What ZenML holds for one step: its latest step run and how many there are."""
+    """What ZenML holds for one step: its latest step run and how many there are.
+
+    Attributes:
+        runs: every step run of the step, oldest first, as
+            (status, started_at, finished_at); empty in older recordings.
+    """
 
     status: str
     attempts: int = 1
     started_at: Optional[float] = None
     finished_at: Optional[float] = None
+    runs: Tuple[Tuple[str, Optional[float], Optional[float]], ...] = ()
+
+    def __post_init__(self) -> None:
+        # Read back from JSON, the runs are lists: keep them hashable and comparable.
+        object.__setattr__(self, "runs", tuple(tuple(run) for run in self.runs))
 
 
 @dataclass(frozen=True)
@@ -394,6 +517,26 @@ class ZenmlFacts:
 
 
 @dataclass(frozen=True)
+class ResourceSample:
+    """What one step container used, sampled from the engine (`docker stats`).
+
+    Attributes:
+        cpu_cores: CPU used since the previous sample, in cores.
+        memory_bytes: memory in use (page cache left out).
+        memory_limit: the container's memory limit in bytes, None for none.
+        cpu_limit: the container's CPU limit in cores, None for none.
+    """
+
+    step: str
+    attempt: int
+    time: float
+    cpu_cores: float
+    memory_bytes: int
+    memory_limit: Optional[int] = None
+    cpu_limit: Optional[float] = None
+
+
+@dataclass(frozen=True)
 class RunEnded:
     """The run is over: whoever watched it knows (the pipeline call returned)."""
 
@@ -408,7 +551,8 @@ class WatcherProblem:
     time: float
 
 
-Event = Union[ContainerEvent, LogLine, ZenmlFacts, RunEnded, WatcherProblem]
+Event = Union[ContainerEvent, LogLine, ResourceSample, ZenmlFacts, RunEnded,
+              WatcherProblem]
 
 
 # --------------------------------------------------------------------------
@@ -477,6 +621,8 @@ def apply(status: RunStatus, event: Event) -> RunStatus:
         new = _with_step(status, event.step, lambda s: _container_fact(s, event))
     elif isinstance(event, LogLine):
         new = _with_step(status, event.step, lambda s: _log_fact(s, event))
+    elif isinstance(event, ResourceSample):
+        new = _with_step(status, event.step, lambda s: _resource_fact(s, event))
     elif isinstance(event, ZenmlFacts):
         new = _zenml_facts(status, event)
     elif isinstance(event, RunEnded):
@@ -486,7 +632,11 @@ def apply(status: RunStatus, event: Event) -> RunStatus:
     else:
         raise TypeError(f"apply() does not know events of type {type(event).__name__}")
     when = getattr(event, "time", 0.0) or 0.0
-    new = resolve(new)
+    if new is status:
+        return status
+    if not isinstance(event, (LogLine, ResourceSample)) or len(new.steps) != len(status.steps):
+        # (a log line or a sample never changes a phase, unless it adds a step)
+        new = resolve(new)
     if new == status:
         return status
     return replace(new, updated_at=max(status.updated_at, when))
@@ -498,7 +648,10 @@ def _with_step(status: RunStatus, name: str,
     steps = list(status.steps)
     for i, step in enumerate(steps):
         if step.name == name:
-            steps[i] = change(step)
+            changed = change(step)
+            if changed is step:
+                return status
+            steps[i] = changed
             break
     else:
         steps.append(change(StepStatus(name=name)))
@@ -506,44 +659,64 @@ def _with_step(status: RunStatus, name: str,
 
 
 def _container_fact(step: StepStatus, event: ContainerEvent) -> StepStatus:
-    if event.attempt < step.attempt:
-        return step  # an older attempt's late news
-    if event.attempt > step.attempt:
-        step = replace(step, attempt=event.attempt, container_id=None, container_state=None,
-                       created_at=None, started_at=None, finished_at=None,
-                       exit_code=None, killed=False, oom_killed=False)
-    state = step.container_state
+    """Record one container event in its attempt (any attempt: late news counts too)."""
+    attempts = list(step.attempts)
+    index = _attempt_index(attempts, event.attempt)
+    if index is None:
+        attempts.append(Attempt(number=event.attempt))
+        attempts.sort(key=lambda a: a.number)
+        index = _attempt_index(attempts, event.attempt)
+    before = attempts[index]
+    after = _attempt_fact(before, event)
+    if after is before and len(attempts) == len(step.attempts):
+        return step
+    attempts[index] = after
+    return replace(step, attempts=tuple(attempts))
+
+
+def _attempt_index(attempts: Sequence[Attempt], number: int) -> Optional[int]:
+    for index, attempt in enumerate(attempts):
+        if attempt.number == number:
+            return index
+    return None
+
+
+def _attempt_fact(attempt: Attempt, event: ContainerEvent) -> Attempt:
+    """One container's facts after `event`: they only move forward."""
+    state = attempt.container_state
     changes: Dict[str, Any] = {}
-    if event.container_id and step.container_id is None:
+    if event.container_id and attempt.container_id is None:
         changes["container_id"] = event.container_id
     if event.action == "create":
-        if step.created_at is None:
+        if attempt.created_at is None:
             changes["created_at"] = event.time
         if state is None:
             changes["container_state"] = CREATED
     elif event.action == "start":
-        if step.started_at is None:
+        if attempt.started_at is None:
             changes["started_at"] = event.time
         if state in (None, CREATED):
             changes["container_state"] = RUNNING
     elif event.action == "kill":
-        if state in (None, CREATED, RUNNING):
+        if state in (None, CREATED, RUNNING) and not attempt.killed:
             changes["killed"] = True
     elif event.action == "oom":
-        changes["oom_killed"] = True
+        if not attempt.oom_killed:
+            changes["oom_killed"] = True
     elif event.action == "die":
-        if step.exit_code is None:
+        if attempt.exit_code is None:
             changes["exit_code"] = event.exit_code
             changes["finished_at"] = event.time
-        if state != REMOVED:
+        if state not in (REMOVED, EXITED):
             changes["container_state"] = EXITED
     elif event.action == "destroy":
-        if state in (None, CREATED, RUNNING) and step.exit_code is None:
+        if state in (None, CREATED, RUNNING) and attempt.exit_code is None:
             # Removed without an exit we saw: it was force-removed (a stop).
             changes["killed"] = True
             changes["finished_at"] = event.time
-        changes["container_state"] = REMOVED
-    return replace(step, **changes) if changes else step
+        if state != REMOVED:
+            changes["container_state"] = REMOVED
+    return replace(attempt, **changes) if changes else attempt
 
 
 def _log_fact(step: StepStatus, event: LogLine) -> StepStatus:
@@ -554,19 +727,57 @@ def _log_fact(step: StepStatus, event: LogLine) -> StepStatus:
         return step
     if len(line) > MAX_LINE_CHARS:
         line = line[: MAX_LINE_CHARS - 1] + "…"
+    if line == step.last_line:
+        return step
     return replace(step, last_line=line)
+
+
+def _resource_fact(step: StepStatus, event: ResourceSample) -> StepStatus:
+    """Keep an attempt's latest sample and its peak memory."""
+    attempts = list(step.attempts)
+    index = _attempt_index(attempts, event.attempt)
+    if index is None:
+        return step  # a sample of a container we have not seen: its events will come
+    attempt = attempts[index]
+    old = attempt.usage
+    if old is not None and old.time >= event.time:
+        return step
+    usage = ResourceUsage(
+        time=event.time,
+        cpu_cores=event.cpu_cores,
+        memory_bytes=event.memory_bytes,
+        peak_memory_bytes=max(event.memory_bytes, old.peak_memory_bytes if old else 0),
+        memory_limit=event.memory_limit,
+        cpu_limit=event.cpu_limit,
+    )
+    attempts[index] = replace(attempt, usage=usage)
+    return replace(step, attempts=tuple(attempts))
 
 
 def _zenml_facts(status: RunStatus, facts: ZenmlFacts) -> RunStatus:
     for name, fact in facts.steps.items():
-        status = _with_step(status, name, lambda s, f=fact: replace(
-            s,
-            zenml_status=f.status,
-            zenml_attempts=max(s.zenml_attempts, f.attempts),
-            zenml_started_at=f.started_at,
-            zenml_finished_at=f.finished_at,
-        ))
+        status = _with_step(status, name, lambda s, f=fact: _zenml_step_fact(s, f))
+    if status.zenml_status == facts.run_status:
+        return status
     return replace(status, zenml_status=facts.run_status)
+
+
+def _zenml_step_fact(step: StepStatus, fact: ZenmlStepFact) -> StepStatus:
+    runs = step.zenml_runs
+    if fact.runs:
+        old = {i: (r.status, r.started_at, r.finished_at) for i, r in enumerate(runs)}
+        if len(runs) != len(fact.runs) or any(old[i] != run for i, run in enumerate(fact.runs)):
+            runs = tuple(ZenmlRun(status=run_status, started_at=started, finished_at=finished)
+                         for run_status, started, finished in fact.runs)
+    new = replace(
+        step,
+        zenml_status=fact.status,
+        zenml_attempts=max(step.zenml_attempts, fact.attempts),
+        zenml_started_at=fact.started_at,
+        zenml_finished_at=fact.finished_at,
+        zenml_runs=runs,
+    )
+    return step if new == step else new
 
 
 def resolve(status: RunStatus) -> RunStatus:
@@ -597,8 +808,49 @@ def resolve(status: RunStatus) -> RunStatus:
         phases[step.name] = phase
         if phase != step.phase or reason != step.reason:
             step = replace(step, phase=phase, reason=reason)
+        step = _with_attempt_phases(step)
         new_steps.append(step)
+    if all(new is old for new, old in zip(new_steps, status.steps)):
+        return status
     return replace(status, steps=tuple(new_steps))
+
+
+def _with_attempt_phases(step: StepStatus) -> StepStatus:
+    """How each attempt (container, and ZenML step run) went.
+
+    The latest one shares the step's phase and reason; an earlier one was
+    followed by another attempt, so it failed and was retried: RETRYING,
+    with how it ended (out of memory, exit code, killed).
+    """
+    attempts = tuple(
+        _phased(attempt, step.phase, step.reason) if i == len(step.attempts) - 1
+        else _phased(attempt, StepPhase.RETRYING, _ended_attempt_reason(attempt))
+        for i, attempt in enumerate(step.attempts))
+    runs = tuple(
+        _phased(run, step.phase, step.reason) if i == len(step.zenml_runs) - 1
+        else _phased(run, StepPhase.RETRYING, f"attempt {i + 1} {run.status}")
+        for i, run in enumerate(step.zenml_runs))
+    if all(a is b for a, b in zip(attempts, step.attempts)) \
+            and all(a is b for a, b in zip(runs, step.zenml_runs)):
+        return step
+    return replace(step, attempts=attempts, zenml_runs=runs)
+
+
+def _phased(record: Any, phase: StepPhase, reason: str) -> Any:
+    if record.phase == phase and record.reason == reason:
+        return record
+    return replace(record, phase=phase, reason=reason)
+
+
+def _ended_attempt_reason(attempt: Attempt) -> str:
+    """How an attempt that was followed by another one ended."""
+    if attempt.oom_killed:
+        return f"attempt {attempt.number}: out of memory"
+    if attempt.exit_code is None:
+        return f"attempt {attempt.number}: ended"
+    if attempt.killed:
+        return f"attempt {attempt.number}: killed (exit code {attempt.exit_code})"
+    return f"attempt {attempt.number}: exit code {attempt.exit_code}"
 
 
 def _observed_phase(step: StepStatus, status: RunStatus) -> Tuple[Optional[StepPhase], str]:

@@ -8,7 +8,8 @@ through it. Lists are read page by page, so nothing is silently cut at a page
 size. `zenml` is imported inside the functions so the model and the views
 load without it.
 
-- `get_run`, `run_status`, `resolve_run`, `known_run_ids`, `runs_not_in`: runs;
+- `get_run`, `run_status`, `resolve_run`, `recent_runs`, `known_run_ids`,
+  `runs_not_in`: runs;
 - `step_runs_of`, `latest_step_run`: a run's step runs (every attempt);
 - `status_for_run`, `read_zenml_facts`, `zenml_facts_from`: the status model's terms.
 """
@@ -40,8 +41,10 @@ def zenml_facts_from(run: Any, step_runs: Iterable[Any], now: float) -> ZenmlFac
     """Summarise a run and its step runs (ZenML response models)."""
     latest: Dict[str, Any] = {}
     attempts: Dict[str, int] = {}
+    every: Dict[str, List[Any]] = {}
     for step_run in step_runs:
         attempts[step_run.name] = attempts.get(step_run.name, 0) + 1
+        every.setdefault(step_run.name, []).append(step_run)
         known = latest.get(step_run.name)
         if known is None or step_run.created > known.created:
             latest[step_run.name] = step_run
@@ -53,6 +56,9 @@ def zenml_facts_from(run: Any, step_runs: Iterable[Any], now: float) -> ZenmlFac
                 attempts=attempts[name],
                 started_at=epoch_seconds(step_run.start_time),
                 finished_at=epoch_seconds(step_run.end_time),
+                runs=tuple((_value(one.status), epoch_seconds(one.start_time),
+                            epoch_seconds(one.end_time))
+                           for one in sorted(every[name], key=lambda s: s.created)),
             )
             for name, step_run in latest.items()
         },
@@ -172,6 +178,18 @@ def status_for_run(run: Any) -> RunStatus:
         execution_mode=mode,
         zenml_status=_value(run.status),
     )
+
+
+def recent_runs(limit: int = 10) -> List[Any]:
+    """The newest pipeline runs of this store, newest first (at most `limit`).
+
+    Returns:
+        ZenML run response models (not hydrated: name, id, status, created).
+    """
+    from zenml.client import Client
+
+    return list(Client().list_pipeline_runs(sort_by="desc:created", size=limit,
+                                            hydrate=False).items)
 
 
 def known_run_ids(limit: int = 50) -> set:

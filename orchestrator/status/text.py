@@ -1,8 +1,9 @@
 """A run's status as plain text: for terminals, CI logs and `repr` of the panel.
 
 `render_text` draws a `RunStatus` as a table (a header, a progress line, one
-row per step); `format_duration` and `format_clock` write its cells for the
-notebook panel too. `TerminalPrinter` shows a changing
+row per step), `render_timeline` as a text Gantt chart (one row per step, one
+bar per attempt, a time axis); `format_duration` and `format_clock` write
+cells for the notebook panel too. `TerminalPrinter` shows a changing
 status on a stream: redrawn in place on a terminal, as one line per change on
 a pipe or a file. Kept apart from the model so the model stays free of
 presentation, and apart from the watcher so rendering needs no Docker or ZenML.
@@ -14,9 +15,11 @@ import shutil
 import threading
 import time
 from datetime import datetime
-from typing import Dict, Optional, Sequence, TextIO, Tuple
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 
+from orchestrator.status.drawing import format_seconds, nice_ticks
 from orchestrator.status.model import RunStatus, StepPhase
+from orchestrator.status.timeline import time_span, timeline_bars
 
 # The state column's ANSI colours, per phase.
 _ANSI = {
@@ -100,13 +103,82 @@ def render_text(status: RunStatus, *, now: Optional[float] = None, width: Option
     return "\n".join(lines)
 
 
-class TerminalPrinter:
-    """Redraws the table in place (terminal) or prints changes as lines (pipe)."""
+# One character per phase in the text timeline (the legend prints them).
+TIMELINE_MARKS = {
+    StepPhase.COMPLETED: "#", StepPhase.CACHED: "#", StepPhase.RUNNING: ">",
+    StepPhase.STARTING: ">", StepPhase.RETRYING: "~", StepPhase.FAILED: "X",
+    StepPhase.STOPPED: "/", StepPhase.SKIPPED: ".", StepPhase.PENDING: ".",
+    StepPhase.WAITING: ".",
+}
+_LEGEND = "# completed  > running  ~ failed, retried  X failed  / stopped"
 
-    def __init__(self, stream: TextIO, *, tty: bool, color: bool) -> None:
+
+def render_timeline(status: RunStatus, *, now: Optional[float] = None, width: int = 100,
+                    color: bool = False) -> str:
+    """The run as a text Gantt chart: one row per step, one bar per attempt, a time axis.
+
+    Each attempt is drawn from its container's start to its exit with its
+    phase's character (`TIMELINE_MARKS`); overlapping bars of different
+    rows are steps that ran at the same time.
+
+    Args:
+        now: where the bars of running attempts end (default: the clock).
+        width: characters per line.
+        color: colour the bars with ANSI codes.
+    """
+    rows = timeline_bars(status, now=now)
+    span = time_span(rows)
+    if span is None:
+        return "(no step has started yet)"
+    origin, end = span
+    label = min(24, max((len(name) for name, _ in rows), default=4))
+    plot = max(10, width - label - 3)
+    total = max(end - origin, 1e-6)
+
+    def column(moment: float) -> int:
+        return min(plot - 1, int((moment - origin) / total * plot))
+
+    lines: List[str] = []
+    for name, bars in rows:
+        cells = [" "] * plot
+        colours: Dict[int, str] = {}
+        for bar in bars:
+            first, last = column(bar.start), column(bar.end)
+            for i in range(first, last + 1):
+                cells[i] = TIMELINE_MARKS[bar.phase]
+                colours[i] = _ANSI[bar.phase]
+            if bar.live:
+                cells[last] = ">"
+        text = "".join(f"\x1b[{colours[i]}m{c}\x1b[0m" if color and i in colours else c
+                       for i, c in enumerate(cells)).rstrip()
+        shown = name if len(name) <= label else name[: label - 1] + "…"
+        lines.append(f"{shown.ljust(label)} |{text}")
+    axis = [" "] * (plot + 12)
+    marks = ["-"] * plot
+    for tick in nice_ticks(total, most=max(2, plot // 12)):
+        i = column(origin + tick)
+        marks[i] = "+"
+        text = format_seconds(tick)
+        if all(c == " " for c in axis[i:i + len(text) + 1]):
+            axis[i:i + len(text)] = list(text)
+    lines.append(" " * label + " +" + "".join(marks)[1:])
+    lines.append(" " * label + "  " + "".join(axis).rstrip())
+    lines.append(" " * label + "  " + _LEGEND)
+    return "\n".join(lines)
+
+
+class TerminalPrinter:
+    """Redraws the table in place (terminal) or prints changes as lines (pipe).
+
+    With `timeline`, the text timeline is drawn under the table (on a
+    terminal at every redraw, on a pipe once at the end).
+    """
+
+    def __init__(self, stream: TextIO, *, tty: bool, color: bool, timeline: bool = False) -> None:
         self.stream = stream
         self.tty = tty
         self.color = color
+        self.timeline = timeline
         self._drawn = 0
         self._phases: Dict[str, Tuple[StepPhase, int]] = {}
         self._outcome = ""
@@ -117,6 +189,8 @@ class TerminalPrinter:
             if self.tty:
                 width = shutil.get_terminal_size((120, 20)).columns - 1
                 text = render_text(status, width=width, color=self.color)
+                if self.timeline:
+                    text += "\n\n" + render_timeline(status, width=width, color=self.color)
                 erase = f"\x1b[{self._drawn}F\x1b[J" if self._drawn else ""
                 self.stream.write(erase + text + "\n")
                 self._drawn = text.count("\n") + 1
@@ -149,4 +223,6 @@ class TerminalPrinter:
         with self._lock:
             if not self.tty:
                 self.stream.write(render_text(status) + "\n")
+                if self.timeline:
+                    self.stream.write("\n" + render_timeline(status) + "\n")
                 self.stream.flush()

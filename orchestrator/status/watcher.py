@@ -38,6 +38,7 @@ from orchestrator.status.model import (
     ContainerEvent,
     Event,
     LogLine,
+    ResourceSample,
     RunEnded,
     RunStatus,
     WatcherProblem,
@@ -53,6 +54,7 @@ from orchestrator.status.records import (
     runs_not_in,
     status_for_run,
 )
+from orchestrator.status.resources import StatsFollower
 
 logger = logging.getLogger(__name__)
 
@@ -239,8 +241,9 @@ class RunWatcher:
     Three kinds of background threads feed the reducer: one reads Docker's
     event stream (filtered by the run's label, so a change shows within
     milliseconds), one polls ZenML and reconciles with the engine every
-    `poll_seconds`, and one per running container follows its log for the
-    last line. Listeners are called after every change, and on every poll
+    `poll_seconds`, and per running container one follows its log for the
+    last line and one its CPU and memory use (Docker's stats, about once a
+    second). Listeners are called after every change, and on every poll
     while the run goes on (so elapsed times can tick), from those threads.
 
     Once the run is over (see `run_is_over`) or `finish()`/`stop()` is
@@ -257,7 +260,7 @@ class RunWatcher:
 
     def __init__(self, run: Any, *, poll_seconds: float = 1.0, docker_client: Any = None,
                  events: Optional[DockerEvents] = None, follow_logs: bool = True,
-                 on_change: Optional[Listener] = None,
+                 sample_resources: bool = True, on_change: Optional[Listener] = None,
                  record: Optional[List[Dict[str, Any]]] = None) -> None:
         """Args:
             run: a ZenML run (response model) or an initial `RunStatus`.
@@ -268,6 +271,7 @@ class RunWatcher:
                 the watcher replays its kept events of this run and closes it
                 at the end. By default the watcher opens its own.
             follow_logs: follow running containers' logs for the last line.
+            sample_resources: follow running containers' CPU and memory use.
             on_change: a first listener.
             record: if given, every input (raw Docker event, ZenML reading,
                 log line) is appended to it, for replay in tests.
@@ -276,6 +280,8 @@ class RunWatcher:
         self.run_id = self._status.run_id
         self.poll_seconds = poll_seconds
         self.follow_logs = follow_logs
+        self.sample_resources = sample_resources
+        self._stats: Dict[str, StatsFollower] = {}
         self._record = record
         self._client = docker_client
         self._owns_client = docker_client is None
@@ -401,8 +407,8 @@ class RunWatcher:
         if event is None:
             return
         self.feed(event)
-        if event.action == "start" and self.follow_logs:
-            self._follow_log(event.container_id, event.step, event.attempt)
+        if event.action == "start":
+            self._follow_container(event.container_id, event.step, event.attempt)
 
     def _reconcile_containers(self) -> None:
         """Read the run's containers: catches anything the event stream missed."""
@@ -415,15 +421,37 @@ class RunWatcher:
             seen.add(container.id[:12])
             for event in events_from_container(container.attrs):
                 self._feed_recorded("container_event", vars(event), event)
-            if container.status == "running" and self.follow_logs:
+            if container.status == "running":
                 labels = container.labels
-                self._follow_log(container.id[:12], step_of(labels) or "", attempt_of(labels))
+                self._follow_container(container.id[:12], step_of(labels) or "",
+                                       attempt_of(labels))
         for step in self.status.steps:
             if (step.container_id and step.container_id not in seen
                     and step.container_state in (CREATED, RUNNING, EXITED)
                     and (step.created_at or 0) < listed_at - 1.0):
                 self.feed(ContainerEvent("destroy", step.name, step.attempt,
                                          step.container_id, listed_at, run_id=self.run_id))
+
+    def _follow_container(self, container_id: str, step: str, attempt: int) -> None:
+        """A container started: follow its log and its resource use, as asked."""
+        if self.follow_logs:
+            self._follow_log(container_id, step, attempt)
+        if self.sample_resources:
+            self._follow_stats(container_id, step, attempt)
+
+    def _follow_stats(self, container_id: str, step: str, attempt: int) -> None:
+        with self._lock:
+            if container_id in self._stats or self._stop.is_set() or self._client is None:
+                return
+            follower = StatsFollower(self._client, container_id, step, attempt,
+                                     self._on_sample)
+            self._stats[container_id] = follower
+            self._threads.append(follower.thread)
+        follower.start()
+
+    def _on_sample(self, sample: ResourceSample) -> None:
+        if not self._stop.is_set():
+            self.feed(sample)
 
     def _follow_log(self, container_id: str, step: str, attempt: int) -> None:
         with self._lock:
@@ -502,6 +530,9 @@ class RunWatcher:
             self._finalized = True
             self._stop.set()
             streams = list(self._log_streams.values())
+            followers = list(self._stats.values())
+        for follower in followers:
+            follower.close()
         if self._events is not None:
             self._events.close()
         for stream in streams:
@@ -562,7 +593,7 @@ def read_status(run: Union[str, Any] = "latest",
         run: "latest", a run's id or name, or a ZenML run (response model).
     """
     found = resolve_run(run) if isinstance(run, str) else run
-    watcher = RunWatcher(found, follow_logs=False, record=record)
+    watcher = RunWatcher(found, follow_logs=False, sample_resources=False, record=record)
     watcher._connect_docker(events=False)
     watcher._sync()
     status = watcher.status

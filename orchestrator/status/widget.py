@@ -1,12 +1,24 @@
-"""A live panel of a pipeline run's steps, for JupyterLab (ipywidgets 8).
+"""A live panel of a pipeline run, for JupyterLab (ipywidgets 8).
 
-The panel is a view over the status model of `orchestrator.status`: one row
-per step in pipeline order with a coloured state badge, its container, timings,
-exit code and last log line; a progress bar with counts; the run's name and
-outcome. It updates from the background threads of `orchestrator.status.watcher`,
-so the kernel is never blocked and the user writes no threads. (Widget changes
-made from a background thread reach the browser while a cell is still
-executing: the browser test checks this.)
+What Dagster's and Airflow's run views taught users to expect, over the
+status model of `orchestrator.status`:
+
+- the run's name and outcome, a progress bar with counts, a **Stop** button
+  (with a confirmation; ZenML's own stop path, as `zenml pipeline runs stop`)
+  and the **recent runs** (picking one shows that run instead);
+- tabs: the **graph** of the run's own DAG, each step coloured by its phase;
+  the **timeline**, one bar per attempt from its container's start to its
+  exit; the **steps** table; the **resources**, CPU and memory of each
+  container against its limits;
+- the **log** of the step (and attempt) chosen below, its whole output so
+  far, followed while it runs.
+
+It updates from the background threads of `orchestrator.status.watcher`,
+so the kernel is never blocked and the user writes no threads (widget
+changes made from a background thread reach the browser while a cell is
+still executing: the browser test checks this). Redraws are throttled, more
+so the longer a redraw takes (a 100-step pipeline), and only the tab shown
+is drawn.
 
 In a notebook, watch the run the next cell starts::
 
@@ -19,11 +31,12 @@ or attach to a run started elsewhere (another process, a terminal)::
 
     watch_run("latest")      # or a run's name or id; None waits for the next run
 
-The panel stops updating and releases its threads and Docker connection when
-the run is over, failed runs included. Outside a notebook kernel (a terminal,
+The panel stops updating and releases its threads and Docker connections when
+the run is over (failed runs included), when another run is picked, or when
+the widget is closed (`panel.close()`). Outside a notebook kernel (a terminal,
 a script) the same calls print each step's change of state as a line and the
-final table; `repr(panel)` is always the plain-text table. For a live table in
-a terminal see `orchestrator.status.cli.follow_in_terminal`.
+final table; `repr(panel)` is always the plain-text table. For a live table
+in a terminal see `orchestrator.status.cli.follow_in_terminal`.
 """
 
 from __future__ import annotations
@@ -33,34 +46,33 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from orchestrator.status.model import SUMMARY_ORDER, RunStatus, StepPhase, StepStatus
+from orchestrator.status.logs import LogTail, log_path
+from orchestrator.status.model import RunStatus, StepPhase, StepStatus
+from orchestrator.status.panel_html import (  # noqa: F401 - public names of the panel
+    BADGE_COLOURS,
+    OUTCOME_COLOURS,
+    WAITING_TITLE,
+    badge,
+    counts_html,
+    graph_html,
+    header_html,
+    log_html,
+    resources_html,
+    table_html,
+    timeline_html,
+)
 from orchestrator.status.records import resolve_run
-from orchestrator.status.text import TerminalPrinter, format_clock, format_duration, render_text
+from orchestrator.status.text import TerminalPrinter, format_clock, render_text
 from orchestrator.status.watcher import DockerEvents, NextRun, RunWatcher
 
-# Badge colours: (background, text). Final states are saturated, waiting ones pale.
-BADGE_COLOURS: Dict[StepPhase, tuple] = {
-    StepPhase.PENDING: ("#e0e0e0", "#424242"),
-    StepPhase.WAITING: ("#eeeeee", "#757575"),
-    StepPhase.STARTING: ("#b3e5fc", "#01579b"),
-    StepPhase.RUNNING: ("#1e88e5", "#ffffff"),
-    StepPhase.RETRYING: ("#fb8c00", "#ffffff"),
-    StepPhase.COMPLETED: ("#2e7d32", "#ffffff"),
-    StepPhase.FAILED: ("#c62828", "#ffffff"),
-    StepPhase.SKIPPED: ("#9e9e9e", "#ffffff"),
-    StepPhase.STOPPED: ("#6a1b9a", "#ffffff"),
-    StepPhase.CACHED: ("#00838f", "#ffffff"),
-}
-OUTCOME_COLOURS = {
-    "completed": BADGE_COLOURS[StepPhase.COMPLETED],
-    "failed": BADGE_COLOURS[StepPhase.FAILED],
-    "stopped": BADGE_COLOURS[StepPhase.STOPPED],
-    "running": BADGE_COLOURS[StepPhase.RUNNING],
-}
 _BAR_STYLE = {"completed": "success", "failed": "danger", "stopped": "warning"}
-WAITING_TITLE = "waiting for a pipeline run to start…"
+TABS = ("graph", "timeline", "steps", "resources")
+_TAB_TITLES = ("Graph", "Timeline", "Steps", "Resources")
+# A redraw may take at most this share of the time between redraws: a big
+# pipeline is redrawn less often instead of keeping a core busy.
+_MAX_DRAW_SHARE = 0.25
 
 
 def in_notebook_kernel() -> bool:
@@ -72,111 +84,131 @@ def in_notebook_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def badge(text: str, colours: tuple) -> str:
-    background, foreground = colours
-    return (f'<span class="md-badge" style="background:{background};color:{foreground};'
-            'border-radius:9px;padding:1px 8px;font-size:11px;font-weight:600;'
-            f'white-space:nowrap">{html.escape(text)}</span>')
-
-
-def header_html(status: RunStatus) -> str:
-    """The run's name, pipeline and outcome."""
-    if not status.run_id:
-        return (f'<div style="font-size:14px"><b>{html.escape(status.error or WAITING_TITLE)}'
-                '</b></div>')
-    outcome = status.outcome
-    colours = OUTCOME_COLOURS.get(outcome, BADGE_COLOURS[StepPhase.PENDING])
-    pipeline = (f'<span style="color:#616161">pipeline</span> <b>{html.escape(status.pipeline_name)}</b>'
-                f' &nbsp;·&nbsp; ' if status.pipeline_name else "")
-    return (f'<div style="font-size:14px">{pipeline}<span style="color:#616161">run</span> '
-            f'<code>{html.escape(status.run_name or status.run_id)}</code> &nbsp;'
-            f'{badge(outcome, colours)}</div>')
-
-
-def counts_html(status: RunStatus) -> str:
-    """'3/4 steps finished: 2 completed, …' with each count in its colour."""
-    counts = status.counts()
-    parts = [badge(f"{counts[phase]} {phase.value}", BADGE_COLOURS[phase])
-             for phase in SUMMARY_ORDER if counts.get(phase)]
-    text = (f'<span class="md-progress"><b>{status.finished_count}/{len(status.steps)}</b> '
-            f'steps finished</span> &nbsp;{" ".join(parts)}')
-    if status.error:
-        text += (f'<div style="color:#c62828;font-size:12px">⚠ '
-                 f'{html.escape(status.error)}</div>')
-    return text
-
-
-_CELL = "padding:3px 10px 3px 0;text-align:left;vertical-align:middle"
-_HEAD = _CELL + ";color:#616161;font-weight:600;border-bottom:1px solid #e0e0e0"
-
-
-def table_html(status: RunStatus, now: Optional[float] = None) -> str:
-    """One row per step, in pipeline order."""
-    heads = ["step", "state", "try", "container", "started", "duration", "exit", "last log line"]
-    rows = ["<tr>" + "".join(f'<th style="{_HEAD}">{h}</th>' for h in heads) + "</tr>"]
-    for step in status.steps:
-        rows.append(_row_html(step, now))
-    return ('<table class="md-steps" style="border-collapse:collapse;font-size:12.5px;'
-            'width:100%;table-layout:auto">' + "".join(rows) + "</table>")
-
-
-def _row_html(step: StepStatus, now: Optional[float]) -> str:
-    line = step.last_line or step.reason
-    line_style = ("color:#9e9e9e;font-style:italic" if not step.last_line else "color:#424242")
-    exit_code = "" if step.exit_code is None else str(step.exit_code)
-    exit_style = "color:#c62828;font-weight:600" if step.exit_code not in (None, 0) else ""
-    cells = [
-        f'<td style="{_CELL};font-weight:600">{html.escape(step.name)}</td>',
-        f'<td style="{_CELL}">{badge(step.phase.value, BADGE_COLOURS[step.phase])}</td>',
-        f'<td style="{_CELL}">{step.attempt or ""}</td>',
-        f'<td style="{_CELL}"><code>{html.escape(step.container_id or "")}</code></td>',
-        f'<td style="{_CELL}">{format_clock(step.start_time)}</td>',
-        f'<td style="{_CELL};font-variant-numeric:tabular-nums">'
-        f'{format_duration(step.duration(now))}</td>',
-        f'<td style="{_CELL};{exit_style}">{exit_code}</td>',
-        f'<td style="{_CELL};max-width:520px;overflow:hidden;text-overflow:ellipsis;'
-        f'white-space:nowrap;font-family:monospace;font-size:11.5px;{line_style}" '
-        f'title="{html.escape(line)}">{html.escape(line)}</td>',
-    ]
-    return f'<tr data-step="{html.escape(step.name)}" data-state="{step.phase.value}">' \
-           + "".join(cells) + "</tr>"
+def run_is_finished(status: RunStatus) -> bool:
+    """Whether nothing can be stopped any more (the Stop button is disabled)."""
+    return (not status.run_id or status.ended
+            or status.zenml_status in ("completed", "failed", "stopped", "cancelled",
+                                       "stopping", "cancelling")
+            and not any(step.container_alive for step in status.steps))
 
 
 class RunPanel:
     """The ipywidgets view of a `RunStatus`; `update` may be called from any thread.
 
-    Renders at most every `min_interval` seconds (a burst of log lines
-    becomes one redraw), and always renders the latest status last.
+    Renders at most every `min_interval` seconds (longer when a redraw is
+    slow; a burst of log lines becomes one redraw), and always renders the
+    latest status last. Actions are handed to callbacks set by the owner
+    (`LivePanel`): `on_stop()` for a confirmed stop, `on_pick_run(run_id)`
+    for a run picked in the recent runs, `on_refresh_runs()` for the ↻ button.
+
+    Attributes:
+        rendered: the status last drawn.
+        draw_seconds: how long the last redraw took.
+        on_render: called with each status drawn (tests, benchmarks).
     """
 
     def __init__(self, status: Optional[RunStatus] = None, *, min_interval: float = 0.1) -> None:
         import ipywidgets as widgets
 
         self.min_interval = min_interval
-        self.header = widgets.HTML()
+        self.on_stop: Optional[Callable[[], None]] = None
+        self.on_pick_run: Optional[Callable[[str], None]] = None
+        self.on_refresh_runs: Optional[Callable[[], None]] = None
+        self.stop_grace: Optional[Callable[[], int]] = None
+        self.on_render: Optional[Callable[[RunStatus], None]] = None
+        self.rendered: Optional[RunStatus] = None
+        self.draw_seconds = 0.0
+
+        # -- the top row: run, outcome, recent runs, stop
+        self.header = widgets.HTML(layout=widgets.Layout(flex="1 1 auto"))
+        self.runs = widgets.Dropdown(options=[], value=None, description="recent runs",
+                                     layout=widgets.Layout(width="340px"),
+                                     style={"description_width": "initial"})
+        self.runs.add_class("md-runs")
+        self.refresh_runs = widgets.Button(icon="refresh", tooltip="read the recent runs again",
+                                           layout=widgets.Layout(width="34px"))
+        self.stop_button = widgets.Button(description="Stop run", icon="stop",
+                                          button_style="danger", disabled=True,
+                                          tooltip="stop this run (asks first)",
+                                          layout=widgets.Layout(width="110px"))
+        self.stop_button.add_class("md-stop")
+        top = widgets.HBox([self.header, self.runs, self.refresh_runs, self.stop_button],
+                           layout=widgets.Layout(align_items="center", width="100%"))
+        # -- the confirmation, shown when Stop is clicked
+        self.confirm_text = widgets.HTML()
+        self.confirm_yes = widgets.Button(description="Stop the run", button_style="danger")
+        self.confirm_yes.add_class("md-confirm-stop")
+        self.confirm_no = widgets.Button(description="Cancel")
+        self.confirm = widgets.HBox([self.confirm_text, self.confirm_yes, self.confirm_no],
+                                    layout=widgets.Layout(display="none", align_items="center"))
+        self.confirm.add_class("md-confirm")
+        self.message = widgets.HTML()
+        self.message.add_class("md-message")
+        # -- progress
         self.bar = widgets.IntProgress(min=0, max=1, value=0, bar_style="info",
                                        layout=widgets.Layout(width="100%", height="14px"))
         self.counts = widgets.HTML()
+        # -- the tabs
+        self.graph = widgets.HTML()
+        self.graph.add_class("md-graph-tab")
+        self.timeline = widgets.HTML()
+        self.timeline.add_class("md-timeline-tab")
         self.table = widgets.HTML(layout=widgets.Layout(overflow="auto"))
+        self.table.add_class("md-steps-tab")
+        self.resources = widgets.HTML()
+        self.resources.add_class("md-resources-tab")
+        self.tabs = widgets.Tab(children=[self.graph, self.timeline, self.table, self.resources],
+                                titles=_TAB_TITLES)
+        self.tabs.add_class("md-tabs")
+        # -- the log of one step
+        self.log_step = widgets.Dropdown(options=[], value=None, description="log of",
+                                         layout=widgets.Layout(width="340px"),
+                                         style={"description_width": "initial"})
+        self.log_step.add_class("md-log-step")
+        self.log_attempt = widgets.Dropdown(options=[], value=None,
+                                            layout=widgets.Layout(width="240px"))
+        self.log_attempt.add_class("md-log-attempt")
+        self.log = widgets.HTML()
+        self.log.add_class("md-log-view")
+        log_box = widgets.VBox([widgets.HBox([self.log_step, self.log_attempt]), self.log])
+
         self.widget = widgets.VBox(
-            [self.header, self.bar, self.counts, self.table],
+            [top, self.confirm, self.message, self.bar, self.counts, self.tabs, log_box],
             layout=widgets.Layout(border="1px solid #e0e0e0", padding="6px 10px",
                                   width="100%"),
         )
         self.widget.add_class("my-docker-run-panel")
-        self._lock = threading.Lock()
+
+        self._lock = threading.RLock()
         self._pending: Optional[RunStatus] = None
         self._timer: Optional[threading.Timer] = None
         self._last_render = 0.0
-        self.rendered: Optional[RunStatus] = None  # the status last drawn
-        self.on_render: Optional[Callable[[RunStatus], None]] = None
+        self._stale: Dict[str, bool] = dict.fromkeys(TABS, True)
+        self._log_tail: Optional[LogTail] = None
+        self._log_key: Optional[Tuple[str, str, int]] = None
+        self._log_chosen = False  # the user picked a step: no automatic choice any more
+        self._attempt_chosen = False  # the user picked an attempt: it stays shown
+        self._log_live = False
+        self._quiet = False  # set while options are changed by code, not by the user
+        self._stopping = False
+
+        self.stop_button.on_click(lambda _: self._ask_to_stop())
+        self.confirm_yes.on_click(lambda _: self._confirmed_stop())
+        self.confirm_no.on_click(lambda _: self._hide_confirmation())
+        self.refresh_runs.on_click(lambda _: self.on_refresh_runs and self.on_refresh_runs())
+        self.runs.observe(self._run_picked, names="value")
+        self.tabs.observe(self._tab_changed, names="selected_index")
+        self.log_step.observe(self._log_step_picked, names="value")
+        self.log_attempt.observe(self._log_attempt_picked, names="value")
         self.render(status or RunStatus(run_id=""))
 
+    # -- updates, throttled ------------------------------------------------------
     def update(self, status: RunStatus) -> None:
-        """Show `status` now, or within `min_interval` if the last redraw was very recent."""
+        """Show `status` now, or soon if the last redraw was very recent."""
         with self._lock:
             self._pending = status
-            wait = self._last_render + self.min_interval - time.monotonic()
+            interval = max(self.min_interval, self.draw_seconds / _MAX_DRAW_SHARE)
+            wait = self._last_render + interval - time.monotonic()
             if status.ended or wait <= 0:
                 self._timer_cancel()
             elif self._timer is None:
@@ -200,22 +232,331 @@ class RunPanel:
                 return
             self.render(status)
 
+    def close(self, widgets: bool = False) -> None:
+        """Cancel a pending redraw; with `widgets`, close every widget of the panel too."""
+        with self._lock:
+            self._timer_cancel()
+            self._pending = None
+        if widgets:
+            for part in self._all_widgets():
+                if part.comm is not None:
+                    part.close()
+
+    def _all_widgets(self) -> List[Any]:
+        """The panel's widgets, innermost first (the outer box last)."""
+        found: List[Any] = []
+
+        def visit(widget: Any) -> None:
+            for child in getattr(widget, "children", ()):
+                visit(child)
+            found.append(widget)
+
+        visit(self.widget)
+        return found
+
+    # -- drawing -----------------------------------------------------------------
+    @property
+    def selected_tab(self) -> str:
+        return TABS[self.tabs.selected_index or 0]
+
     def render(self, status: RunStatus, now: Optional[float] = None) -> None:
-        """Draw `status` now, unthrottled; `update` is the entry point for watcher threads."""
-        self.header.value = header_html(status)
-        total = max(1, len(status.steps))
-        self.bar.max = total
-        self.bar.value = status.finished_count
-        if status.ended:
-            self.bar.bar_style = _BAR_STYLE.get(status.outcome, "info")
-        else:
-            self.bar.bar_style = "danger" if status.counts().get(StepPhase.FAILED) else "info"
-        self.counts.value = counts_html(status) if status.run_id else ""
-        self.table.value = table_html(status, now) if status.steps else ""
-        self.rendered = status
-        self._last_render = time.monotonic()
+        """Draw `status` now, unthrottled; `update` is the entry point for watcher threads.
+
+        Only the tab shown is drawn; the others are drawn when they are picked.
+        """
+        with self._lock:
+            started = time.perf_counter()
+            previous = self.rendered
+            if previous is not None and previous.run_id != status.run_id:
+                self._new_run()
+            self.rendered = status
+            self.header.value = header_html(status)
+            self.bar.max = max(1, len(status.steps))
+            self.bar.value = status.finished_count
+            if status.ended:
+                self.bar.bar_style = _BAR_STYLE.get(status.outcome, "info")
+            else:
+                self.bar.bar_style = "danger" if status.counts().get(StepPhase.FAILED) else "info"
+            self.counts.value = counts_html(status) if status.run_id else ""
+            self._stale = dict.fromkeys(TABS, True)
+            self._draw_tab(self.selected_tab, status, now)
+            self._update_stop_button(status)
+            self._update_log_choices(status)
+            self._draw_log(status)
+            if self.runs.value != (status.run_id or None) and status.run_id:
+                self._select_run(status.run_id)
+            self.draw_seconds = time.perf_counter() - started
+            self._last_render = time.monotonic()
         if self.on_render is not None:
             self.on_render(status)
+
+    def render_all(self, status: RunStatus, now: Optional[float] = None) -> None:
+        """Draw `status` with every tab (tests, screenshots, the benchmark)."""
+        with self._lock:
+            self.render(status, now)
+            for tab in TABS:
+                if self._stale[tab]:
+                    self._draw_tab(tab, status, now)
+
+    def _draw_tab(self, tab: str, status: RunStatus, now: Optional[float]) -> None:
+        if tab == "graph":
+            self.graph.value = graph_html(status) if status.run_id else ""
+        elif tab == "timeline":
+            self.timeline.value = timeline_html(status, now) if status.run_id else ""
+        elif tab == "steps":
+            self.table.value = table_html(status, now) if status.steps else ""
+        elif tab == "resources":
+            self.resources.value = resources_html(status) if status.run_id else ""
+        self._stale[tab] = False
+
+    def _tab_changed(self, change: Dict[str, Any]) -> None:
+        with self._lock:
+            tab = self.selected_tab
+            if self.rendered is not None and self._stale.get(tab, True):
+                self._draw_tab(tab, self.rendered, None)
+
+    # -- stop ----------------------------------------------------------------------
+    def _update_stop_button(self, status: RunStatus) -> None:
+        finished = run_is_finished(status)
+        self.stop_button.disabled = finished or self._stopping or self.on_stop is None
+        if finished:
+            self._hide_confirmation()
+            if self._stopping and status.ended:
+                self._stopping = False
+                self.show_message(f"The run ended: {status.outcome}.")
+
+    def _ask_to_stop(self) -> None:
+        status = self.rendered
+        if status is None or run_is_finished(status):
+            return
+        try:
+            grace = self.stop_grace() if self.stop_grace is not None else None
+        except Exception:  # noqa: BLE001 - shown without the number then
+            grace = None
+        after = f"after {grace} s" if grace is not None else "after the orchestrator's grace"
+        self.confirm_text.value = (
+            f'<span style="margin-right:10px">Stop run <b>{html.escape(status.run_name)}</b>? '
+            f"Running steps get SIGTERM, then SIGKILL {after}; steps not started yet "
+            "will not start.</span>")
+        self.confirm.layout.display = "flex"
+
+    def _hide_confirmation(self) -> None:
+        self.confirm.layout.display = "none"
+
+    def _confirmed_stop(self) -> None:
+        self._hide_confirmation()
+        if self.on_stop is None or self._stopping:
+            return
+        self._stopping = True
+        self.stop_button.disabled = True
+        self.show_message("Stopping the run… (the same as <code>zenml pipeline runs stop</code>)")
+
+        def stop() -> None:
+            try:
+                self.on_stop()
+            except Exception as error:  # noqa: BLE001 - shown in the panel
+                self._stopping = False
+                self.show_message(f"⚠ {html.escape(str(error))}", error=True)
+                if self.rendered is not None:
+                    self._update_stop_button(self.rendered)
+            else:
+                self.show_message("Stop requested: the run's containers are being stopped.")
+
+        threading.Thread(target=stop, name="live-panel-stop", daemon=True).start()
+
+    def show_message(self, text_html: str, error: bool = False) -> None:
+        """A line under the top row (the stop's progress, a problem)."""
+        colour = "#c62828" if error else "#424242"
+        self.message.value = (f'<div style="font-size:12.5px;color:{colour}">{text_html}</div>'
+                              if text_html else "")
+
+    # -- recent runs ---------------------------------------------------------------
+    def set_recent_runs(self, runs: Sequence[Tuple[str, str]]) -> None:
+        """The runs to pick from, as (label, run id), newest first."""
+        with self._lock:
+            current = self.rendered.run_id if self.rendered is not None else None
+            options = list(runs)
+            if current and current not in [value for _, value in options]:
+                name = self.rendered.run_name or current
+                options.insert(0, (f"{name} (shown)", current))
+            self._quiet = True
+            try:
+                self.runs.options = options
+                self.runs.value = current if current in [v for _, v in options] else None
+            finally:
+                self._quiet = False
+
+    def _select_run(self, run_id: str) -> None:
+        if run_id in [value for _, value in self.runs.options]:
+            self._quiet = True
+            try:
+                self.runs.value = run_id
+            finally:
+                self._quiet = False
+
+    def _run_picked(self, change: Dict[str, Any]) -> None:
+        if self._quiet or change["new"] is None or self.on_pick_run is None:
+            return
+        if self.rendered is not None and change["new"] == self.rendered.run_id:
+            return
+        self.on_pick_run(change["new"])
+
+    def _new_run(self) -> None:
+        """Another run is shown: forget the log choice and any stop in progress."""
+        self._log_tail, self._log_key = None, None
+        self._log_chosen = self._attempt_chosen = False
+        self._stopping = False
+        self.show_message("")
+        self._hide_confirmation()
+
+    # -- the log of one step ---------------------------------------------------------
+    def _update_log_choices(self, status: RunStatus) -> None:
+        options = [(f"{step.name} ({step.phase.value})", step.name) for step in status.steps
+                   if step.attempts or step.zenml_runs or step.zenml_status]
+        chosen = self.log_step.value
+        if not self._log_chosen:
+            chosen = _default_log_step(status) or chosen
+        if [tuple(o) for o in self.log_step.options] != options or self.log_step.value != chosen:
+            self._quiet = True
+            try:
+                self.log_step.options = options
+                self.log_step.value = chosen if chosen in [v for _, v in options] else None
+            finally:
+                self._quiet = False
+        self._update_attempt_choices(status)
+
+    def _update_attempt_choices(self, status: RunStatus) -> None:
+        step = _find_step(status, self.log_step.value)
+        options: List[Tuple[str, int]] = []
+        if step is not None:
+            numbers = [a.number for a in step.attempts] or list(
+                range(1, max(step.zenml_attempts, len(step.zenml_runs), 1) + 1))
+            phases = {a.number: a for a in step.attempts}
+            for number in reversed(numbers):
+                attempt = phases.get(number)
+                how = (attempt.phase.value + (f": {attempt.reason}" if attempt.reason else "")
+                       if attempt is not None else "")
+                options.append((f"attempt {number}" + (f" ({how})" if how else ""), number))
+        chosen = self.log_attempt.value
+        values = [v for _, v in options]
+        if chosen not in values or not self._attempt_chosen:
+            chosen = values[0] if values else None  # the latest attempt
+        if [tuple(o) for o in self.log_attempt.options] != options \
+                or self.log_attempt.value != chosen:
+            self._quiet = True
+            try:
+                self.log_attempt.options = options
+                self.log_attempt.value = chosen
+            finally:
+                self._quiet = False
+
+    def _log_step_picked(self, change: Dict[str, Any]) -> None:
+        if self._quiet:
+            return
+        with self._lock:
+            self._log_chosen = True
+            self._attempt_chosen = False
+            if self.rendered is not None:
+                self._update_attempt_choices(self.rendered)
+                self._draw_log(self.rendered)
+
+    def _log_attempt_picked(self, change: Dict[str, Any]) -> None:
+        if self._quiet:
+            return
+        with self._lock:
+            self._log_chosen = self._attempt_chosen = True
+            if self.rendered is not None:
+                self._draw_log(self.rendered)
+
+    def _draw_log(self, status: RunStatus) -> None:
+        """Show the chosen attempt's output: all of it at first, then what was added."""
+        step = _find_step(status, self.log_step.value)
+        number = self.log_attempt.value
+        if step is None or number is None:
+            self._log_tail, self._log_key = None, None
+            self.log.value = ('<div class="md-log" style="color:#757575;font-size:12px">'
+                              "Pick a step to see its whole output.</div>")
+            return
+        key = (status.run_id, step.name, int(number))
+        if key != self._log_key or self._log_tail is None:
+            self._log_key = key
+            try:
+                self._log_tail = LogTail(log_path(status.run_id, step.name, int(number)))
+            except Exception:  # noqa: BLE001 - no ZenML configuration to find the folder
+                self._log_tail = None
+            changed = True
+        else:
+            changed = False
+        tail = self._log_tail
+        if tail is not None and tail.read_new():
+            changed = True
+        attempt = next((a for a in step.attempts if a.number == number), None)
+        live = (attempt is not None and attempt.container_state in ("running", "created")
+                and not status.ended)
+        title = f"{step.name} · attempt {number}"
+        if attempt is not None:
+            title += f" · {attempt.phase.value}" + (f" ({attempt.reason})" if attempt.reason
+                                                   else "")
+            if attempt.started_at:
+                title += f" · started {format_clock(attempt.started_at)}"
+        if changed or self.log.value == "" or self._log_live != live:
+            self._log_live = live
+            self.log.value = log_html(
+                tail.text if tail is not None else "", title=title,
+                path=str(tail.path) if tail is not None else "",
+                cut=tail.cut if tail is not None else 0, live=live,
+                missing=tail is None or not tail.exists)
+
+    def show_log(self, step: str, attempt: Optional[int] = None) -> None:
+        """Show one step's log (its latest attempt unless `attempt` is given)."""
+        with self._lock:
+            self._log_chosen = True
+            self._attempt_chosen = attempt is not None
+            self._quiet = True
+            try:
+                self.log_step.value = step
+            finally:
+                self._quiet = False
+            if self.rendered is not None:
+                self._update_attempt_choices(self.rendered)
+                if attempt is not None:
+                    self._quiet = True
+                    try:
+                        self.log_attempt.value = attempt
+                    finally:
+                        self._quiet = False
+                self._draw_log(self.rendered)
+
+
+def _find_step(status: RunStatus, name: Optional[str]) -> Optional[StepStatus]:
+    if name is None:
+        return None
+    return next((step for step in status.steps if step.name == name), None)
+
+
+def _default_log_step(status: RunStatus) -> Optional[str]:
+    """The step whose log a user most likely wants: the first failed, else a running one."""
+    for phases in ((StepPhase.FAILED,), (StepPhase.RUNNING, StepPhase.RETRYING)):
+        for step in status.steps:
+            if step.phase in phases and (step.attempts or step.zenml_runs):
+                return step.name
+    return None
+
+
+def recent_run_choices(limit: int = 10) -> List[Tuple[str, str]]:
+    """The latest runs of this ZenML store as (label, run id), newest first.
+
+    The label is "name · status · started HH:MM:SS".
+    """
+    from orchestrator.status.records import recent_runs
+
+    choices = []
+    for run in recent_runs(limit):
+        status = str(getattr(run.status, "value", run.status))
+        created = getattr(run, "created", None)
+        when = created.strftime("%H:%M:%S") if created is not None else ""
+        choices.append((f"{run.name} · {status} · {when}", str(run.id)))
+    return choices
 
 
 class LivePanel:
@@ -227,8 +568,9 @@ class LivePanel:
     """
 
     def __init__(self, *, poll_seconds: float = 1.0, widgets: Optional[bool] = None,
-                 stream: Any = None) -> None:
+                 stream: Any = None, recent: int = 10) -> None:
         self.poll_seconds = poll_seconds
+        self.recent = recent
         self.watcher: Optional[RunWatcher] = None
         use_widgets = in_notebook_kernel() if widgets is None else widgets
         self.view: Optional[RunPanel] = RunPanel() if use_widgets else None
@@ -239,6 +581,14 @@ class LivePanel:
         self._lock = threading.Lock()
         self._next: Optional[NextRun] = None
         self._placeholder = RunStatus(run_id="")
+        self._run: Any = None
+        self.closed = False
+        if self.view is not None:
+            self.view.on_stop = self.stop_run
+            self.view.on_pick_run = self.switch_to
+            self.view.on_refresh_runs = self.refresh_recent_runs
+            self.view.stop_grace = self._stop_grace
+            self.view.widget.observe(self._widget_closed, names="comm")
 
     # -- the model -------------------------------------------------------------
     @property
@@ -249,6 +599,8 @@ class LivePanel:
 
     def _show(self, status: RunStatus) -> None:
         if self.view is not None:
+            if self.watcher is not None and status.run_id != self.watcher.run_id:
+                return  # a watcher we left behind (another run was picked)
             self.view.update(status)
         elif self._printer is not None and status.run_id:
             self._printer.show(status)
@@ -261,20 +613,28 @@ class LivePanel:
         """
         found = resolve_run(run) if isinstance(run, str) else run
         with self._lock:
-            if self.watcher is not None:
+            if self.watcher is not None or self.closed:
                 if events is not None:
                     events.close()
                 return self
+            self._run = found
             self.watcher = RunWatcher(found, poll_seconds=self.poll_seconds, events=events)
-        self.watcher.subscribe(self._show)
-        self.watcher.subscribe(self._when_ended)
-        self._show(self.watcher.status)
-        self.watcher.start()
+        self._follow(self.watcher)
         return self
+
+    def _follow(self, watcher: RunWatcher) -> None:
+        watcher.subscribe(self._show)
+        watcher.subscribe(self._when_ended)
+        self._show(watcher.status)
+        watcher.start()
+        if self.view is not None:
+            self.refresh_recent_runs(background=True)
 
     def attach_next(self, timeout: Optional[float] = None) -> "LivePanel":
         """Follow the next run started after this call, found in the background."""
         self._next = NextRun()
+        if self.view is not None:
+            self.refresh_recent_runs(background=True)
 
         def find() -> None:
             try:
@@ -288,9 +648,31 @@ class LivePanel:
         self._finder.start()
         return self
 
+    def switch_to(self, run: Any) -> "LivePanel":
+        """Show another run instead (a ZenML run, its id or name): as `watch_run(run)` would.
+
+        The current run's watcher is stopped first (the run itself goes on).
+        """
+        found = resolve_run(run) if isinstance(run, str) else run
+        self._cancel.set()  # no longer looking for the next run
+        with self._lock:
+            old, self.watcher = self.watcher, None
+        if old is not None:
+            old.stop()
+        with self._lock:
+            if self.closed:
+                return self
+            self._run = found
+            self.watcher = RunWatcher(found, poll_seconds=self.poll_seconds)
+        self._follow(self.watcher)
+        return self
+
     def _when_ended(self, status: RunStatus) -> None:
         if status.ended:
             self._finished(status)
+            if self.view is not None and self.watcher is not None \
+                    and status.run_id == self.watcher.run_id:
+                self.refresh_recent_runs(background=True)
 
     def _finished(self, status: RunStatus) -> None:
         with self._lock:
@@ -334,6 +716,59 @@ class LivePanel:
         if self.watcher is not None:
             self.watcher.stop()
 
+    def close(self) -> None:
+        """Stop following and close the widgets: nothing of the panel is left running."""
+        if self.closed:
+            return
+        self.closed = True
+        self.stop()
+        if self._next is not None:
+            self._next.close()
+        if self.view is not None:
+            self.view.close(widgets=True)
+
+    def _widget_closed(self, change: Dict[str, Any]) -> None:
+        if change.get("new") is None:
+            self.close()
+
+    # -- actions -------------------------------------------------------------
+    def stop_run(self) -> None:
+        """Stop the watched run as `zenml pipeline runs stop` does (blocks up to the grace).
+
+        Raises:
+            orchestrator.status.control.StopRefused: ZenML refused (e.g. the
+                run is already finished or being stopped).
+            RuntimeError: no run is watched yet.
+        """
+        from orchestrator.status.control import stop_run
+
+        if self.watcher is None:
+            raise RuntimeError("no run is shown yet: nothing to stop")
+        stop_run(self.watcher.run_id, graceful=True)
+
+    def _stop_grace(self) -> int:
+        from orchestrator.status.control import stop_grace_seconds
+        from orchestrator.status.records import get_run
+
+        return stop_grace_seconds(get_run(self.watcher.run_id, hydrate=True))
+
+    def refresh_recent_runs(self, background: bool = False) -> None:
+        """Read the latest runs again for the recent runs list."""
+        if self.view is None:
+            return
+
+        def read() -> None:
+            try:
+                self.view.set_recent_runs(recent_run_choices(self.recent))
+            except Exception as error:  # noqa: BLE001 - a busy store: the list waits
+                self.view.show_message(f"⚠ could not read the recent runs: "
+                                       f"{html.escape(str(error))}", error=True)
+
+        if background:
+            threading.Thread(target=read, name="live-panel-recent-runs", daemon=True).start()
+        else:
+            read()
+
     # -- display -------------------------------------------------------------
     def text(self) -> str:
         status = self.status
@@ -349,7 +784,7 @@ class LivePanel:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Dict[str, Any]:
         bundle: Dict[str, Any] = {}
-        if self.view is not None:
+        if self.view is not None and self.view.widget.comm is not None:
             bundle = dict(self.view.widget._repr_mimebundle_(include=include, exclude=exclude)
                           or {})
         bundle["text/plain"] = self.text()
@@ -408,6 +843,9 @@ def watch_run(run: Optional[str] = "latest", *, poll_seconds: float = 1.0,
         run: "latest", a run's name, id or id prefix; None for the next run
             started after this call.
         wait_timeout: with `run=None`, how long to look for the next run.
+
+    Raises:
+        LookupError: no run matches `run`.
     """
     panel = LivePanel(poll_seconds=poll_seconds)
     if run is None:

@@ -8,15 +8,14 @@ it is first imported, which is why `use_private_workspace` must run before
 anything imports ``zenml`` (this module itself imports it only inside
 functions).
 
-The rest is presentation: showing the package's real source code, drawing a
-pipeline graph and a timeline of step runs as SVG (no plotting library
-needed), and printing a one-line JSON summary that tests read back from an
+The rest is presentation: showing the package's real source code, showing a
+pipeline graph and a timeline of step runs as SVG (drawn by
+`orchestrator.status.drawing`, the live panel's drawings), and printing a one-line JSON summary that tests read back from an
 executed notebook.
 """
 
 from __future__ import annotations
 
-import html
 import inspect
 import json
 import os
@@ -24,10 +23,19 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from orchestrator.machine.stack import REFERENCE_COMMANDS, run_zenml
 from orchestrator.machine.stack import register_stack as register_stack_in
+
+# The drawings belong to the status package (the live panel draws them too);
+# the notebooks import them from here under the same names as before.
+from orchestrator.status.drawing import (  # noqa: F401
+    STATE_COLOURS,
+    dag_levels,
+    dag_svg,
+    timeline_svg,
+)
 
 __all__ = [
     "REFERENCE_COMMANDS", "Workspace", "use_private_workspace", "zenml_command",
@@ -221,122 +229,6 @@ def show_source(obj: Any, lines: Optional[Tuple[int, int]] = None) -> Any:
 # --------------------------------------------------------------------------
 # Pictures (hand-made SVG: no plotting library is needed)
 # --------------------------------------------------------------------------
-
-STATE_COLOURS = {
-    "pending": "#e5e7eb",
-    "running": "#93c5fd",
-    "retry_wait": "#fde68a",
-    "stopping": "#fdba74",
-    "completed": "#86efac",
-    "failed": "#fca5a5",
-    "skipped": "#d1d5db",
-    "stopped": "#fdba74",
-}
-
-
-def dag_levels(upstreams: Mapping[str, Iterable[str]]) -> Dict[str, int]:
-    """Each step's depth (0 for sources), from the package's own scheduler."""
-    from orchestrator.running.scheduler import DagScheduler
-
-    layers = DagScheduler(upstreams, max_parallelism=1).levels()
-    return {step: depth for depth, layer in enumerate(layers) for step in layer}
-
-
-def dag_svg(upstreams: Mapping[str, Iterable[str]],
-            states: Optional[Mapping[str, str]] = None,
-            box_width: int = 130, box_height: int = 34) -> str:
-    """An SVG drawing of a pipeline graph, left to right, one column per depth.
-
-    Args:
-        upstreams: step name -> the steps it waits for.
-        states: optional step name -> state name (colours the boxes, see
-            `STATE_COLOURS`).
-    """
-    levels = dag_levels(upstreams)
-    columns: Dict[int, List[str]] = {}
-    for step in upstreams:  # pipeline order within a column
-        columns.setdefault(levels[step], []).append(step)
-    gap_x, gap_y, margin = 60, 16, 10
-    tallest = max(len(c) for c in columns.values())
-    height = margin * 2 + tallest * box_height + (tallest - 1) * gap_y
-    width = margin * 2 + len(columns) * box_width + (len(columns) - 1) * gap_x
-    position: Dict[str, Tuple[float, float]] = {}
-    for column, steps in columns.items():
-        column_height = len(steps) * box_height + (len(steps) - 1) * gap_y
-        top = (height - column_height) / 2
-        for row, step in enumerate(steps):
-            position[step] = (margin + column * (box_width + gap_x),
-                              top + row * (box_height + gap_y))
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
-    ]
-    for step, ups in upstreams.items():
-        x2, y2 = position[step]
-        for up in ups:
-            x1, y1 = position[up]
-            parts.append(
-                f'<line x1="{x1 + box_width}" y1="{y1 + box_height / 2}" x2="{x2}" '
-                f'y2="{y2 + box_height / 2}" stroke="#555" marker-end="url(#arrow)"/>'
-            )
-    for step, (x, y) in position.items():
-        state = (states or {}).get(step)
-        fill = STATE_COLOURS.get(str(state), "#ffffff") if state else "#ffffff"
-        label = html.escape(step if len(step) <= 18 else step[:17] + "…")
-        title = html.escape(f"{step}: {state}" if state else step)
-        parts.append(
-            f'<g><title>{title}</title><rect x="{x}" y="{y}" width="{box_width}" '
-            f'height="{box_height}" rx="6" fill="{fill}" stroke="#333"/>'
-            f'<text x="{x + box_width / 2}" y="{y + box_height / 2 + 4}" '
-            f'text-anchor="middle">{label}</text></g>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def timeline_svg(rows: Sequence[Tuple[str, float, float]], title: str = "",
-                 width: int = 640, row_height: int = 22,
-                 until: Optional[float] = None) -> str:
-    """An SVG Gantt chart: one bar per (label, start seconds, end seconds).
-
-    Args:
-        until: where the time axis ends (seconds); give several charts the
-            same value to compare them by eye. By default the last end.
-    """
-    if not rows:
-        raise ValueError("no rows to draw")
-    label_width, margin, top = 130, 10, 24 if title else 8
-    end = max(until or 0.0, max(r[2] for r in rows)) or 1.0
-    scale = (width - label_width - 2 * margin) / end
-    height = top + len(rows) * row_height + 24
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">'
-    ]
-    if title:
-        parts.append(f'<text x="{margin}" y="16" font-weight="bold">{html.escape(title)}</text>')
-    for i, (label, start, stop) in enumerate(rows):
-        y = top + i * row_height
-        x = margin + label_width + start * scale
-        bar = max(1.0, (stop - start) * scale)
-        parts.append(
-            f'<text x="{margin}" y="{y + row_height - 8}">{html.escape(label[:18])}</text>'
-            f'<rect x="{x:.1f}" y="{y + 3}" width="{bar:.1f}" height="{row_height - 6}" '
-            f'fill="#60a5fa" stroke="#1d4ed8"><title>{html.escape(label)}: '
-            f'{start:.1f}s - {stop:.1f}s</title></rect>'
-        )
-    axis_y = top + len(rows) * row_height + 4
-    parts.append(
-        f'<line x1="{margin + label_width}" y1="{axis_y}" x2="{width - margin}" '
-        f'y2="{axis_y}" stroke="#333"/>'
-        f'<text x="{margin + label_width}" y="{axis_y + 16}">0 s</text>'
-        f'<text x="{width - margin}" y="{axis_y + 16}" text-anchor="end">{end:.1f} s</text>'
-    )
-    parts.append("</svg>")
-    return "".join(parts)
-
 
 def show_svg(svg: str) -> None:
     """Display an SVG string in a notebook (prints a note outside one)."""

@@ -1,0 +1,364 @@
+"""The live panel's pictures and tables as HTML text, from a `RunStatus` (pure).
+
+`orchestrator.status.widget` puts these strings into ipywidgets; keeping them
+apart makes every part of the panel testable, and its drawing cost
+measurable (benchmarks/panel_latency.py), without widgets or a browser.
+
+- `header_html`, `counts_html`: the run's name and outcome, the counts;
+- `graph_html`: the run's own DAG, each step coloured by its phase, with a legend;
+- `timeline_html`: a Gantt chart, one bar per attempt (container start to exit);
+- `table_html`: one row per step (state, try, container, times, exit, last line);
+- `resources_html`: CPU and memory of each container against its limits;
+- `log_html`: one attempt's output.
+
+Every phase shown is the one `orchestrator.status.model.resolve` decided.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Dict, List, Optional, Tuple
+
+from orchestrator.status.drawing import (
+    STATE_COLOURS,
+    STATE_STROKES,
+    GanttBar,
+    dag_svg,
+    gantt_svg,
+    legend_svg,
+)
+from orchestrator.status.model import (
+    SUMMARY_ORDER,
+    Attempt,
+    RunStatus,
+    StepPhase,
+    StepStatus,
+)
+from orchestrator.status.text import format_clock, format_duration
+from orchestrator.status.timeline import describe_bar, time_span, timeline_bars
+
+# Badge colours (background, text), from the one palette of `drawing`: waiting
+# phases pale with dark text, the others saturated with white text.
+BADGE_COLOURS: Dict[StepPhase, tuple] = {
+    phase: ((STATE_COLOURS[phase.value], "#374151")
+            if phase in (StepPhase.PENDING, StepPhase.WAITING)
+            else (STATE_STROKES[phase.value], "#ffffff"))
+    for phase in StepPhase
+}
+OUTCOME_COLOURS = {
+    "completed": BADGE_COLOURS[StepPhase.COMPLETED],
+    "failed": BADGE_COLOURS[StepPhase.FAILED],
+    "stopped": BADGE_COLOURS[StepPhase.STOPPED],
+    "running": BADGE_COLOURS[StepPhase.RUNNING],
+}
+WAITING_TITLE = "waiting for a pipeline run to start…"
+# The legend's order: how a step goes, then how it can end.
+LEGEND_ORDER = (StepPhase.WAITING, StepPhase.PENDING, StepPhase.STARTING, StepPhase.RUNNING,
+                StepPhase.RETRYING, StepPhase.COMPLETED, StepPhase.CACHED, StepPhase.FAILED,
+                StepPhase.STOPPED, StepPhase.SKIPPED)
+LEGEND_NAMES = {StepPhase.RETRYING.value: "retrying / retried"}
+MIB = 1024 * 1024
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text))
+
+
+def badge(text: str, colours: tuple) -> str:
+    background, foreground = colours
+    return (f'<span class="md-badge" style="background:{background};color:{foreground};'
+            'border-radius:9px;padding:1px 8px;font-size:11px;font-weight:600;'
+            f'white-space:nowrap">{esc(text)}</span>')
+
+
+def header_html(status: RunStatus) -> str:
+    """The run's name, pipeline and outcome."""
+    if not status.run_id:
+        return (f'<div style="font-size:14px"><b>{esc(status.error or WAITING_TITLE)}'
+                '</b></div>')
+    outcome = status.outcome
+    colours = OUTCOME_COLOURS.get(outcome, BADGE_COLOURS[StepPhase.PENDING])
+    pipeline = (f'<span style="color:#616161">pipeline</span> <b>{esc(status.pipeline_name)}</b>'
+                f' &nbsp;·&nbsp; ' if status.pipeline_name else "")
+    return (f'<div style="font-size:14px">{pipeline}<span style="color:#616161">run</span> '
+            f'<code>{esc(status.run_name or status.run_id)}</code> &nbsp;'
+            f'<span class="md-outcome">{badge(outcome, colours)}</span></div>')
+
+
+def counts_html(status: RunStatus) -> str:
+    """'3/4 steps finished: 2 completed, …' with each count in its colour."""
+    counts = status.counts()
+    parts = [badge(f"{counts[phase]} {phase.value}", BADGE_COLOURS[phase])
+             for phase in SUMMARY_ORDER if counts.get(phase)]
+    text = (f'<span class="md-progress"><b>{status.finished_count}/{len(status.steps)}</b> '
+            f'steps finished</span> &nbsp;{" ".join(parts)}')
+    if status.error:
+        text += (f'<div style="color:#c62828;font-size:12px">⚠ '
+                 f'{esc(status.error)}</div>')
+    return text
+
+
+# --------------------------------------------------------------------------
+# The graph
+# --------------------------------------------------------------------------
+
+
+def step_note(step: StepStatus) -> str:
+    """A box's second line: how many attempts, an out-of-memory kill."""
+    if any(a.oom_killed for a in step.attempts):
+        oom = [a.number for a in step.attempts if a.oom_killed]
+        if step.attempt > 1:
+            return f"try {step.attempt}, OOM on {','.join(map(str, oom))}"
+        return "out of memory"
+    if step.attempt > 1:
+        return f"try {step.attempt} of {step.max_retries + 1}"
+    return ""
+
+
+def step_title(step: StepStatus) -> str:
+    """A box's tooltip: the step, its phase and why, its attempts and container."""
+    parts = [f"{step.name}: {step.phase.value}"]
+    if step.reason:
+        parts.append(step.reason)
+    if step.attempt:
+        parts.append(f"attempt {step.attempt} of {step.max_retries + 1}")
+    if step.container_id:
+        parts.append(f"container {step.container_id}")
+    if step.upstream:
+        parts.append("after " + ", ".join(step.upstream))
+    return " · ".join(parts)
+
+
+def legend_html() -> str:
+    return ('<div class="md-legend" style="margin:2px 0 4px 0">'
+            + legend_svg([p.value for p in LEGEND_ORDER], LEGEND_NAMES) + "</div>")
+
+
+def graph_html(status: RunStatus) -> str:
+    """The run's DAG from its own snapshot, each step coloured by its phase, and a legend."""
+    if not status.steps:
+        return '<div style="color:#757575">(no steps yet)</div>'
+    upstreams = {step.name: list(step.upstream) for step in status.steps}
+    wide = len(status.steps) > 24
+    svg = dag_svg(
+        upstreams,
+        {step.name: step.phase.value for step in status.steps},
+        box_width=118 if wide else 140, box_height=30 if wide else 36,
+        titles={step.name: step_title(step) for step in status.steps},
+        notes={step.name: step_note(step) for step in status.steps},
+        css_class="md-graph-svg",
+    )
+    return (legend_html() + '<div class="md-graph" style="overflow:auto;max-height:480px">'
+            + svg + "</div>")
+
+
+# --------------------------------------------------------------------------
+# The timeline
+# --------------------------------------------------------------------------
+
+
+def timeline_html(status: RunStatus, now: Optional[float] = None, width: int = 900) -> str:
+    """A Gantt chart: one row per step, one bar per attempt, coloured by how it went.
+
+    Bars carry their absolute times (epoch seconds) in `data-started` and
+    `data-ended`, and `data-step`, `data-attempt`: tests compare them with
+    the containers' own times.
+    """
+    now = time.time() if now is None else now
+    rows = timeline_bars(status, now=now)
+    span = time_span(rows)
+    if span is None:
+        return ('<div class="md-timeline" style="color:#757575">(no step has started yet: '
+                'each attempt becomes a bar from its container\'s start to its exit)</div>')
+    origin, end = span
+    live = any(bar.live for _, bars in rows for bar in bars)
+    gantt_rows = []
+    for name, bars in rows:
+        gantt_rows.append((name, [
+            GanttBar(bar.start - origin, bar.end - origin, bar.phase.value,
+                     describe_bar(bar, origin), bar.live,
+                     (("step", bar.step), ("attempt", str(bar.attempt)),
+                      ("started", f"{bar.start:.3f}"), ("ended", f"{bar.end:.3f}"),
+                      ("source", bar.source), ("oom", "1" if bar.oom_killed else "0")))
+            for bar in bars]))
+    source = {bar.source for _, bars in rows for bar in bars}
+    note = ("container start to exit (Docker's clock)" if source == {"container"}
+            else "times as ZenML recorded them (the containers are gone)"
+            if source == {"zenml"} else "containers where seen, else ZenML's record")
+    chars = max(len(name) for name, _ in rows)
+    svg = gantt_svg(gantt_rows, width=width, label_width=min(190, max(90, 7 * chars + 12)),
+                    row_height=18 if len(rows) > 24 else 22, css_class="md-timeline-svg")
+    origin_text = format_clock(origin)
+    return (f'<div class="md-timeline" data-origin="{origin:.3f}" data-live="{int(live)}">'
+            f'<div style="font-size:11.5px;color:#616161">{len(rows)} steps · from '
+            f'{origin_text} · {format_duration(end - origin)}{" so far" if live else ""} · '
+            f'{note}</div>'
+            '<div style="overflow:auto;max-height:480px">' + svg + "</div></div>")
+
+
+# --------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------
+
+_CELL = "padding:3px 10px 3px 0;text-align:left;vertical-align:middle"
+_HEAD = _CELL + ";color:#616161;font-weight:600;border-bottom:1px solid #e0e0e0"
+
+
+def table_html(status: RunStatus, now: Optional[float] = None) -> str:
+    """One row per step, in pipeline order."""
+    heads = ["step", "state", "try", "container", "started", "duration", "exit", "memory",
+             "last log line"]
+    rows = ["<tr>" + "".join(f'<th style="{_HEAD}">{h}</th>' for h in heads) + "</tr>"]
+    for step in status.steps:
+        rows.append(_row_html(step, now))
+    return ('<table class="md-steps" style="border-collapse:collapse;font-size:12.5px;'
+            'width:100%;table-layout:auto">' + "".join(rows) + "</table>")
+
+
+def _row_html(step: StepStatus, now: Optional[float]) -> str:
+    line = step.last_line or step.reason
+    line_style = ("color:#9e9e9e;font-style:italic" if not step.last_line else "color:#424242")
+    exit_code = "" if step.exit_code is None else str(step.exit_code)
+    if step.oom_killed:
+        exit_code += " (out of memory)"
+    exit_style = "color:#c62828;font-weight:600" if step.exit_code not in (None, 0) else ""
+    cells = [
+        f'<td style="{_CELL};font-weight:600">{esc(step.name)}</td>',
+        f'<td style="{_CELL}">{badge(step.phase.value, BADGE_COLOURS[step.phase])}</td>',
+        f'<td style="{_CELL}">{step.attempt or ""}</td>',
+        f'<td style="{_CELL}"><code>{esc(step.container_id or "")}</code></td>',
+        f'<td style="{_CELL}">{format_clock(step.start_time)}</td>',
+        f'<td style="{_CELL};font-variant-numeric:tabular-nums">'
+        f'{format_duration(step.duration(now))}</td>',
+        f'<td style="{_CELL};{exit_style}">{esc(exit_code)}</td>',
+        f'<td style="{_CELL};font-variant-numeric:tabular-nums">{esc(memory_text(step))}</td>',
+        f'<td style="{_CELL};max-width:520px;overflow:hidden;text-overflow:ellipsis;'
+        f'white-space:nowrap;font-family:monospace;font-size:11.5px;{line_style}" '
+        f'title="{esc(line)}">{esc(line)}</td>',
+    ]
+    return f'<tr data-step="{esc(step.name)}" data-state="{step.phase.value}">' \
+           + "".join(cells) + "</tr>"
+
+
+# --------------------------------------------------------------------------
+# Resources
+# --------------------------------------------------------------------------
+
+
+def format_bytes(count: Optional[int]) -> str:
+    """'512 MiB', '1.5 GiB', '900 KiB'."""
+    if count is None:
+        return ""
+    if count >= 1024 * MIB:
+        return f"{count / (1024 * MIB):.1f} GiB"
+    if count >= MIB:
+        return f"{count / MIB:.0f} MiB"
+    return f"{count / 1024:.0f} KiB"
+
+
+def memory_text(step: StepStatus) -> str:
+    """'120 MiB / 384 MiB' while it runs; 'peak 380 MiB / 384 MiB' after."""
+    usage = step.usage
+    if usage is None:
+        return ""
+    limit = f" / {format_bytes(usage.memory_limit)}" if usage.memory_limit else ""
+    if step.container_alive:
+        return f"{format_bytes(usage.memory_bytes)}{limit}"
+    return f"peak {format_bytes(usage.peak_memory_bytes)}{limit}"
+
+
+def _meter(fraction: Optional[float], colour: str) -> str:
+    """A small horizontal bar, filled to `fraction` (capped at 1)."""
+    if fraction is None:
+        return ""
+    filled = max(0.0, min(1.0, fraction)) * 100
+    return ('<span style="display:inline-block;width:120px;height:9px;background:#eceff1;'
+            'border-radius:4px;vertical-align:middle;margin-right:6px;overflow:hidden">'
+            f'<span style="display:block;width:{filled:.0f}%;height:100%;background:{colour}">'
+            '</span></span>')
+
+
+def _resource_rows(status: RunStatus) -> List[Tuple[StepStatus, Attempt]]:
+    """Attempts with samples: running ones first, then finished ones, newest first."""
+    rows = [(step, attempt) for step in status.steps for attempt in step.attempts
+            if attempt.usage is not None or attempt.oom_killed]
+    return sorted(rows, key=lambda row: (row[1].container_state not in ("running", "created"),
+                                         -(row[1].started_at or 0)))
+
+
+def resources_html(status: RunStatus) -> str:
+    """CPU and memory of every sampled container against its limits; OOM kills named."""
+    rows = _resource_rows(status)
+    if not rows:
+        return ('<div class="md-resources" style="color:#757575">No samples yet: CPU and '
+                'memory are read from the engine (as <code>docker stats</code> does) about '
+                'once a second while a watched step container runs.</div>')
+    heads = ["step", "try", "container", "state", "CPU", "memory (now / limit)", "peak"]
+    out = ["<tr>" + "".join(f'<th style="{_HEAD}">{h}</th>' for h in heads) + "</tr>"]
+    for step, attempt in rows:
+        usage = attempt.usage
+        alive = attempt.container_state in ("running", "created")
+        state = "running" if alive else (attempt.phase.value + (
+            f" ({attempt.reason})" if attempt.reason else ""))
+        if attempt.oom_killed:
+            state = "killed: out of memory"
+        cpu = mem = peak = ""
+        if usage is not None:
+            cpu_limit = f" of {usage.cpu_limit:g}" if usage.cpu_limit else ""
+            cpu_fraction = (usage.cpu_cores / usage.cpu_limit) if usage.cpu_limit else None
+            cpu = (_meter(cpu_fraction, "#1e88e5") + f"{usage.cpu_cores:.2f}{cpu_limit} cores"
+                   if alive else "")
+            fraction = usage.memory_fraction
+            colour = "#c62828" if (fraction or 0) > 0.9 else "#fb8c00" if (fraction or 0) > 0.7 \
+                else "#43a047"
+            limit = (f" / {format_bytes(usage.memory_limit)} limit ({fraction:.0%})"
+                     if usage.memory_limit else " (no limit)")
+            mem = (_meter(fraction, colour) + format_bytes(usage.memory_bytes) + limit
+                   if alive else "")
+            peak = format_bytes(usage.peak_memory_bytes) + (
+                f" of {format_bytes(usage.memory_limit)}" if usage.memory_limit else "")
+        style = "color:#c62828;font-weight:600" if attempt.oom_killed else ""
+        out.append(
+            f'<tr data-step="{esc(step.name)}" data-attempt="{attempt.number}" '
+            f'data-oom="{int(attempt.oom_killed)}" '
+            f'data-memory="{usage.memory_bytes if usage else ""}" '
+            f'data-limit="{(usage.memory_limit or "") if usage else ""}">'
+            f'<td style="{_CELL};font-weight:600">{esc(step.name)}</td>'
+            f'<td style="{_CELL}">{attempt.number}</td>'
+            f'<td style="{_CELL}"><code>{esc(attempt.container_id or "")}</code></td>'
+            f'<td style="{_CELL};{style}">{esc(state)}</td>'
+            f'<td style="{_CELL};white-space:nowrap">{cpu}</td>'
+            f'<td style="{_CELL};white-space:nowrap">{mem}</td>'
+            f'<td style="{_CELL};white-space:nowrap">{esc(peak)}</td></tr>')
+    return ('<table class="md-resources" style="border-collapse:collapse;font-size:12.5px">'
+            + "".join(out) + "</table>")
+
+
+# --------------------------------------------------------------------------
+# A step's log
+# --------------------------------------------------------------------------
+
+
+def log_html(text: str, *, title: str, path: str = "", cut: int = 0, live: bool = False,
+             missing: bool = False) -> str:
+    """One attempt's output in a scroll box that stays at its end while it grows."""
+    head = f'<div class="md-log-title" style="font-size:12px;margin:2px 0">{esc(title)}'
+    if path:
+        head += f' &nbsp;<span style="color:#757575">{esc(path)}</span>'
+    if live:
+        head += ' &nbsp;<span style="color:#1e88e5">● following</span>'
+    head += "</div>"
+    if missing:
+        body = ('<div style="color:#757575;font-style:italic">No output kept for this attempt '
+                '(yet): the orchestrator writes each attempt\'s whole output to the file above '
+                'as it runs.</div>')
+        return f'<div class="md-log">{head}{body}</div>'
+    note = (f'<div style="color:#757575;font-size:11px">(the first {cut} characters are '
+            'not shown; the file has them all)</div>' if cut else "")
+    # column-reverse keeps the scroll position at the end as text is added.
+    return (f'<div class="md-log">{head}{note}<div style="max-height:340px;overflow:auto;'
+            'display:flex;flex-direction:column-reverse;border:1px solid #e0e0e0;'
+            'background:#fafafa"><pre class="md-log-text" style="margin:0;padding:6px 8px;'
+            'font-size:11.5px;line-height:1.35;white-space:pre-wrap;word-break:break-all">'
+            f'{esc(text) or "(no output yet)"}</pre></div></div>')
