@@ -16,7 +16,7 @@ from zenml.enums import ExecutionStatus
 from orchestrator.status.fetch import PHASE_TO_EXECUTION_STATUS, execution_statuses
 from orchestrator.status.model import StepPhase
 from orchestrator.status.text import render_text
-from orchestrator.status.widget import table_html
+from orchestrator.status.widget import graph_html, table_html
 from tests.test_status import replay
 
 RECORDINGS = ["status_demo_pipeline.json", "status_failing_pipeline.json",
@@ -28,6 +28,12 @@ def panel_phases(status):
     """Step -> phase, as the panel's table shows them (its rows' data-state)."""
     rows = re.findall(r'<tr data-step="([^"]*)" data-state="([^"]*)"', table_html(status))
     return {html.unescape(step): StepPhase(state) for step, state in rows}
+
+
+def graph_phases(status):
+    """Step -> phase, as the panel's graph colours them (its boxes' data-state)."""
+    boxes = re.findall(r'<g data-step="([^"]*)" data-state="([^"]*)"', graph_html(status))
+    return {html.unescape(step): StepPhase(state) for step, state in boxes}
 
 
 def text_phases(status):
@@ -52,6 +58,7 @@ def test_fetch_status_the_panel_and_the_text_agree_at_every_moment(recording):
     for moment, status in enumerate(history):
         model = status.phases
         assert panel_phases(status) == model, (recording, moment)
+        assert graph_phases(status) == model, (recording, moment)
         assert text_phases(status) == model, (recording, moment)
         reported = fetch_phases(status)
         expected = {name: PHASE_TO_EXECUTION_STATUS[phase] for name, phase in model.items()

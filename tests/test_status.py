@@ -477,8 +477,8 @@ def test_late_news_of_an_older_attempt_goes_to_that_attempt_never_to_the_latest(
     assert (right.attempt, right.exit_code, right.phase) == (2, None, StepPhase.RUNNING)
     assert right.attempts[0].exit_code == 9 and right.attempts[0].finished_at == 115
     # Attached late: attempt 2's container listed before attempt 1's, same result.
-    events = [e for e in [*lifecycle("right", attempt=2, start=120),
-                          *lifecycle("right", attempt=1, start=100, exit_code=1)]]
+    events = [*lifecycle("right", attempt=2, start=120),
+              *lifecycle("right", attempt=1, start=100, exit_code=1)]
     either = feed(feed(diamond(), *lifecycle("load")), *events)
     assert [a.number for a in either.step("right").attempts] == [1, 2]
     assert either.step("right").phase == StepPhase.COMPLETED

@@ -181,3 +181,257 @@ def test_on_docker_live_panels_follow_a_run_as_widgets_and_as_text(project_dir, 
     for panel in (text_panel, widget_panel):
         assert panel.status.ended and panel.status.outcome == "completed"
         assert panel.watcher.alive_threads == []
+
+
+# --------------------------------------------------------------------------
+# The graph, the timeline, resources, a step's log, stop and recent runs
+# --------------------------------------------------------------------------
+
+import re  # noqa: E402
+
+
+def graph_states(panel):
+    """Step -> state word, as the graph's boxes show them."""
+    return dict(re.findall(r'<g data-step="([^"]*)" data-state="([^"]*)"', panel.graph.value))
+
+
+def timeline_bars_shown(panel):
+    """(step, attempt, state, started, ended) of every bar of the timeline."""
+    return [(step, int(attempt), state, float(started), float(ended)) for state, step, attempt,
+            started, ended in re.findall(
+                r'data-state="([^"]*)" data-start="[^"]*" data-end="[^"]*" data-step="([^"]*)" '
+                r'data-attempt="(\d+)" data-started="([^"]*)" data-ended="([^"]*)"',
+                panel.timeline.value)]
+
+
+def test_the_graph_is_the_runs_dag_coloured_by_each_steps_phase_with_a_legend():
+    status = status_with(*run_step("load"), *run_step("left", exit_code=2))
+    panel = RunPanel()
+    panel.render_all(status)
+    assert graph_states(panel) == {name: phase.value for name, phase in status.phases.items()}
+    assert graph_states(panel)["join"] == "skipped"
+    # One arrow per dependency, and every phase in the legend.
+    assert panel.graph.value.count("<line") == 4
+    for phase in StepPhase:
+        assert f'data-legend="{phase.value}"' in panel.graph.value
+    assert "upstream step &#x27;left&#x27; failed" in panel.graph.value  # the box's tooltip
+
+
+def test_the_graph_changes_live_and_shows_retries_and_out_of_memory_kills():
+    steps = {"load": {"upstream": [], "max_retries": 2}}
+    status = new_run_status(RUN_ID, steps)
+    panel = RunPanel()
+    panel.render_all(status)
+    assert graph_states(panel) == {"load": "pending"}
+    status = apply(status, ContainerEvent("create", "load", 1, "a" * 12, 1.0, run_id=RUN_ID))
+    status = apply(status, ContainerEvent("start", "load", 1, "a" * 12, 2.0, run_id=RUN_ID))
+    panel.render_all(status)
+    assert graph_states(panel) == {"load": "running"}
+    for action, t in (("oom", 3.0), ("die", 3.1)):
+        status = apply(status, ContainerEvent(action, "load", 1, "a" * 12, t, 137, RUN_ID))
+    status = apply(status, ContainerEvent("create", "load", 2, "b" * 12, 4.0, run_id=RUN_ID))
+    panel.render_all(status)
+    assert graph_states(panel) == {"load": "starting"}
+    assert "try 2, OOM on 1" in panel.graph.value
+
+
+def test_the_timeline_has_one_bar_per_attempt_from_container_start_to_exit():
+    steps = {"load": {"upstream": []}, "flaky": {"upstream": ["load"], "max_retries": 1}}
+    status = new_run_status(RUN_ID, steps)
+    for event in [("load", 1, "create", 100.0), ("load", 1, "start", 100.5),
+                  ("load", 1, "die", 103.0, 0), ("flaky", 1, "create", 103.2),
+                  ("flaky", 1, "start", 103.5), ("flaky", 1, "die", 106.0, 1),
+                  ("flaky", 2, "create", 108.0), ("flaky", 2, "start", 108.4)]:
+        step, attempt, action, t, *code = event
+        status = apply(status, ContainerEvent(action, step, attempt, f"{step}{attempt}", t,
+                                              code[0] if code else None, RUN_ID))
+    panel = RunPanel()
+    panel.render_all(status, now=110.0)
+    assert timeline_bars_shown(panel) == [
+        ("load", 1, "completed", 100.5, 103.0),
+        ("flaky", 1, "retrying", 103.5, 106.0),
+        ("flaky", 2, "running", 108.4, 110.0),  # grows until its exit
+    ]
+    assert 'data-live="1"' in panel.timeline.value and "so far" in panel.timeline.value
+    panel.render_all(status, now=115.0)
+    assert timeline_bars_shown(panel)[-1][-1] == 115.0
+    assert re.search(r'data-tick="\d+"', panel.timeline.value)  # a time axis with ticks
+
+
+def test_a_run_seen_after_its_containers_were_removed_has_zenmls_times_on_the_timeline():
+    facts = ZenmlFacts("completed", {
+        "load": ZenmlStepFact("completed", 1, 10.0, 12.0, runs=[("completed", 10.0, 12.0)]),
+        "left": ZenmlStepFact("completed", 2, 16.0, 19.0, runs=[("failed", 12.5, 14.0),
+                                                               ("completed", 16.0, 19.0)])},
+        30.0)
+    status = apply(apply(status_with(), facts), RunEnded(31.0))
+    panel = RunPanel()
+    panel.render_all(status)
+    assert timeline_bars_shown(panel) == [("load", 1, "completed", 10.0, 12.0),
+                                          ("left", 1, "retrying", 12.5, 14.0),
+                                          ("left", 2, "completed", 16.0, 19.0)]
+    assert "times as ZenML recorded them" in panel.timeline.value
+
+
+def test_memory_is_shown_against_the_limit_and_an_out_of_memory_kill_is_named():
+    from orchestrator.status.model import ResourceSample
+
+    mib = 1024 * 1024
+    status = status_with(*run_step("load")[:2],
+                         ResourceSample("load", 1, 101.0, 0.8, 120 * mib, 384 * mib, 1.0))
+    panel = RunPanel()
+    panel.render_all(status)
+    resources = panel.resources.value
+    assert "120 MiB / 384 MiB limit (31%)" in resources and "0.80 of 1 cores" in resources
+    assert 'data-memory="125829120" data-limit="402653184"' in resources
+    assert "120 MiB / 384 MiB" in panel.table.value  # the steps table says it too
+    killed = apply(apply(status, ContainerEvent("oom", "load", 1, "load00000000", 102.0,
+                                                run_id=RUN_ID)),
+                   ContainerEvent("die", "load", 1, "load00000000", 102.1, 137, RUN_ID))
+    panel.render_all(killed)
+    assert "killed: out of memory" in panel.resources.value
+    assert 'data-oom="1"' in panel.resources.value
+    assert "137 (out of memory)" in panel.table.value
+    assert "peak 120 MiB / 384 MiB" in panel.table.value
+
+
+def test_the_resources_tab_says_what_it_will_show_before_any_sample():
+    panel = RunPanel()
+    panel.render_all(status_with(*run_step("load")[:2]))
+    assert "docker stats" in panel.resources.value
+
+
+def test_a_steps_log_is_shown_whole_and_followed_while_it_runs(tmp_path):
+    from orchestrator.status.logs import LogTail, log_path
+
+    run_id = f"test-log-{time.monotonic_ns()}"
+    path = log_path(run_id, "left", 1)
+    path.parent.mkdir(parents=True)
+    try:
+        path.write_text("first line\nsecond <line>\n")
+        steps = {"load": {"upstream": []}, "left": {"upstream": ["load"]}}
+        status = new_run_status(run_id, steps)
+        for action, t in (("create", 1.0), ("start", 2.0)):
+            status = apply(status, ContainerEvent(action, "left", 1, "c" * 12, t,
+                                                  run_id=run_id))
+        panel = RunPanel()
+        panel.render(status)
+        assert panel.log_step.value == "left"  # a running step is shown by default
+        assert "first line\nsecond &lt;line&gt;" in panel.log.value
+        assert "following" in panel.log.value and str(path) in panel.log.value
+        with open(path, "a") as handle:
+            handle.write("third line\n")
+        panel.render(status)
+        assert "second &lt;line&gt;\nthird line" in panel.log.value
+        status = apply(status, ContainerEvent("die", "left", 1, "c" * 12, 9.0, 3, run_id))
+        panel.render(status)
+        assert "following" not in panel.log.value and "exit code 3" in panel.log.value
+        # A step that never ran has no log to pick; an attempt without a file says so.
+        assert [value for _, value in panel.log_step.options] == ["left"]
+        path.unlink()
+        panel.show_log("left", 1)
+        assert "first line" not in panel.log.value and "No output kept" in panel.log.value
+    finally:
+        for leftover in path.parent.glob("*"):
+            leftover.unlink()
+        path.parent.rmdir()
+    # The tail reads only what was added, and keeps at most max_chars.
+    small = tmp_path / "x.log"
+    small.write_bytes("é".encode() * 3)
+    tail = LogTail(small, max_chars=4)
+    assert tail.read_new() and tail.text == "ééé" and not tail.read_new()
+    with open(small, "ab") as handle:
+        handle.write("éé".encode()[:3])  # a character cut in half
+    assert tail.read_new() and tail.text == "éééé" and tail.cut == 0
+    with open(small, "ab") as handle:
+        handle.write("éé".encode()[3:] + b"x")
+    assert tail.read_new() and tail.text == "éééx" and tail.cut == 2
+
+
+def test_the_stop_button_asks_first_then_stops_once_and_is_off_once_the_run_ended():
+    stops = []
+    panel = RunPanel()
+    panel.on_stop = lambda: stops.append(time.monotonic())
+    panel.stop_grace = lambda: 7
+    running = status_with(*run_step("load")[:2])
+    panel.render(running)
+    assert not panel.stop_button.disabled
+    panel.stop_button.click()
+    assert panel.confirm.layout.display == "flex" and stops == []
+    assert "SIGKILL after 7 s" in panel.confirm_text.value
+    panel.confirm_no.click()
+    assert panel.confirm.layout.display == "none" and stops == []
+    panel.stop_button.click()
+    panel.confirm_yes.click()
+    deadline = time.monotonic() + 5
+    while not stops and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(stops) == 1 and panel.stop_button.disabled
+    assert "zenml pipeline runs stop" in panel.message.value
+    ended = apply(running, RunEnded(200))
+    panel.render(ended)
+    assert panel.stop_button.disabled
+
+
+def test_a_refused_stop_is_explained_in_the_panel():
+    def refuse():
+        raise RuntimeError("Run is already stopped.")
+
+    panel = RunPanel()
+    panel.on_stop = refuse
+    panel.render(status_with(*run_step("load")[:2]))
+    panel.stop_button.click()
+    panel.confirm_yes.click()
+    deadline = time.monotonic() + 5
+    while "already stopped" not in panel.message.value and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "Run is already stopped." in panel.message.value
+    assert not panel.stop_button.disabled  # it may be tried again
+
+
+def test_picking_a_recent_run_asks_the_owner_to_show_it_and_code_changes_do_not():
+    picked = []
+    panel = RunPanel()
+    panel.on_pick_run = picked.append
+    panel.render(status_with())
+    panel.set_recent_runs([("newer · running", "id-2"), ("demo-run-1 · completed", RUN_ID),
+                           ("older · failed", "id-0")])
+    assert panel.runs.value == RUN_ID and picked == []
+    panel.runs.value = "id-0"  # what a user's choice in the browser does
+    assert picked == ["id-0"]
+    other = RunStatus(run_id="id-0", run_name="older")
+    panel.render(other)  # the owner attached: the list follows, without asking again
+    assert panel.runs.value == "id-0" and picked == ["id-0"]
+
+
+def test_closing_a_live_panel_closes_every_widget_and_its_watcher():
+    panel = LivePanel(widgets=True)
+    parts = panel.view._all_widgets()
+    assert len(parts) > 10 and all(part.comm is not None for part in parts)
+    panel.view.widget.close()  # as when the front end closes it
+    assert panel.closed
+    assert all(part.comm is None for part in parts)
+    assert panel.watcher is None and panel._cancel.is_set()
+
+
+def test_a_slow_redraw_makes_the_panel_redraw_less_often():
+    class SlowPanel(RunPanel):
+        def _draw_tab(self, *args, **kwargs):
+            time.sleep(0.1)  # as a big pipeline's graph would take
+            super()._draw_tab(*args, **kwargs)
+
+    panel = SlowPanel(min_interval=0.01)
+    drawn = []
+    panel.on_render = drawn.append
+    start = time.monotonic()
+    statuses = [status_with(LogLine("load", 1, f"line {i}", 100 + i)) for i in range(60)]
+    for status in statuses:  # 60 changes in about 1.2 s
+        panel.update(status)
+        time.sleep(0.02)
+    deadline = time.monotonic() + 5
+    while panel.rendered is not statuses[-1] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    elapsed = time.monotonic() - start
+    assert panel.rendered is statuses[-1]
+    # Each redraw takes >= 0.1 s, so redraws come at most every 0.4 s.
+    assert len(drawn) <= elapsed / 0.4 + 1, (len(drawn), elapsed)

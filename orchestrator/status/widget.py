@@ -360,7 +360,8 @@ class RunPanel:
                 if self.rendered is not None:
                     self._update_stop_button(self.rendered)
             else:
-                self.show_message("Stop requested: the run's containers are being stopped.")
+                self.show_message("Stop requested (as <code>zenml pipeline runs stop</code>): "
+                                  "the run's containers are being stopped.")
 
         threading.Thread(target=stop, name="live-panel-stop", daemon=True).start()
 
@@ -512,6 +513,7 @@ class RunPanel:
         with self._lock:
             self._log_chosen = True
             self._attempt_chosen = attempt is not None
+            self._log_key = None  # read the file again from its start
             self._quiet = True
             try:
                 self.log_step.value = step
