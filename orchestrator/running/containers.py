@@ -257,6 +257,11 @@ class StepContainer:
     def short_id(self) -> str:
         return self.container.short_id
 
+    @property
+    def name(self) -> str:
+        """The container's name (unique: run, step and attempt are in it)."""
+        return self.container.name
+
     @classmethod
     def start(cls, client: docker.DockerClient, spec: ContainerSpec, step_name: str,
               attempt: int) -> "StepContainer":

@@ -24,6 +24,9 @@ PIPELINE_LABEL = f"{LABEL_PREFIX}.pipeline"
 RUN_NAME_LABEL = f"{LABEL_PREFIX}.run-name"
 STEP_LABEL = f"{LABEL_PREFIX}.step"
 ATTEMPT_LABEL = f"{LABEL_PREFIX}.attempt"
+# On a container started before its upstream steps succeeded: it waits at its
+# gate, its step not running yet, until they did (see running/early_start.py).
+STARTED_EARLY_LABEL = f"{LABEL_PREFIX}.started-early"
 # Which process on which machine runs the loop that owns the container: lets
 # anyone tell a run in progress from one whose client died.
 CLIENT_HOST_LABEL = f"{LABEL_PREFIX}.client-host"

@@ -15,6 +15,7 @@ from zenml.logger import get_logger
 
 from orchestrator.errors import MyDockerError
 from orchestrator.machine.engine import connect
+from orchestrator.running.builds import remember_builds
 from orchestrator.running.error_display import show_our_errors_briefly
 from orchestrator.running.orchestration_record import write_record
 from orchestrator.running.planning import plan_run, warn_if_store_in_source_root
@@ -67,6 +68,7 @@ def run_pipeline(
     stack.check_local_paths()
     try:
         client = connect()
+        remember_builds(orchestrator, snapshot, stack, client)  # for the next call: no build
         plan = plan_run(
             orchestrator=orchestrator,
             client=client,

@@ -66,6 +66,10 @@ class RunPlan:
         keep_containers: keep exited containers (for debugging).
         orchestrator_run_id: this run's id in our labels and container names.
         log_dir: where each attempt's full output is written (None: nowhere).
+        gate_dir: the host folder of the gates that containers started early
+            wait at (see `gates`); None: no container starts early.
+        done_marker: what a step container prints once its step succeeded
+            (see `step_entrypoint`); None: success is only polled from ZenML.
     """
 
     steps: Mapping[str, StepTemplate]
@@ -81,6 +85,8 @@ class RunPlan:
     keep_containers: bool = False
     orchestrator_run_id: str = ""
     log_dir: Optional[Path] = None
+    gate_dir: Optional[str] = None
+    done_marker: Optional[str] = None
 
     @property
     def upstreams(self) -> Dict[str, Tuple[str, ...]]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import docker
 
@@ -31,10 +32,13 @@ from orchestrator.running.containers import (
     image_environment,
     require_image,
 )
+from orchestrator.running.gates import Gates, create_gate_folder
 from orchestrator.running.labels import STEP_RUN_ID_LABEL, run_labels
 from orchestrator.running.plan import RunPlan, StepTemplate
 from orchestrator.running.scheduler import ExecutionMode, RetryPolicy
 from orchestrator.running.settings import ENV_ORCHESTRATOR_RUN_ID, default_parallelism
+from orchestrator.running.step_entrypoint import DONE_LINE_PREFIX, DONE_MARKER_ENV
+from orchestrator.running.step_entrypoint import MODULE as STEP_ENTRYPOINT_MODULE
 from orchestrator.running.step_logs import run_log_dir
 
 if TYPE_CHECKING:
@@ -44,6 +48,11 @@ if TYPE_CHECKING:
 
 # The `orchestrator` package itself, mounted into every step container.
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+# Set in every step container of a static run: the client process has brought
+# the store's schema up to date before submitting, so a step container need
+# not check it again (ZenML's name has no ZENML_ prefix).
+FAST_STEP_ENVIRONMENT = {"DISABLE_DATABASE_MIGRATION": "true"}
 
 # What the orchestrator sets only where neither the user nor the image does.
 DEFAULT_ENVIRONMENT = {
@@ -105,17 +114,25 @@ def plan_run(
     user = step_user()
     images: Dict[str, Any] = {}  # image name -> docker-py Image, read once
     planner = _StepPlanner(orchestrator, client, snapshot, step_environments, user, images)
+    steps = {name: planner.template(name, step)
+             for name, step in snapshot.step_configurations.items()}
+    done_marker = f"{DONE_LINE_PREFIX}{uuid.uuid4().hex}"
+    gates = create_gate_folder(local_stores_path) if settings.start_early else None
     plan = RunPlan(
-        steps={name: planner.template(name, step)
-               for name, step in snapshot.step_configurations.items()},
-        entrypoint=tuple(StepEntrypointConfiguration.get_entrypoint_command()),
+        steps=steps,
+        entrypoint=step_entrypoint_command(
+            StepEntrypointConfiguration.get_entrypoint_command()),
         labels=run_labels(
             orchestrator_run_id=orchestrator_run_id,
             pipeline_name=snapshot.pipeline_configuration.name,
             run_name=run_name,
             pipeline_run_id=str(pipeline_run.id) if pipeline_run else None,
         ),
-        environment=orchestrator_environment(orchestrator_run_id, local_stores_path),
+        environment={
+            **orchestrator_environment(orchestrator_run_id, local_stores_path),
+            **FAST_STEP_ENVIRONMENT,
+            DONE_MARKER_ENV: done_marker,
+        },
         mounts=orchestrator_mounts(local_stores_path),
         user=user,
         run_name=run_name,
@@ -125,13 +142,29 @@ def plan_run(
         keep_containers=settings.keep_containers,
         orchestrator_run_id=orchestrator_run_id,
         log_dir=run_log_dir(str(pipeline_run.id) if pipeline_run else orchestrator_run_id),
+        gate_dir=str(gates) if gates else None,
+        done_marker=done_marker,
     )
     # Build every first attempt now (warning about anything that gives way),
     # and let the engine check each distinct kind of container: what Docker
     # would refuse fails before any step runs.
-    check_with_engine(client, {name: plan.spec_for(name, 1, warn=orchestrator_warning)
-                               for name in plan.steps})
+    try:
+        check_with_engine(client, {name: plan.spec_for(name, 1, warn=orchestrator_warning)
+                                   for name in plan.steps})
+    except BaseException:
+        if gates:
+            Gates(gates).remove()
+        raise
     return plan
+
+
+def step_entrypoint_command(zenml_command: Sequence[str]) -> Tuple[str, ...]:
+    """Our step entrypoint (`step_entrypoint`), run by the Python of ZenML's command.
+
+    It takes ZenML's step entrypoint arguments unchanged and runs ZenML's
+    code, warmed up before the step may start, and prints a done line.
+    """
+    return (zenml_command[0], "-m", STEP_ENTRYPOINT_MODULE)
 
 
 def orchestrator_environment(orchestrator_run_id: str, local_stores_path: str) -> Dict[str, str]:

@@ -41,6 +41,14 @@ class MyDockerOrchestratorSettings(BaseSettings):
         description="How many step containers may run at once. None means four "
         "per CPU core; 1 runs steps one at a time like ZenML's local_docker.",
     )
+    start_early: bool = Field(
+        default=True,
+        description="Start a step's container while its upstream steps still "
+        "run, so that Python, ZenML and the step's imports load meanwhile; the "
+        "step itself waits in it until they succeeded. Waiting containers count "
+        "against max_parallelism and give their slot up to a step that may "
+        "start. False: a container starts only when its step may.",
+    )
     keep_containers: bool = Field(
         default=False,
         description="Keep exited step containers for debugging instead of "
