@@ -38,7 +38,8 @@ from orchestrator.status.drawing import (  # noqa: F401
 )
 
 __all__ = [
-    "REFERENCE_COMMANDS", "Workspace", "use_private_workspace", "zenml_command",
+    "REFERENCE_COMMANDS", "Workspace", "use_private_workspace", "current_workspace",
+    "zenml_command",
     "register_stack", "show_source", "dag_svg", "timeline_svg", "show_svg",
     "step_times", "max_overlap", "emit_summary", "read_summary",
 ]
@@ -70,12 +71,16 @@ class Workspace:
         project_dir: the project folder (``zenml init`` runs here); the
             notebook's working directory, and the source root whose files
             ZenML sends to step containers.
+        notebooks_dir: the folder the notebook was started in (its own
+            folder in JupyterLab, nbmake and papermill), where the other
+            notebooks of the tutorial are read from (`orchestrator.teaching.my_file`).
     """
 
     name: str
     root: Path
     config_dir: Path
     project_dir: Path
+    notebooks_dir: Optional[Path] = None
 
 
 _current: Optional[Workspace] = None
@@ -122,6 +127,7 @@ def use_private_workspace(name: str, root: Optional[str] = None) -> Workspace:
         root=base,
         config_dir=base / "zenml-config",
         project_dir=base / "project",
+        notebooks_dir=Path.cwd(),
     )
     workspace.config_dir.mkdir(exist_ok=True)
     workspace.project_dir.mkdir(exist_ok=True)
@@ -135,6 +141,17 @@ def use_private_workspace(name: str, root: Optional[str] = None) -> Workspace:
     os.chdir(workspace.project_dir)
     _current = workspace
     return workspace
+
+
+def current_workspace() -> Workspace:
+    """The workspace `use_private_workspace` set up in this process.
+
+    Raises:
+        RuntimeError: none was set up yet.
+    """
+    if _current is None:
+        raise RuntimeError("call use_private_workspace() first.")
+    return _current
 
 
 def zenml_command(command: str, echo: Callable[[str], None] = print,

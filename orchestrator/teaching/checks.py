@@ -1,0 +1,403 @@
+"""The exercise checks: each runs the reader's own function (a piece of ``my_orchestrator.py``).
+
+A check calls the function on small cases whose right answers are known,
+and raises `ExerciseCheckError` (an AssertionError, so a notebook cell
+fails) with what was asked, what came back and why that is wrong. It
+returns the list of what it verified, for the notebook to show.
+
+Every check but `check_stop_containers` is pure. That one talks to the real
+Docker engine, through a guard that lets the reader's function see only the
+check's own containers, so that a mistake in it cannot stop anyone else's.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Callable, Dict, List
+
+__all__ = ["ExerciseCheckError", "CHECKS"]
+
+
+class ExerciseCheckError(AssertionError):
+    """The reader's function gave a wrong answer (the message says which and why)."""
+
+
+class _Checker:
+    """Collects what was verified; fails with a clear message."""
+
+    def __init__(self, piece: str) -> None:
+        self.piece = piece
+        self.verified: List[str] = []
+
+    def expect(self, condition: bool, claim: str, got: Any, why: str) -> None:
+        """`claim` must hold; if not, fail showing `got` and `why` it matters."""
+        if not condition:
+            raise ExerciseCheckError(f"{self.piece}: {claim}\n  but got: {got!r}\n"
+                                     f"  why it matters: {why}")
+        self.verified.append(claim)
+
+    def call(self, function: Callable, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except ExerciseCheckError:
+            raise
+        except Exception as error:
+            shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+            raise ExerciseCheckError(
+                f"{self.piece}({shown[:300]}) raised {type(error).__name__}: {error}") from error
+
+
+# --------------------------------------------------------------------------
+# notebook 2
+# --------------------------------------------------------------------------
+
+
+def check_run_order(run_order: Callable) -> List[str]:
+    c = _Checker("run_order")
+    cases = {
+        "a chain listed backwards": {"c": ["b"], "b": ["a"], "a": []},
+        "a diamond": {"join": ["left", "right"], "left": ["src"], "right": ["src"], "src": []},
+        "two independent steps": {"x": [], "y": []},
+    }
+    for what, graph in cases.items():
+        order = c.call(run_order, graph)
+        c.expect(isinstance(order, list) and sorted(order) == sorted(graph),
+                 f"{what}: every step exactly once", order,
+                 "a step left out never runs; a step listed twice runs twice")
+        position = {step: i for i, step in enumerate(order)}
+        late = [(up, step) for step, ups in graph.items() for up in ups
+                if position[up] > position[step]]
+        c.expect(not late, f"{what}: each step after its upstream steps", order,
+                 "a step reads its upstream steps' outputs: they must exist when it starts")
+    order = c.call(run_order, {"x": [], "y": [], "z": ["x"]})
+    c.expect(order == ["x", "y", "z"], "ties go to the step listed first: ['x', 'y', 'z']",
+             order, "the same pipeline must always run in the same order")
+    try:
+        result = run_order({"a": ["b"], "b": ["a"]})
+    except ValueError:
+        c.verified.append("a cycle (a waits for b, b for a) raises ValueError")
+    except Exception as error:  # noqa: BLE001
+        c.expect(False, "a cycle raises ValueError", f"{type(error).__name__}: {error}",
+                 "a clear error, not a crash, for a graph that cannot run")
+    else:
+        c.expect(False, "a cycle (a waits for b, b for a) raises ValueError", result,
+                 "such a pipeline can never run: say so before starting anything")
+    return c.verified
+
+
+# --------------------------------------------------------------------------
+# notebook 3
+# --------------------------------------------------------------------------
+
+
+def check_container_kwargs(container_kwargs: Callable) -> List[str]:
+    import os
+
+    c = _Checker("container_kwargs")
+    environment = {"ZENML_STORE_URL": "sqlite:////stores/zenml.db", "ZENML_ACTIVE_STACK_ID": "s1"}
+    given = dict(environment)
+    entrypoint = ["python", "-m", "zenml.entrypoints.entrypoint"]
+    arguments = ["--step_name", "trainer", "--snapshot_id", "42"]
+    kwargs = c.call(container_kwargs, image="img:1", entrypoint=entrypoint,
+                    arguments=arguments, environment=given, stores_path="/stores",
+                    run_id="run-7")
+    c.expect(isinstance(kwargs, dict), "returns a dict of docker-py arguments", kwargs,
+             "they are passed on as client.containers.run(**kwargs)")
+    c.expect(kwargs.get("image") == "img:1", "image: the step's image", kwargs.get("image"),
+             "the step runs in the image ZenML built (or chose) for it")
+    c.expect(list(kwargs.get("entrypoint") or []) == entrypoint,
+             "entrypoint: ZenML's step entrypoint", kwargs.get("entrypoint"),
+             "it is the program that runs one step")
+    c.expect(list(kwargs.get("command") or []) == arguments,
+             "command: the entrypoint's arguments", kwargs.get("command"),
+             "they tell the entrypoint which step of which snapshot to run")
+    env = kwargs.get("environment") or {}
+    c.expect(isinstance(env, dict) and all(env.get(k) == v for k, v in environment.items()),
+             "environment: ZenML's variables, all kept", env,
+             "they tell the step where the store is and which stack is active")
+    c.expect(env.get("MY_ORCHESTRATOR_RUN_ID") == "run-7",
+             "environment: MY_ORCHESTRATOR_RUN_ID = the run id", env.get("MY_ORCHESTRATOR_RUN_ID"),
+             "get_orchestrator_run_id() reads it inside the container; every step of a run "
+             "must give the same id")
+    c.expect(env.get("ZENML_LOCAL_STORES_PATH") == "/stores",
+             "environment: ZENML_LOCAL_STORES_PATH = the stores path",
+             env.get("ZENML_LOCAL_STORES_PATH"),
+             "ZenML in the container must find the local stores where they are mounted")
+    c.expect(given == environment, "ZenML's environment dict is left as it was", given,
+             "ZenML may hand the same dict to several steps: add to a copy")
+    volumes = kwargs.get("volumes") or {}
+    bind = volumes.get("/stores") if isinstance(volumes, dict) else None
+    c.expect(isinstance(bind, dict) and bind.get("bind") == "/stores" and bind.get("mode") == "rw",
+             "volumes: the stores path, read-write, at the same path", volumes,
+             "the SQLite store and the artifact store are files on this machine: the step "
+             "reads its inputs and writes its outputs there, by the same paths as the client")
+    c.expect(kwargs.get("user") == f"{os.getuid()}:{os.getgid()}",
+             f"user: your uid:gid ({os.getuid()}:{os.getgid()})", kwargs.get("user"),
+             "files the step writes into the stores must belong to you, not to root")
+    c.expect(kwargs.get("detach") is True, "detach: True", kwargs.get("detach"),
+             "containers.run must return the container at once, so that its output can be "
+             "followed while it runs (and, later, several run at once)")
+    return c.verified
+
+
+# --------------------------------------------------------------------------
+# notebook 4
+# --------------------------------------------------------------------------
+
+
+def check_ready_steps(ready_steps: Callable) -> List[str]:
+    c = _Checker("ready_steps")
+    fan = {"src": [], "b0": ["src"], "b1": ["src"], "b2": ["src"], "join": ["b0", "b1", "b2"]}
+
+    def states(**given: str) -> Dict[str, str]:
+        return {step: given.get(step, "pending") for step in fan}
+
+    cases = [
+        ("at the start only the source is ready", states(), 4, ["src"],
+         "a step needs its upstream steps' outputs"),
+        ("once src completed, the three branches, in pipeline order", states(src="completed"),
+         4, ["b0", "b1", "b2"], "independent steps start together: the point of this notebook"),
+        ("max_parallelism=2: two branches", states(src="completed"), 2, ["b0", "b1"],
+         "the cap is how many containers run at once"),
+        ("b0 running, cap 2: one more", states(src="completed", b0="running"), 2, ["b1"],
+         "running steps take their slots"),
+        ("no free slot: nothing", states(src="completed", b0="running", b1="running"), 2, [],
+         "the cap holds"),
+        ("join waits for every branch", states(src="completed", b0="completed", b1="completed",
+                                              b2="running"), 4, [],
+         "a join reads all of its inputs"),
+        ("a step whose upstream failed is never ready",
+         states(src="completed", b0="completed", b1="failed", b2="completed"), 4, [],
+         "its input does not exist"),
+        ("completed steps never start again", dict.fromkeys(fan, "completed"), 4, [],
+         "each step runs once"),
+    ]
+    for claim, given, cap, expected, why in cases:
+        got = c.call(ready_steps, fan, dict(given), cap)
+        c.expect(list(got) == expected, f"{claim}: {expected}", got, why)
+    return c.verified
+
+
+# --------------------------------------------------------------------------
+# notebook 5
+# --------------------------------------------------------------------------
+
+
+def check_after_failure(after_failure: Callable) -> List[str]:
+    from zenml.enums import ExecutionMode
+
+    c = _Checker("after_failure")
+    graph = {"src": [], "slow": ["src"], "late": ["slow"], "bad": ["src"], "after_bad": ["bad"],
+             "after_after": ["after_bad"]}
+    states = {"src": "completed", "slow": "running", "late": "pending", "bad": "failed",
+              "after_bad": "pending", "after_after": "pending"}
+    expected = {
+        ExecutionMode.FAIL_FAST: (["slow"], ["after_after", "after_bad", "late"],
+                                  "FAIL_FAST stops what runs and starts nothing more"),
+        ExecutionMode.STOP_ON_FAILURE: ([], ["after_after", "after_bad", "late"],
+                                        "STOP_ON_FAILURE lets what runs finish, starts "
+                                        "nothing more"),
+        ExecutionMode.CONTINUE_ON_FAILURE: ([], ["after_after", "after_bad"],
+                                            "CONTINUE_ON_FAILURE skips only what needs the "
+                                            "failed step, directly or not"),
+    }
+    for mode, (stop, skip, why) in expected.items():
+        result = c.call(after_failure, mode, "bad", graph, dict(states))
+        c.expect(isinstance(result, tuple) and len(result) == 2,
+                 f"{mode.value}: returns (to_stop, to_skip)", result,
+                 "the runner stops the first and marks the second skipped")
+        to_stop, to_skip = result
+        c.expect(sorted(to_stop) == stop and sorted(to_skip) == skip,
+                 f"{mode.value}: stop {stop}, skip {skip}",
+                 (sorted(to_stop), sorted(to_skip)), why)
+    return c.verified
+
+
+def check_retry_delay(retry_delay: Callable) -> List[str]:
+    from zenml.config.retry_config import StepRetryConfig
+
+    c = _Checker("retry_delay")
+    got = c.call(retry_delay, None, 1)
+    c.expect(got is None, "no retry policy: no retry (None)", got,
+             "ZenML's default is to run a step once")
+    policy = StepRetryConfig(max_retries=3, delay=2, backoff=3)
+    got = [c.call(retry_delay, policy, attempt) for attempt in (1, 2, 3, 4)]
+    c.expect(got[:3] == [2, 6, 18],
+             "max_retries=3, delay=2, backoff=3: 2, 6, 18 s after attempts 1, 2, 3", got[:3],
+             "ZenML's rule: retry k waits delay * backoff ** (k - 1)")
+    c.expect(got[3] is None, "after attempt 4 (all 3 retries used): None", got[3],
+             "max_retries counts retries, not attempts")
+    got = c.call(retry_delay, StepRetryConfig(max_retries=1, delay=0, backoff=1), 1)
+    c.expect(got == 0 and got is not None, "delay=0: retry at once (0, not None)", got,
+             "None means 'no retry left'; 0 seconds is a retry")
+    return c.verified
+
+
+def check_resource_limits(resource_limits: Callable) -> List[str]:
+    from zenml.config import ResourceSettings
+
+    c = _Checker("resource_limits")
+    got = c.call(resource_limits, ResourceSettings())
+    c.expect(got == {}, "no request: no limits ({})", got,
+             "a step without ResourceSettings runs unlimited, as before")
+    got = c.call(resource_limits, ResourceSettings(cpu_count=1.5))
+    c.expect(got == {"nano_cpus": 1_500_000_000}, "cpu_count=1.5: nano_cpus=1500000000", got,
+             "Docker's CPU limit is in billionths of a CPU")
+    got = c.call(resource_limits, ResourceSettings(memory="512MiB"))
+    c.expect(isinstance(got, dict) and got.get("mem_limit") == 512 * 2**20,
+             "memory='512MiB': mem_limit=536870912 (bytes)", got,
+             "ResourceSettings.get_memory(unit='B') gives bytes")
+    c.expect(got.get("memswap_limit") == 512 * 2**20,
+             "memory='512MiB': memswap_limit=536870912 too", got,
+             "without it Docker lets the container swap as much again: the limit would not hold")
+    got = c.call(resource_limits, ResourceSettings(cpu_count=1, memory="1GB"))
+    c.expect(got == {"nano_cpus": 10**9, "mem_limit": 10**9, "memswap_limit": 10**9},
+             "cpu_count=1 and memory='1GB' together: both limits", got, "both are honoured")
+    return c.verified
+
+
+class _GuardedContainers:
+    """docker-py's containers collection, restricted to the check's own containers."""
+
+    def __init__(self, containers: Any, guard: str) -> None:
+        self._containers, self._guard = containers, guard
+
+    def list(self, all: bool = False, filters: Any = None, **kwargs: Any) -> list:  # noqa: A002
+        filters = dict(filters or {})
+        labels = filters.get("label") or []
+        labels = [labels] if isinstance(labels, str) else list(labels)
+        filters["label"] = labels + [self._guard]
+        return self._containers.list(all=all, filters=filters, **kwargs)
+
+    def get(self, container_id: str) -> Any:
+        container = self._containers.get(container_id)
+        if self._guard.split("=")[0] not in container.labels:
+            raise LookupError("the check only lets you see its own containers")
+        return container
+
+
+class _GuardedClient:
+    def __init__(self, client: Any, guard: str) -> None:
+        self.containers = _GuardedContainers(client.containers, guard)
+
+
+def check_stop_containers(stop_containers: Callable, image: str = "") -> List[str]:
+    """Runs `stop_containers` on three real containers: two of run A, one of run B."""
+    from orchestrator.conformance.image import step_image
+    from orchestrator.machine.engine import connect
+
+    c = _Checker("stop_containers")
+    client = connect()
+    token = uuid.uuid4().hex[:10]
+    guard = f"io.my-docker.exercise-check={token}"
+    image = image or step_image(client)
+    made = []
+    try:
+        for name, run in (("a1", "A"), ("a2", "A"), ("b1", "B")):
+            made.append(client.containers.run(
+                image, ["sleep", "120"], entrypoint=[], detach=True,
+                labels={guard.split("=")[0]: token, "check.run": f"{token}-{run}",
+                        "check.name": name}))
+        guarded = _GuardedClient(client, guard)
+        started = time.monotonic()
+        count = c.call(stop_containers, guarded, f"check.run={token}-A", False, 1)
+        seconds = time.monotonic() - started
+        state = {}
+        for container in made:
+            container.reload()
+            state[container.labels["check.name"]] = container.status
+        c.expect(state["a1"] != "running" and state["a2"] != "running",
+                 "run A's two containers are stopped", state, "a stop request must stop the run")
+        c.expect(state["b1"] == "running", "run B's container still runs", state,
+                 "only the run the label names may be stopped: others' work goes on")
+        c.expect(count == 2, "returns how many it stopped (2)", count, "the caller reports it")
+        c.expect(seconds < 8, "graceful=False kills at once (no grace period)", f"{seconds:.1f} s",
+                 "`zenml pipeline runs stop` is forceful unless --graceful: SIGKILL, no grace")
+    finally:
+        for container in made:
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001
+                pass
+        client.close()
+    return c.verified
+
+
+# --------------------------------------------------------------------------
+# notebook 6
+# --------------------------------------------------------------------------
+
+
+def check_container_labels(container_labels: Callable) -> List[str]:
+    from types import SimpleNamespace
+
+    from orchestrator.running.labels import (
+        MANAGED_BY_LABEL,
+        MANAGED_BY_VALUE,
+        attempt_of,
+        pipeline_run_of,
+        step_of,
+    )
+
+    c = _Checker("container_labels")
+    run = SimpleNamespace(pipeline_run_id="6a0e-run", orchestrator_run_id="orch-1",
+                          pipeline_name="fan_out", run_name="fan_out-2026_01_01")
+    labels = c.call(container_labels, run, "branch_1", 2)
+    c.expect(isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values()),
+             "a dict of strings", labels, "Docker labels are text")
+    c.expect(labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE,
+             f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}", labels.get(MANAGED_BY_LABEL),
+             "the panel's Docker event stream and queries select containers by it")
+    c.expect(pipeline_run_of(labels) == "6a0e-run",
+             "the panel reads the run's ZenML id from them", pipeline_run_of(labels),
+             "a run's containers are found by ZenML's run id")
+    c.expect(step_of(labels) == "branch_1", "the panel reads the step from them",
+             step_of(labels), "each row of the panel is a step")
+    c.expect(attempt_of(labels) == 2, "the panel reads the attempt from them", attempt_of(labels),
+             "a retry is a new container of the same step")
+    return c.verified
+
+
+def check_merge_status(merge_status: Callable) -> List[str]:
+    from zenml.enums import ExecutionStatus as S
+
+    c = _Checker("merge_status")
+    cases = [
+        ("one step running: running", S.RUNNING, {"a": S.COMPLETED, "b": S.RUNNING},
+         {"b": "running"}, True, S.RUNNING, {"a": S.COMPLETED, "b": S.RUNNING},
+         "the containers say what runs now"),
+        ("a completed run, containers gone: completed", S.COMPLETED, {"a": S.COMPLETED},
+         {}, True, S.COMPLETED, {"a": S.COMPLETED}, "what ended, ZenML's record says"),
+        ("a step killed before it recorded its end: failed", S.RUNNING, {"a": S.RUNNING},
+         {"a": "exited"}, True, S.RUNNING, {"a": S.FAILED},
+         "an exited container whose record still says running has failed"),
+        ("a stop in progress: stopping", S.STOPPING, {"a": S.RUNNING}, {"a": "running"}, True,
+         S.STOPPING, {"a": S.RUNNING}, "stopping until its last container ended"),
+        ("a stop whose containers all ended: stopped", S.STOPPING, {"a": S.STOPPED}, {}, True,
+         S.STOPPED, {"a": S.STOPPED}, "nothing runs any more"),
+        ("a run whose client died: failed", S.RUNNING, {"a": S.COMPLETED}, {"a": "exited"},
+         False, S.FAILED, {"a": S.COMPLETED}, "no further step can start"),
+    ]
+    for claim, run, steps, containers, alive, want_run, want_steps, why in cases:
+        result = c.call(merge_status, run, dict(steps), dict(containers), alive)
+        c.expect(isinstance(result, tuple) and len(result) == 2,
+                 f"{claim.split(':')[0]}: returns (run status, step statuses)", result,
+                 "ZenML's fetch_status returns that pair")
+        got_run, got_steps = result
+        c.expect(got_run == want_run and dict(got_steps) == want_steps, claim,
+                 (got_run, dict(got_steps)), why)
+    return c.verified
+
+
+CHECKS: Dict[str, Callable[..., List[str]]] = {
+    "run_order": check_run_order,
+    "container_kwargs": check_container_kwargs,
+    "ready_steps": check_ready_steps,
+    "after_failure": check_after_failure,
+    "retry_delay": check_retry_delay,
+    "resource_limits": check_resource_limits,
+    "stop_containers": check_stop_containers,
+    "container_labels": check_container_labels,
+    "merge_status": check_merge_status,
+}
