@@ -104,11 +104,17 @@ def write_record(run_dir: Path, run_id: str, *, detached: bool = False,
                  supervisor_pid: Optional[int] = None) -> Optional[OrchestrationRecord]:
     """Record that this process orchestrates run `run_id` (in `run_dir`).
 
+    Args:
+        log_path: where a detached process's output goes (by default
+            `run_dir/orchestration.log`).
+
     Returns:
         The record, or None if the folder cannot be written (a run without a
         record still runs; only telling its orchestrator's death is lost).
     """
     pid = os.getpid()
+    if detached and log_path is None:
+        log_path = str(Path(run_dir) / LOG_NAME)
     record = OrchestrationRecord(
         run_id=run_id, pid=pid, started_at=process_start_time(pid),
         host=socket.gethostname(), detached=detached, log_path=log_path,

@@ -179,14 +179,16 @@ def record_failed_run(run: Optional["PipelineRunResponse"], reason: str) -> None
 
 def finish_run(run_id: Any, *, status: ExecutionStatus, reason: str,
                open_steps: ExecutionStatus = ExecutionStatus.STOPPED) -> None:
-    """End a run nobody else will end: every open step record, then the run.
+    """End a run nobody else will end: the run, then every open step record.
 
     For runs whose orchestration ended without recording it (a dynamic run
     interrupted before ZenML's runner published, a run whose orchestration
     process died). Static and dynamic runs differ in ZenML: a static run's
-    status follows its steps' records (STOPPING settles on STOPPED once every
-    record is final), a dynamic run's is set explicitly (FAILED while it is
-    stopping becomes STOPPED).
+    status follows its steps' records (so the run's own status is asked for
+    first: once every step record is final, stopped steps would make it
+    STOPPED, and a finished run takes no other status; asking for STOPPING
+    settles on STOPPED once every record is final), a dynamic run's is set
+    explicitly (FAILED while it is stopping becomes STOPPED).
 
     Args:
         status: FAILED or STOPPED.
@@ -196,20 +198,21 @@ def finish_run(run_id: Any, *, status: ExecutionStatus, reason: str,
     run = get_run(run_id, hydrate=True)
     if ExecutionStatus(run.status).is_finished:
         return
-    for step_run in step_runs_of(run_id):
-        step_status = ExecutionStatus(step_run.status)
-        if step_status.is_finished:
-            continue
-        if ExecutionStatus.STOPPED in (open_steps, status) or step_status == ExecutionStatus.STOPPING:
-            publish_utils.publish_stopped_step_run(step_run.id)
-        else:
-            publish_utils.publish_failed_step_run(step_run.id)
     dynamic = bool(run.snapshot is not None and run.snapshot.is_dynamic)
     requested = status
     if status == ExecutionStatus.STOPPED and not dynamic:
         requested = ExecutionStatus.STOPPING  # settles on STOPPED (see _finish_run)
     publish_utils.publish_pipeline_run_status_update(
         pipeline_run_id=run.id, status=requested, status_reason=short_reason(reason))
+    stop_open_steps = ExecutionStatus.STOPPED in (open_steps, status)
+    for step_run in step_runs_of(run_id):
+        step_status = ExecutionStatus(step_run.status)
+        if step_status.is_finished:
+            continue
+        if stop_open_steps or step_status == ExecutionStatus.STOPPING:
+            publish_utils.publish_stopped_step_run(step_run.id)
+        else:
+            publish_utils.publish_failed_step_run(step_run.id)
 
 
 def stop_run_containers(run: "PipelineRunResponse", *, graceful: bool,

@@ -117,19 +117,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def print_logs(run: str, stream: Optional[TextIO] = None) -> int:
     """Print the kept output of every step attempt of `run`, in the order they started.
 
+    A detached run's orchestration log (`orchestration.log`) comes first.
+
     Returns:
         0, or 2 when the orchestrator kept no log for the run.
 
     Raises:
         LookupError: no such run.
     """
+    from orchestrator.running.orchestration_record import LOG_NAME
     from orchestrator.running.step_logs import run_log_dir
     from orchestrator.status.records import resolve_run
 
     stream = stream or sys.stdout
     found = resolve_run(run)
     folder = run_log_dir(str(found.id))
-    files = sorted(folder.glob("*.log"), key=lambda path: path.stat().st_mtime) \
+    files = sorted(folder.glob("*.log"),
+                   key=lambda path: (path.name != LOG_NAME, path.stat().st_mtime)) \
         if folder.is_dir() else []
     if not files:
         print(f"error: no step output kept for run {found.name} (looked in {folder}); "

@@ -16,6 +16,8 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 from zenml.enums import ExecutionStatus
 
 from orchestrator.running.labels import client_is_gone, find_containers
+from orchestrator.running.orchestration_record import read_record
+from orchestrator.running.step_logs import run_log_dir
 from orchestrator.status.model import RunStatus, StepPhase, apply, events_from_container
 from orchestrator.status.records import status_for_run, step_runs_of, zenml_facts_from
 
@@ -87,5 +89,10 @@ def fetch_status(run: Any, *, include_steps: bool
         containers = []
     status = status_from_facts(run, [c.attrs for c in containers], step_runs_of(run.id))
     client_gone = bool(containers) and all(client_is_gone(c.labels) for c in containers)
+    # The process orchestrating the run (client or detached process) also says,
+    # when it left a record: a run may have no container while it goes on.
+    record = read_record(run_log_dir(str(run.id)))
+    if record is not None:
+        client_gone = not record.process_is_alive()
     run_status, steps = execution_statuses(status, client_gone=client_gone)
     return run_status, (steps if include_steps else None)

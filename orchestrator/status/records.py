@@ -155,12 +155,18 @@ def _store_hint() -> str:
 
 
 def status_for_run(run: Any) -> RunStatus:
-    """The initial model of a ZenML run: its steps from the snapshot, nothing seen yet."""
+    """The initial model of a ZenML run: its steps from the snapshot, nothing seen yet.
+
+    A dynamic pipeline's steps are only known as its function creates them
+    (its snapshot lists configuration templates, not steps): they appear in
+    the model as their containers and ZenML's records do.
+    """
     steps: Dict[str, Dict[str, Any]] = {}
     mode = "continue_on_failure"
     snapshot = getattr(run, "snapshot", None)
     if snapshot is not None:
-        for name, step in snapshot.step_configurations.items():
+        templates_only = bool(getattr(snapshot, "is_dynamic", False))
+        for name, step in ({} if templates_only else snapshot.step_configurations).items():
             retry = getattr(step.config, "retry", None)
             steps[name] = {
                 "upstream": list(step.spec.upstream_steps),

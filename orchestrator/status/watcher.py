@@ -30,11 +30,13 @@ from orchestrator.running.labels import (
     pipeline_run_of,
     step_of,
 )
+from orchestrator.running.orphans import settle_if_orphaned
 from orchestrator.running.step_logs import LineSplitter
 from orchestrator.status.model import (
     CREATED,
     EXITED,
     RUNNING,
+    ZENML_FINAL_RUN_STATUSES,
     ContainerEvent,
     Event,
     LogLine,
@@ -487,6 +489,11 @@ class RunWatcher:
     def _sync(self) -> None:
         """Read ZenML and the engine once."""
         problems = []
+        if self.status.zenml_status not in ZENML_FINAL_RUN_STATUSES:
+            try:  # a run whose orchestration process died is ended now, not followed for ever
+                settle_if_orphaned(self.run_id)
+            except Exception as error:  # noqa: BLE001
+                problems.append(f"could not end the orphaned run: {error}")
         try:
             self._reconcile_containers()
         except Exception as error:  # noqa: BLE001

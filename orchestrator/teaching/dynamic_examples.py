@@ -20,6 +20,7 @@ import time
 from typing import List
 
 from zenml import pipeline, step, unmapped
+from zenml.config.retry_config import StepRetryConfig
 
 
 def where() -> str:
@@ -89,6 +90,20 @@ def dynamic_sleepers(count: int = 2, seconds: float = 60.0) -> None:
 
 
 @step(runtime="isolated")
+def fail_soon(seconds: float = 2.0) -> int:
+    """Works a little, then fails."""
+    time.sleep(seconds)
+    raise RuntimeError(f"gave up after {seconds} s on purpose")
+
+
+@pipeline(dynamic=True, enable_cache=False)
+def dynamic_fail_fast(seconds: float = 120.0) -> None:
+    """A long submitted step next to one that fails: FAIL_FAST stops the long one."""
+    sleep_for.submit(seconds=seconds, id="slow")
+    fail_soon()
+
+
+@step(runtime="isolated")
 def sleeps_unless_retried(seconds: float = 60.0) -> int:
     """Hangs on its first attempt (past any sane timeout), is quick on the next.
 
@@ -103,9 +118,12 @@ def sleeps_unless_retried(seconds: float = 60.0) -> int:
 
 
 @pipeline(dynamic=True, enable_cache=False)
-def dynamic_hanging(seconds: float = 60.0) -> None:
-    """One isolated step that hangs on its first attempt (for timeouts)."""
-    sleeps_unless_retried(seconds=seconds)
+def dynamic_hanging(seconds: float = 60.0, retries: int = 0) -> None:
+    """One isolated step that hangs on its first attempt (for timeouts), retried `retries` times."""
+    hanging = sleeps_unless_retried
+    if retries:
+        hanging = hanging.with_options(retry=StepRetryConfig(max_retries=retries, delay=0))
+    hanging(seconds=seconds)
 
 
 @step(runtime="isolated")
