@@ -388,7 +388,6 @@ class Session:
             client = connect()
             tags = [tag for image in client.images.list(name=self.repository)
                     for tag in image.tags if tag.startswith(self.repository + ":")]
-            tags += _build_cache_tags(self.workdir / "zenml-config")
             for tag in tags:
                 try:
                     client.images.remove(tag, noprune=False)
@@ -396,6 +395,12 @@ class Session:
                     pass
         except Exception as error:  # noqa: BLE001 - cleanup must not hide results
             print(f"warning: could not remove the {self.repository} images: {error}")
+        try:
+            from orchestrator.running.builds import forget_build_cache
+
+            forget_build_cache(str(self.workdir / "zenml-config"))
+        except Exception as error:  # noqa: BLE001 - cleanup must not hide results
+            print(f"warning: could not remove the images cached for reuse: {error}")
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- results -------------------------------------------------------------
@@ -414,17 +419,6 @@ class Session:
                 "packages": {v.label: str(v.package_root) for v in self.variants},
             },
         )
-
-
-def _build_cache_tags(config_dir: Path) -> List[str]:
-    """The images my_docker cached for reuse in a ZenML config folder (see running.builds)."""
-    tags = []
-    for path in (config_dir / "my_docker" / "build_cache").glob("*.json"):
-        try:
-            tags.append(json.loads(path.read_text())["tag"])
-        except (OSError, ValueError, KeyError):
-            continue
-    return tags
 
 
 DEFINITIONS = {

@@ -106,3 +106,65 @@ def test_phases_of_a_container_that_reported_nothing():
     names = [p.name for p in phases(timing)]
     assert names == ["create + start calls (orchestrator)", "exit -> seen by orchestrator",
                      "removal (orchestrator)"]
+
+
+# -- how the status model shows a container that waits at its gate ---------------
+
+def _status_of_chain():
+    from orchestrator.status.model import new_run_status
+
+    return new_run_status("run", {"a": {"upstream": []}, "b": {"upstream": ["a"]}})
+
+
+def _event(action, step, container, t, early=False, exit_code=None):
+    from orchestrator.status.model import ContainerEvent
+
+    return ContainerEvent(action, step, 1, container, t, exit_code=exit_code, run_id="run",
+                          started_early=early)
+
+
+def test_a_waiting_container_is_starting_not_running():
+    from orchestrator.status.model import StepPhase, apply
+
+    status = _status_of_chain()
+    for event in (_event("create", "a", "aaa", 1), _event("start", "a", "aaa", 2),
+                  _event("create", "b", "bbb", 3, early=True),
+                  _event("start", "b", "bbb", 4, early=True)):
+        status = apply(status, event)
+    assert status.step("a").phase is StepPhase.RUNNING
+    assert status.step("b").phase is StepPhase.STARTING
+    assert status.step("b").reason == "started early, waits for a"
+    status = apply(status, _event("die", "a", "aaa", 5, exit_code=0))
+    assert status.step("b").phase is StepPhase.RUNNING  # its gate opens now
+
+
+def test_a_waiting_container_removed_after_its_upstream_failed_is_skipped_not_stopped():
+    from orchestrator.status.model import StepPhase, apply
+
+    status = _status_of_chain()
+    for event in (_event("create", "a", "aaa", 1), _event("start", "a", "aaa", 2),
+                  _event("create", "b", "bbb", 3, early=True),
+                  _event("start", "b", "bbb", 4, early=True),
+                  _event("die", "a", "aaa", 5, exit_code=1),
+                  _event("kill", "b", "bbb", 6, early=True),
+                  _event("die", "b", "bbb", 6, early=True, exit_code=137),
+                  _event("destroy", "b", "bbb", 7, early=True)):
+        status = apply(status, event)
+    assert status.step("a").phase is StepPhase.FAILED
+    assert status.step("b").phase is StepPhase.SKIPPED
+
+
+def test_a_fresh_container_replaces_a_waiting_one_that_gave_its_slot_up():
+    from orchestrator.status.model import StepPhase, apply
+
+    status = _status_of_chain()
+    for event in (_event("create", "a", "aaa", 1), _event("start", "a", "aaa", 2),
+                  _event("create", "b", "old", 3, early=True),
+                  _event("start", "b", "old", 4, early=True),
+                  _event("die", "a", "aaa", 5, exit_code=0),
+                  _event("create", "b", "new", 6), _event("start", "b", "new", 7),
+                  _event("die", "b", "old", 8, early=True, exit_code=137),
+                  _event("destroy", "b", "old", 9, early=True)):
+        status = apply(status, event)
+    assert status.step("b").container_id == "new"
+    assert status.step("b").phase is StepPhase.RUNNING

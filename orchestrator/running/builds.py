@@ -28,11 +28,13 @@ stack validator. What happens there:
   from a Dockerfile of the user's are never reused (their build context is
   not covered), nor are those with `DockerSettings(prevent_build_reuse=True)`.
 
-Old cache tags are pruned when a new one is added: per pipeline and image,
-the three most recently used are kept, and a tag whose parent image name now
-points at another image (so its key can never match again) goes at once.
-Each tag is recorded in ZenML's config folder (``my_docker/build_cache/``),
-and only tags recorded there are ever removed.
+Old cache tags are pruned whenever a new one is added: per ZenML
+configuration, pipeline and image, the three most recently used are kept; a
+tag whose parent image name now points at another image, or whose ZenML
+configuration folder is gone (a test's or a notebook's private one), can
+never match again and goes at once. Each tag is recorded in the user's cache
+folder (``~/.cache/my_docker/build_cache/``, one small JSON file per tag,
+touched on every reuse), and only tags recorded there are ever removed.
 """
 
 from __future__ import annotations
@@ -264,21 +266,28 @@ def remember_builds(orchestrator: Any, snapshot: "PipelineSnapshotResponse",
 
 
 class BuildCache:
-    """The cached images recorded in ZenML's config folder, one JSON file per tag."""
+    """The cached images recorded in the user's cache folder, one JSON file per tag."""
 
-    def __init__(self, client: Any, folder: Optional[Path] = None) -> None:
+    def __init__(self, client: Any, folder: Optional[Path] = None,
+                 zenml_config: Optional[str] = None) -> None:
         self.client = client
         self.folder = folder or build_cache_folder()
+        self.zenml_config = zenml_config or _zenml_config_directory()
 
-    def entries(self) -> Dict[str, Dict[str, Any]]:
-        """Key -> its record (image id, pipeline, slot, parent, last use)."""
+    def entries(self, everyone: bool = False) -> Dict[str, Dict[str, Any]]:
+        """Key -> its record (image id, pipeline, slot, parent, ZenML config, last use).
+
+        Args:
+            everyone: every ZenML configuration's entries, not only this one's.
+        """
         found = {}
         for path in self.folder.glob("*.json"):
             try:
-                found[path.stem] = {**json.loads(path.read_text()),
-                                    "last_used": path.stat().st_mtime}
+                entry = {**json.loads(path.read_text()), "last_used": path.stat().st_mtime}
             except (OSError, ValueError):
                 continue
+            if everyone or entry.get("zenml_config") == self.zenml_config:
+                found[path.stem] = entry
         return found
 
     def used(self, key: str) -> None:
@@ -297,27 +306,33 @@ class BuildCache:
         parent = parent or DEFAULT_DOCKER_PARENT_IMAGE
         record = {"tag": cache_tag(key), "image_id": built.id, "pipeline": pipeline,
                   "slot": slot, "parent": parent,
-                  "parent_id": self.client.images.get(parent).id, "created": time.time()}
+                  "parent_id": self.client.images.get(parent).id, "created": time.time(),
+                  "zenml_config": self.zenml_config}
         built.tag(BUILD_CACHE_REPOSITORY, key)
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / f"{key}.json").write_text(json.dumps(record, indent=1))
         self.prune(pipeline, slot)
 
     def prune(self, pipeline: str, slot: str) -> List[str]:
-        """Remove the cache tags of (pipeline, slot) that will not be used again.
+        """Remove the cache tags that will not be used again.
+
+        Those of (pipeline, slot) in this configuration beyond the
+        KEEP_PER_IMAGE most recently used, those whose parent image changed,
+        and anyone's whose ZenML configuration folder is gone.
 
         Returns:
             The keys removed.
         """
-        same = sorted(((key, entry) for key, entry in self.entries().items()
-                       if entry.get("pipeline") == pipeline and entry.get("slot") == slot),
+        everyone = self.entries(everyone=True)
+        same = sorted(((key, entry) for key, entry in everyone.items()
+                       if entry.get("zenml_config") == self.zenml_config
+                       and entry.get("pipeline") == pipeline and entry.get("slot") == slot),
                       key=lambda item: item[1]["last_used"], reverse=True)
-        removed = []
-        for rank, (key, entry) in enumerate(same):
-            stale = rank >= KEEP_PER_IMAGE or not self._parent_unchanged(entry)
-            if stale and self.remove(key, entry):
-                removed.append(key)
-        return removed
+        stale = [key for rank, (key, entry) in enumerate(same)
+                 if rank >= KEEP_PER_IMAGE or not self._parent_unchanged(entry)]
+        stale += [key for key, entry in everyone.items()
+                  if not os.path.isdir(str(entry.get("zenml_config")))]
+        return [key for key in dict.fromkeys(stale) if self.remove(key, everyone[key])]
 
     def _parent_unchanged(self, entry: Dict[str, Any]) -> bool:
         from docker.errors import ImageNotFound
@@ -348,7 +363,28 @@ class BuildCache:
 
 
 def build_cache_folder() -> Path:
-    """Where the cached images of this ZenML configuration are recorded."""
+    """Where this user's cached images are recorded (every ZenML configuration's)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "my_docker" / "build_cache"
+
+
+def _zenml_config_directory() -> str:
     from zenml.config.global_config import GlobalConfiguration
 
-    return Path(GlobalConfiguration().config_directory) / "my_docker" / "build_cache"
+    return str(Path(GlobalConfiguration().config_directory).resolve())
+
+
+def forget_build_cache(zenml_config: Optional[str] = None, client: Any = None) -> int:
+    """Remove every cache tag of one ZenML configuration (default: the current one).
+
+    For a private configuration about to be deleted (a test session, a
+    notebook's workspace); the next build anywhere would prune them anyway.
+
+    Returns:
+        How many tags were removed.
+    """
+    from orchestrator.machine.engine import connect
+
+    cache = BuildCache(client or connect(),
+                       zenml_config=str(Path(zenml_config).resolve()) if zenml_config else None)
+    return sum(cache.remove(key, entry) for key, entry in cache.entries().items())

@@ -73,6 +73,11 @@ def attempt_of(labels: Mapping[str, str]) -> int:
         return 1
 
 
+def started_early(labels: Mapping[str, str]) -> bool:
+    """Whether a container was started before its upstream steps succeeded."""
+    return labels.get(STARTED_EARLY_LABEL) == "true"
+
+
 def pipeline_run_of(labels: Mapping[str, str]) -> Optional[str]:
     """The ZenML pipeline run id a container belongs to."""
     return labels.get(PIPELINE_RUN_ID_LABEL) or None

@@ -46,7 +46,7 @@ from orchestrator.running.gates import Gates
 from orchestrator.running.labels import STARTED_EARLY_LABEL, find_containers
 from orchestrator.running.plan import RunPlan
 from orchestrator.running.scheduler import DagScheduler, StepState
-from orchestrator.running.step_entrypoint import GATE_ENV
+from orchestrator.running.step_entrypoint import DONE, GATE_ENV, READY
 from orchestrator.running.step_logs import StepLogFile, TracebackFolder, meaningful_lines
 from orchestrator.running.step_timing import AttemptTiming, write_timings
 
@@ -63,6 +63,9 @@ INTERRUPT_GRACE_SECONDS = 2
 # A step whose success is recorded still runs ZenML's teardown (log upload);
 # it is never cut short for that, unless it hangs for this long.
 TEARDOWN_TIMEOUT_SECONDS = 300.0
+# A step's timeout counts once its container is ready; one still loading
+# (imports, ZenML's preparation) this long past its timeout times out anyway.
+WARM_UP_GRACE_SECONDS = 60.0
 # How many of a failed step's last lines its failure message shows.
 FAILURE_TAIL_LINES = 8
 # How many levels below a running step containers start early (None: as many
@@ -203,6 +206,14 @@ class _Done:
 
 
 @dataclass
+class _Ready:
+    """A step's container finished its warm-up (imports, ZenML's preparation)."""
+
+    step_name: str
+    container: StepContainer
+
+
+@dataclass
 class _Early:
     """A container started before its step may run, waiting at its gate."""
 
@@ -210,9 +221,10 @@ class _Early:
     log_file: StepLogFile
     timing: AttemptTiming
     exited: Optional[_Exited] = None  # it ended before its gate opened
+    ready_at: Optional[float] = None  # monotonic time its warm-up was done
 
 
-_Event = Union[_Exited, _Done]
+_Event = Union[_Exited, _Done, _Ready]
 
 
 @dataclass
@@ -251,6 +263,7 @@ class DagRunner:
         self.timings: List[AttemptTiming] = []  # every attempt's clock readings
         self._timing: Dict[str, AttemptTiming] = {}  # step -> its running attempt's
         self._started_at: Dict[str, float] = {}  # step -> its running attempt's start
+        self._ready_at: Dict[str, float] = {}  # step -> when its container's warm-up was done
         self._timed_out: Dict[str, float] = {}  # step -> the timeout its attempt ran past
         self.stop_reason: Optional[str] = None
         self._drain_deadline: Optional[float] = None
@@ -345,8 +358,13 @@ class DagRunner:
     def _enforce_timeouts(self, now: float) -> None:
         """Stop every running attempt that has run past its step's timeout.
 
-        An attempt's time counts from when its step may run: for a container
-        started early, from its gate opening, not from its warm-up.
+        An attempt's time counts from when its step's work starts: when its
+        container is started (for one started early: when its gate opens) or,
+        if later, when the container's warm-up is done (its ready line), so
+        that neither the wait for upstream steps nor imports slowed down by a
+        busy machine count. A container not ready WARM_UP_GRACE_SECONDS past
+        its timeout times out too (a hanging import); one that prints no
+        ready line (ZenML's own entrypoint) counts from its start.
         """
         for step_name in list(self._active):
             limit = self.plan.steps[step_name].timeout_seconds
@@ -354,7 +372,15 @@ class DagRunner:
                 continue
             if self.scheduler.state(step_name) != StepState.RUNNING:
                 continue  # completed (tearing down) or being stopped already
-            if now - self._started_at[step_name] > limit:
+            started = self._started_at[step_name]
+            ready = self._ready_at.get(step_name)
+            if ready is not None:
+                overdue = now - max(started, ready) > limit
+            elif self.plan.done_marker:  # it will say when it is ready
+                overdue = now - started > limit + WARM_UP_GRACE_SECONDS
+            else:
+                overdue = now - started > limit
+            if overdue:
                 # A step that already recorded its end (it failed, and its
                 # container is slow to exit) did not time out: it is only cut short.
                 self._timed_out[step_name] = limit
@@ -397,6 +423,8 @@ class DagRunner:
             return
         early.timing.gate_opened = time.time()
         self._running(step_name, container, early.timing)
+        if early.ready_at is not None:
+            self._ready_at[step_name] = early.ready_at
         self.hooks.log(f"[{step_name}] started in container {container.short_id} "
                        "(started early, now let through)")
         if early.exited is not None:  # it ended while it waited: that is this attempt's end
@@ -406,6 +434,7 @@ class DagRunner:
         self._active[step_name] = container
         self._timing[step_name] = timing
         self._started_at[step_name] = time.monotonic()
+        self._ready_at.pop(step_name, None)
 
     def _start_steps_early(self) -> None:
         """Start the containers of steps whose upstream steps are under way (`early_start`)."""
@@ -480,11 +509,15 @@ class DagRunner:
 
         def on_line(line: str) -> None:
             if marker and marker in line:
-                before, _, report = line.partition(marker)
+                before, _, said = line.partition(marker)
                 if before.strip():  # the step's last output had no newline
                     show(before)
-                self._events.put(_Done(container.step_name, container.attempt, container,
-                                       _parse_report(report)))
+                kind, _, report = said.strip().partition(" ")
+                if kind == READY:
+                    self._events.put(_Ready(container.step_name, container))
+                elif kind == DONE:
+                    self._events.put(_Done(container.step_name, container.attempt, container,
+                                           _parse_report(report)))
                 return
             show(line)
 
@@ -501,6 +534,13 @@ class DagRunner:
 
     # -- reacting to events -----------------------------------------------
     def _handle(self, event: _Event) -> None:
+        if isinstance(event, _Ready):
+            early = self._early.get(event.step_name)
+            if early is not None and early.container is event.container:
+                early.ready_at = time.monotonic()
+            elif self._active.get(event.step_name) is event.container:
+                self._ready_at[event.step_name] = time.monotonic()
+            return
         if isinstance(event, _Done):
             self._on_done(event)
             return

@@ -83,8 +83,11 @@ class MyDockerOrchestratorSettings(BaseSettings):
     timeout_seconds: Optional[float] = Field(
         default=None,
         gt=0,
-        description="Most seconds one attempt of a step may run (from its "
-        "container's start). A container that runs longer is stopped (SIGTERM, "
+        description="Most seconds one attempt of a step may run, counted from "
+        "when its work may start: its container started (for one started early: "
+        "its upstream steps succeeded) and Python and ZenML loaded in it (one "
+        "still loading a minute past the timeout times out too). A container "
+        "that runs longer is stopped (SIGTERM, "
         "then SIGKILL after stop_grace_seconds), the attempt fails with "
         "'timed out after N s', and the step is retried if its retry policy "
         "allows. None: no limit.",

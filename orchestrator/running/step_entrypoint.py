@@ -20,10 +20,12 @@ steps, and the step itself never starts before them. A waiting container
 whose orchestrator is gone (the alive file in the gate folder is not touched
 any more) leaves without running the step.
 
-After the step succeeded it prints the run's done marker
-(``MY_DOCKER_DONE_MARKER``) with the times of its stages, so that the
-orchestrator starts downstream steps without polling ZenML and can tell where
-a step's time went.
+Two lines tell the orchestrator how far a container got, each starting with
+the run's marker (``MY_DOCKER_DONE_MARKER``): "ready" once the warm-up is
+done (a step's timeout counts from then, or from its gate if that opens
+later), and "done" with the times of its stages once the step succeeded, so
+that the orchestrator starts downstream steps without polling ZenML and can
+tell where a step's time went.
 
 Two garbage-collector settings save CPU that every container spent for
 nothing: collection is off while the ~1 million long-lived objects of the
@@ -59,8 +61,9 @@ ALIVE_FILE = ".orchestrator-alive"
 ORPHANED_AFTER_SECONDS = 300.0
 # Exit code of a container that left its gate because the orchestrator was gone.
 ORPHANED_EXIT_CODE = 75
-# Set by the orchestrator: printed, with the stage times, once the step succeeded.
+# Set by the orchestrator: the marker that starts the ready and done lines.
 DONE_MARKER_ENV = "MY_DOCKER_DONE_MARKER"
+READY, DONE = "ready", "done"
 # How every done marker starts (a per-run token follows), so that views of a
 # container's output (the live panel) can leave the line out.
 DONE_LINE_PREFIX = "my_docker step done:"
@@ -213,6 +216,9 @@ def main(arguments: List[str]) -> None:
         _time_step_function(clock)
         gc.freeze()  # the imports live as long as the process: no collection needs to see them
         gc.enable()
+        marker = os.environ.get(DONE_MARKER_ENV)
+        if marker:
+            print(f"\n{marker} {READY}", flush=True)
         gate = os.environ.get(GATE_ENV)
         if gate:
             wait_for_gate(gate)
@@ -226,10 +232,9 @@ def main(arguments: List[str]) -> None:
         else:
             config.run()
         clock.mark("outputs, publish, teardown")
-    marker = os.environ.get(DONE_MARKER_ENV)
     if marker:
         # On a line of its own even after output without a newline.
-        print(f"\n{marker} {json.dumps(clock.report())}", flush=True)
+        print(f"\n{marker} {DONE} {json.dumps(clock.report())}", flush=True)
 
 
 if __name__ == "__main__":

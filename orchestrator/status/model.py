@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from orchestrator.running.labels import attempt_of, pipeline_run_of, step_of
+from orchestrator.running.labels import attempt_of, pipeline_run_of, started_early, step_of
 from orchestrator.running.scheduler import (
     ExecutionMode,
     RetryPolicy,
@@ -175,6 +175,7 @@ class Attempt:
     usage: Optional[ResourceUsage] = None  # the engine's latest sample, while it ran
     phase: StepPhase = StepPhase.STARTING
     reason: str = ""
+    started_early: bool = False  # it waits for its upstream steps before running the step
 
 
 @dataclass(frozen=True)
@@ -382,6 +383,7 @@ class ContainerEvent:
     run_id: Optional[str] = None
 
     ACTIONS = ("create", "start", "kill", "oom", "die", "destroy")
+    started_early: bool = False
 
     @classmethod
     def from_docker(cls, raw: Mapping[str, Any]) -> Optional["ContainerEvent"]:
@@ -411,6 +413,7 @@ class ContainerEvent:
             run_id=pipeline_run_of(labels),
         )
 
+            started_early=started_early(labels),
 
 def events_from_container(attrs: Mapping[str, Any]) -> List[ContainerEvent]:
     """The events a container has been through, from its inspect data.
@@ -431,6 +434,7 @@ def events_from_container(attrs: Mapping[str, Any]) -> List[ContainerEvent]:
         "run_id": pipeline_run_of(labels),
     }
     created = parse_docker_time(attrs.get("Created"))
+        "started_early": started_early(labels),
     started = parse_docker_time(state.get("StartedAt"))
     finished = parse_docker_time(state.get("FinishedAt"))
     events = [ContainerEvent("create", time=created or 0.0, **common)]
@@ -669,6 +673,12 @@ def _container_fact(step: StepStatus, event: ContainerEvent) -> StepStatus:
     before = attempts[index]
     after = _attempt_fact(before, event)
     if after is before and len(attempts) == len(step.attempts):
+    if before.container_id and event.container_id and before.container_id != event.container_id:
+        if not (before.started_early and event.action == "create"):
+            return step  # late news of a container that was replaced
+        # A container started early gave its slot up before its step ran; the
+        # step's attempt got a fresh container, which replaces it.
+        before = Attempt(number=event.attempt)
         return step
     attempts[index] = after
     return replace(step, attempts=tuple(attempts))
@@ -689,6 +699,8 @@ def _attempt_fact(attempt: Attempt, event: ContainerEvent) -> Attempt:
         changes["container_id"] = event.container_id
     if event.action == "create":
         if attempt.created_at is None:
+    if event.started_early and not attempt.started_early:
+        changes["started_early"] = True
             changes["created_at"] = event.time
         if state is None:
             changes["container_state"] = CREATED
@@ -809,6 +821,11 @@ def resolve(status: RunStatus) -> RunStatus:
         if phase != step.phase or reason != step.reason:
             step = replace(step, phase=phase, reason=reason)
         step = _with_attempt_phases(step)
+        if phase is not None and _waits_at_its_gate(step, phases):
+            phase, reason = ((StepPhase.STARTING, "started early, waits for "
+                              + ", ".join(up for up in step.upstream
+                                          if phases.get(up) not in _DONE_OK))
+                             if step.container_alive else (None, ""))
         new_steps.append(step)
     if all(new is old for new, old in zip(new_steps, status.steps)):
         return status
@@ -821,6 +838,14 @@ def _with_attempt_phases(step: StepStatus) -> StepStatus:
     The latest one shares the step's phase and reason; an earlier one was
     followed by another attempt, so it failed and was retried: RETRYING,
     with how it ended (out of memory, exit code, killed).
+def _waits_at_its_gate(step: StepStatus, phases: Mapping[str, StepPhase]) -> bool:
+    """A container started early whose step has not started: its upstream steps
+    are not all done and ZenML holds no record of this attempt. Alive, it is
+    starting; removed or ended, its step never ran in it."""
+    return (step.latest.started_early and step.zenml_attempts < step.attempt
+            and any(phases.get(up) not in _DONE_OK for up in step.upstream))
+
+
     """
     attempts = tuple(
         _phased(attempt, step.phase, step.reason) if i == len(step.attempts) - 1

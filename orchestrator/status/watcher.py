@@ -31,6 +31,7 @@ from orchestrator.running.labels import (
     step_of,
 )
 from orchestrator.running.orphans import settle_if_orphaned
+from orchestrator.running.step_entrypoint import DONE_LINE_PREFIX
 from orchestrator.running.step_logs import LineSplitter
 from orchestrator.status.model import (
     CREATED,
@@ -582,7 +583,7 @@ def _close(stream: Any) -> None:
 
 def _last_text_line(lines: Sequence[str]) -> str:
     for line in reversed(lines):
-        if line.strip():
+        if line.strip() and DONE_LINE_PREFIX not in line:  # the runner's, not the step's
             return line.strip()
     return ""
 
