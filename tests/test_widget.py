@@ -174,8 +174,18 @@ def test_on_docker_live_panels_follow_a_run_as_widgets_and_as_text(project_dir, 
     assert "load_numbers: running" in out or "load_numbers: starting" in out, out
     assert "4/4 steps finished: 4 completed" in out, out
 
+    assert set(graph_states(widget_panel.view).values()) == {"completed"}
+    widget_panel.view.render_all(widget_status)
     table = widget_panel.view.table.value
     assert table.count('data-state="completed"') == 4, table
+    assert [bar[:3] for bar in timeline_bars_shown(widget_panel.view)] == [
+        (name, 1, "completed") for name in ("load_numbers", "double_left", "double_right",
+                                             "total")]
+    # The engine was sampled while the containers ran: memory, with no limit set.
+    sampled = [s for s in widget_status.steps if s.usage is not None]
+    assert sampled and all(s.usage.peak_memory_bytes > 0 for s in sampled)
+    assert "(no limit)" in widget_panel.view.resources.value or "peak" in \
+        widget_panel.view.resources.value
     assert (widget_panel.view.bar.value, widget_panel.view.bar.bar_style) == (4, "success")
     assert StepPhase.RUNNING in seen_states, "the panel never showed a running step"
     for panel in (text_panel, widget_panel):
@@ -373,6 +383,32 @@ def test_the_stop_button_asks_first_then_stops_once_and_is_off_once_the_run_ende
     assert panel.stop_button.disabled
 
 
+def test_while_the_kernel_runs_the_pipeline_the_stop_button_is_off_and_says_why():
+    panel = RunPanel()
+    panel.on_stop = lambda: None
+    panel.set_busy(True)  # a live_panel() block: clicks would wait for the cell
+    panel.render(status_with(*run_step("load")[:2]))
+    assert panel.stop_button.disabled and "Interrupt the kernel" in panel.stop_button.tooltip
+    panel.set_busy(False)  # the block ended and the run goes on (synchronous=False)
+    assert not panel.stop_button.disabled and "asks first" in panel.stop_button.tooltip
+
+
+def test_tabs_not_shown_are_redrawn_at_most_every_hidden_interval():
+    panel = RunPanel(hidden_interval=0.5)
+    first = status_with(*run_step("load")[:2])
+    panel.render(first, now=101.0)
+    timeline = panel.timeline.value
+    assert panel.selected_tab == "graph" and "data-started" in timeline
+    panel.render(first, now=102.0)  # a tick: only the graph is drawn again
+    assert panel.timeline.value == timeline
+    time.sleep(0.6)
+    panel.render(first, now=103.0)  # the hidden tabs' turn
+    assert panel.timeline.value != timeline and 'data-ended="103.000"' in panel.timeline.value
+    panel.tabs.selected_index = 1  # picked: drawn at once
+    panel.render(first, now=104.0)
+    assert 'data-ended="104.000"' in panel.timeline.value
+
+
 def test_a_refused_stop_is_explained_in_the_panel():
     def refuse():
         raise RuntimeError("Run is already stopped.")
@@ -435,3 +471,31 @@ def test_a_slow_redraw_makes_the_panel_redraw_less_often():
     assert panel.rendered is statuses[-1]
     # Each redraw takes >= 0.1 s, so redraws come at most every 0.4 s.
     assert len(drawn) <= elapsed / 0.4 + 1, (len(drawn), elapsed)
+
+
+def test_on_docker_a_detached_run_is_followed_after_its_block_and_stopped_from_the_panel(
+        project_dir, docker_client, run_containers):
+    """synchronous=False: the pipeline call returns at once; the panel follows the run on,
+    and its stop (the Stop button's path: ZenML's stop_run) ends it with nothing left."""
+    from orchestrator.teaching.examples import long_pipeline
+
+    detached = long_pipeline.with_options(settings={"orchestrator": {"synchronous": False}})
+    with live_panel(display=False) as panel:
+        detached(seconds=120.0)
+    assert panel.watcher.alive_threads, "the panel stopped following a run that goes on"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if panel.status.step("long_left").phase == StepPhase.RUNNING:
+            break
+        time.sleep(0.5)
+    assert panel.status.step("long_left").phase == StepPhase.RUNNING, panel.text()
+    panel.stop_run()
+    assert panel.wait(timeout=180), panel.text()
+    final = panel.status
+    assert final.outcome == "stopped", panel.text()
+    assert final.step("long_left").phase == StepPhase.STOPPED, panel.text()
+    assert panel.watcher.alive_threads == []
+    deadline = time.monotonic() + 60  # the detached process removes its containers
+    while run_containers(final.run_id) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert run_containers(final.run_id) == []

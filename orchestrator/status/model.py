@@ -14,14 +14,16 @@ This module keeps the two apart and joins them in one pure place. It does no
 I/O (no Docker or ZenML calls, no threads, no printing), so the unit tests can
 replay events recorded from real runs:
 
-* the **model** (`RunStatus`, `StepStatus`, `StepPhase`), immutable values;
+* the **model** (`RunStatus`, `StepStatus`, `StepPhase`; per step every
+  container `Attempt` and ZenML step run `ZenmlRun`, each with how it went,
+  and the engine's latest `ResourceUsage` sample), immutable values;
 * the **events**, the reducer's inputs: `ContainerEvent` (read from a Docker
-  event or a container's inspect data), `LogLine`, `ZenmlFacts`, `RunEnded`
-  and `WatcherProblem`;
+  event or a container's inspect data), `LogLine`, `ResourceSample`,
+  `ZenmlFacts`, `RunEnded` and `WatcherProblem`;
 * the **reducer** `apply(status, event) -> status`; after every event the
-  phases are derived again from all facts (`resolve`), so the order in which
-  the sources answer does not matter; `run_is_over` says when nothing more
-  will happen.
+  phases (of steps and of their attempts) are derived again from all facts
+  (`resolve`), so the order in which the sources answer does not matter;
+  `run_is_over` says when nothing more will happen.
 
 Around it: `orchestrator.status.records` reads ZenML's records of a run,
 `orchestrator.status.watcher` follows a run live and feeds the reducer,
@@ -173,9 +175,9 @@ class Attempt:
     killed: bool = False  # Docker delivered a kill (a stop) before it exited
     oom_killed: bool = False
     usage: Optional[ResourceUsage] = None  # the engine's latest sample, while it ran
+    started_early: bool = False  # it waits for its upstream steps before running the step
     phase: StepPhase = StepPhase.STARTING
     reason: str = ""
-    started_early: bool = False  # it waits for its upstream steps before running the step
 
 
 @dataclass(frozen=True)
@@ -381,9 +383,9 @@ class ContainerEvent:
     time: float
     exit_code: Optional[int] = None
     run_id: Optional[str] = None
+    started_early: bool = False
 
     ACTIONS = ("create", "start", "kill", "oom", "die", "destroy")
-    started_early: bool = False
 
     @classmethod
     def from_docker(cls, raw: Mapping[str, Any]) -> Optional["ContainerEvent"]:
@@ -411,9 +413,9 @@ class ContainerEvent:
             time=when,
             exit_code=None if exit_code is None else int_or(exit_code, -1),
             run_id=pipeline_run_of(labels),
+            started_early=started_early(labels),
         )
 
-            started_early=started_early(labels),
 
 def events_from_container(attrs: Mapping[str, Any]) -> List[ContainerEvent]:
     """The events a container has been through, from its inspect data.
@@ -432,9 +434,9 @@ def events_from_container(attrs: Mapping[str, Any]) -> List[ContainerEvent]:
         "attempt": attempt_of(labels),
         "container_id": str(attrs.get("Id", ""))[:12],
         "run_id": pipeline_run_of(labels),
+        "started_early": started_early(labels),
     }
     created = parse_docker_time(attrs.get("Created"))
-        "started_early": started_early(labels),
     started = parse_docker_time(state.get("StartedAt"))
     finished = parse_docker_time(state.get("FinishedAt"))
     events = [ContainerEvent("create", time=created or 0.0, **common)]
@@ -671,14 +673,14 @@ def _container_fact(step: StepStatus, event: ContainerEvent) -> StepStatus:
         attempts.sort(key=lambda a: a.number)
         index = _attempt_index(attempts, event.attempt)
     before = attempts[index]
-    after = _attempt_fact(before, event)
-    if after is before and len(attempts) == len(step.attempts):
     if before.container_id and event.container_id and before.container_id != event.container_id:
         if not (before.started_early and event.action == "create"):
             return step  # late news of a container that was replaced
         # A container started early gave its slot up before its step ran; the
         # step's attempt got a fresh container, which replaces it.
         before = Attempt(number=event.attempt)
+    after = _attempt_fact(before, event)
+    if after is before and len(attempts) == len(step.attempts):
         return step
     attempts[index] = after
     return replace(step, attempts=tuple(attempts))
@@ -697,10 +699,10 @@ def _attempt_fact(attempt: Attempt, event: ContainerEvent) -> Attempt:
     changes: Dict[str, Any] = {}
     if event.container_id and attempt.container_id is None:
         changes["container_id"] = event.container_id
-    if event.action == "create":
-        if attempt.created_at is None:
     if event.started_early and not attempt.started_early:
         changes["started_early"] = True
+    if event.action == "create":
+        if attempt.created_at is None:
             changes["created_at"] = event.time
         if state is None:
             changes["container_state"] = CREATED
@@ -807,6 +809,10 @@ def resolve(status: RunStatus) -> RunStatus:
        was skipped or stopped, when the mode starts nothing after a failure,
        or when the run ended; else pending when its upstream steps are done,
        else waiting.
+
+    Each attempt (container, and ZenML step run) gets a phase too: the
+    latest shares its step's, an earlier one was retried (RETRYING, with
+    how it ended). A status whose phases are already right is returned as is.
     """
     phases: Dict[str, StepPhase] = {}
     failed_somewhere = any(
@@ -815,29 +821,23 @@ def resolve(status: RunStatus) -> RunStatus:
     new_steps = []
     for step in status.steps:
         phase, reason = _observed_phase(step, status)
+        if phase is not None and _waits_at_its_gate(step, phases):
+            phase, reason = ((StepPhase.STARTING, "started early, waits for "
+                              + ", ".join(up for up in step.upstream
+                                          if phases.get(up) not in _DONE_OK))
+                             if step.container_alive else (None, ""))
         if phase is None:
             phase, reason = _unstarted_phase(step, phases, status, failed_somewhere)
         phases[step.name] = phase
         if phase != step.phase or reason != step.reason:
             step = replace(step, phase=phase, reason=reason)
         step = _with_attempt_phases(step)
-        if phase is not None and _waits_at_its_gate(step, phases):
-            phase, reason = ((StepPhase.STARTING, "started early, waits for "
-                              + ", ".join(up for up in step.upstream
-                                          if phases.get(up) not in _DONE_OK))
-                             if step.container_alive else (None, ""))
         new_steps.append(step)
     if all(new is old for new, old in zip(new_steps, status.steps)):
         return status
     return replace(status, steps=tuple(new_steps))
 
 
-def _with_attempt_phases(step: StepStatus) -> StepStatus:
-    """How each attempt (container, and ZenML step run) went.
-
-    The latest one shares the step's phase and reason; an earlier one was
-    followed by another attempt, so it failed and was retried: RETRYING,
-    with how it ended (out of memory, exit code, killed).
 def _waits_at_its_gate(step: StepStatus, phases: Mapping[str, StepPhase]) -> bool:
     """A container started early whose step has not started: its upstream steps
     are not all done and ZenML holds no record of this attempt. Alive, it is
@@ -846,6 +846,12 @@ def _waits_at_its_gate(step: StepStatus, phases: Mapping[str, StepPhase]) -> boo
             and any(phases.get(up) not in _DONE_OK for up in step.upstream))
 
 
+def _with_attempt_phases(step: StepStatus) -> StepStatus:
+    """How each attempt (container, and ZenML step run) went.
+
+    The latest one shares the step's phase and reason; an earlier one was
+    followed by another attempt, so it failed and was retried: RETRYING,
+    with how it ended (out of memory, exit code, killed).
     """
     attempts = tuple(
         _phased(attempt, step.phase, step.reason) if i == len(step.attempts) - 1

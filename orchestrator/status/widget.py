@@ -107,7 +107,14 @@ class RunPanel:
         on_render: called with each status drawn (tests, benchmarks).
     """
 
-    def __init__(self, status: Optional[RunStatus] = None, *, min_interval: float = 0.1) -> None:
+    def __init__(self, status: Optional[RunStatus] = None, *, min_interval: float = 0.1,
+                 hidden_interval: float = 1.0) -> None:
+        """Args:
+            status: the first status to show (default: "waiting for a run").
+            min_interval: seconds between redraws at least (a slow redraw
+                makes it longer).
+            hidden_interval: seconds between redraws of the tabs not shown.
+        """
         import ipywidgets as widgets
 
         self.min_interval = min_interval
@@ -184,6 +191,9 @@ class RunPanel:
         self._timer: Optional[threading.Timer] = None
         self._last_render = 0.0
         self._stale: Dict[str, bool] = dict.fromkeys(TABS, True)
+        self._drawn_at: Dict[str, float] = dict.fromkeys(TABS, 0.0)
+        self.hidden_interval = hidden_interval
+        self.busy = False  # the kernel is busy running the pipeline: clicks wait for it
         self._log_tail: Optional[LogTail] = None
         self._log_key: Optional[Tuple[str, str, int]] = None
         self._log_chosen = False  # the user picked a step: no automatic choice any more
@@ -262,12 +272,17 @@ class RunPanel:
     def render(self, status: RunStatus, now: Optional[float] = None) -> None:
         """Draw `status` now, unthrottled; `update` is the entry point for watcher threads.
 
-        Only the tab shown is drawn; the others are drawn when they are picked.
+        The tab shown is drawn every time; the others at most every
+        `hidden_interval` seconds (and at once when picked, or when the run
+        ends). They are drawn at all because a tab picked while the kernel
+        is busy (the cell running the pipeline) is shown by the browser
+        before the kernel hears of it.
         """
         with self._lock:
             started = time.perf_counter()
             previous = self.rendered
-            if previous is not None and previous.run_id != status.run_id:
+            new_run = previous is None or previous.run_id != status.run_id
+            if new_run:
                 self._new_run()
             self.rendered = status
             self.header.value = header_html(status)
@@ -278,8 +293,13 @@ class RunPanel:
             else:
                 self.bar.bar_style = "danger" if status.counts().get(StepPhase.FAILED) else "info"
             self.counts.value = counts_html(status) if status.run_id else ""
-            self._stale = dict.fromkeys(TABS, True)
-            self._draw_tab(self.selected_tab, status, now)
+            shown, clock = self.selected_tab, time.monotonic()
+            for tab in TABS:
+                if tab == shown or new_run or status.ended \
+                        or clock - self._drawn_at[tab] >= self.hidden_interval:
+                    self._draw_tab(tab, status, now)
+                else:
+                    self._stale[tab] = True
             self._update_stop_button(status)
             self._update_log_choices(status)
             self._draw_log(status)
@@ -308,6 +328,7 @@ class RunPanel:
         elif tab == "resources":
             self.resources.value = resources_html(status) if status.run_id else ""
         self._stale[tab] = False
+        self._drawn_at[tab] = time.monotonic()
 
     def _tab_changed(self, change: Dict[str, Any]) -> None:
         with self._lock:
@@ -316,9 +337,27 @@ class RunPanel:
                 self._draw_tab(tab, self.rendered, None)
 
     # -- stop ----------------------------------------------------------------------
+    def set_busy(self, busy: bool) -> None:
+        """Whether this kernel is busy running the watched pipeline (a `live_panel` block).
+
+        A click reaches the kernel only once the cell has run, so meanwhile
+        the Stop button is off and says how to stop the run instead.
+        """
+        with self._lock:
+            self.busy = busy
+            self.stop_button.tooltip = (
+                "This kernel is busy running the pipeline, so the button would wait for "
+                "the run to end. Interrupt the kernel (the ■ button) to stop it now: the "
+                "orchestrator stops and removes its containers. Runs started with "
+                "synchronous=False, or in another process, stop here."
+                if busy else "stop this run (asks first)")
+            if self.rendered is not None:
+                self._update_stop_button(self.rendered)
+
     def _update_stop_button(self, status: RunStatus) -> None:
         finished = run_is_finished(status)
-        self.stop_button.disabled = finished or self._stopping or self.on_stop is None
+        self.stop_button.disabled = (finished or self._stopping or self.on_stop is None
+                                     or self.busy)
         if finished:
             self._hide_confirmation()
             if self._stopping and status.ended:
@@ -545,6 +584,16 @@ def _default_log_step(status: RunStatus) -> Optional[str]:
     return None
 
 
+def _still_running(run_id: str) -> bool:
+    """Whether ZenML's record says the run goes on (a run submitted with synchronous=False)."""
+    from orchestrator.status.records import run_status
+
+    try:
+        return not run_status(run_id).is_finished
+    except Exception:  # noqa: BLE001 - a busy store: take it as over, as before
+        return False
+
+
 def recent_run_choices(limit: int = 10) -> List[Tuple[str, str]]:
     """The latest runs of this ZenML store as (label, run id), newest first.
 
@@ -683,7 +732,11 @@ class LivePanel:
             printer.final(status)
 
     def finish(self) -> RunStatus:
-        """The pipeline call returned: take the final reading and stop watching."""
+        """The pipeline call returned: take the final reading and stop watching.
+
+        A run that goes on after its pipeline call returned (submitted with
+        `synchronous=False`) is followed on until it is over.
+        """
         self._cancel.set()
         if self._finder is not None:
             self._finder.join(timeout=10)
@@ -691,11 +744,15 @@ class LivePanel:
             run = self._next.find()  # started just before the end of the block
             if run is not None:
                 self.attach(run)
+        if self.view is not None:
+            self.view.set_busy(False)
         if self.watcher is None:
             self._placeholder = RunStatus(run_id="", error="no pipeline run was started")
             if self.view is not None:
                 self.view.render(self._placeholder)
             return self._placeholder
+        if _still_running(self.watcher.run_id):
+            return self.watcher.status  # detached: the watcher ends with the run
         status = self.watcher.finish()
         if self.view is not None:
             self.view.update(status)
@@ -821,6 +878,8 @@ def live_panel(*, poll_seconds: float = 1.0, wait_timeout: Optional[float] = Non
     """
     panel = LivePanel(poll_seconds=poll_seconds)
     panel.attach_next(timeout=wait_timeout)
+    if panel.view is not None:
+        panel.view.set_busy(True)
     if display:
         panel.display()
     try:
