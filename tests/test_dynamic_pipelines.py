@@ -19,6 +19,7 @@ from zenml.config import DockerSettings, ResourceSettings
 from zenml.enums import ExecutionMode, ExecutionStatus
 
 from orchestrator.errors import RunStoppedError
+from orchestrator.running.dynamic import prompt_isolated_futures
 from orchestrator.running.labels import (
     ATTEMPT_LABEL,
     PIPELINE_RUN_ID_LABEL,
@@ -27,6 +28,7 @@ from orchestrator.running.labels import (
 )
 from orchestrator.running.step_logs import log_file_name, run_log_dir
 from orchestrator.status.model import StepPhase, parse_docker_time
+from orchestrator.status.watcher import read_status
 from orchestrator.status.widget import LivePanel
 from orchestrator.teaching.dynamic_examples import (
     dynamic_fail_fast,
@@ -49,6 +51,21 @@ def step_records(run_id):
 def open_records(run_id):
     return [(s.name, s.status) for s in step_records(run_id).values()
             if not ExecutionStatus(s.status).is_finished]
+
+
+def test_waiting_on_an_isolated_future_is_prompt_only_while_a_run_goes_on():
+    """The optional patch of ZenML's private future wait: on, then restored."""
+    from zenml.execution.pipeline.dynamic.outputs import _IsolatedStepFuture
+
+    original = _IsolatedStepFuture.__dict__["_wait_for_step_to_finish"]
+    with prompt_isolated_futures(0.5):
+        assert _IsolatedStepFuture.__dict__["_wait_for_step_to_finish"] is not original
+        with prompt_isolated_futures(0.5):  # a second run in the same process
+            pass
+        assert _IsolatedStepFuture.__dict__["_wait_for_step_to_finish"] is not original
+    assert _IsolatedStepFuture.__dict__["_wait_for_step_to_finish"] is original
+    with prompt_isolated_futures(None):  # future_poll_seconds=None: ZenML's own wait
+        assert _IsolatedStepFuture.__dict__["_wait_for_step_to_finish"] is original
 
 
 def test_a_loop_of_submits_and_a_map_over_runtime_data_run_each_isolated_step_in_its_own_container(
@@ -170,10 +187,12 @@ def test_fail_fast_stops_the_other_isolated_steps(project_dir, run_containers):
 
 SLEEPERS_CLIENT = textwrap.dedent(
     """
+    import sys
     from zenml.config import DockerSettings
     from orchestrator.teaching.dynamic_examples import dynamic_sleepers
     dynamic_sleepers.with_options(settings={"docker": DockerSettings(
-        skip_build=True, parent_image=%r)})(count=2, seconds=120)
+        skip_build=True, parent_image=%r)})(count=2, seconds=float(sys.argv[1]),
+                                            retries=int(sys.argv[2]))
     """ % PARENT_IMAGE
 )
 
@@ -197,14 +216,19 @@ def wait_for_running_sleepers(process, since, timeout=240):
     raise AssertionError("the sleepers never ran")
 
 
-@pytest.fixture
-def sleepers_run(project_dir):
+def start_sleepers(project_dir, seconds=120, retries=0):
+    """A client process running `dynamic_sleepers`, once both sleepers run."""
     since = time.time() - 1
     process = subprocess.Popen(
-        [sys.executable, "-c", SLEEPERS_CLIENT], cwd=project_dir,
+        [sys.executable, "-c", SLEEPERS_CLIENT, str(seconds), str(retries)], cwd=project_dir,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
-    run = wait_for_running_sleepers(process, since)
+    return process, wait_for_running_sleepers(process, since)
+
+
+@pytest.fixture
+def sleepers_run(project_dir):
+    process, run = start_sleepers(project_dir)
     yield process, run
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
@@ -248,3 +272,35 @@ def test_interrupting_a_dynamic_run_leaves_no_container(sleepers_run, run_contai
     assert run.status == ExecutionStatus.STOPPED, (run.status, output[-3000:])
     assert open_records(run.id) == []
     assert step_records(run.id)["sleeper_0"].status == ExecutionStatus.STOPPED
+
+
+def test_a_run_whose_client_died_is_ended_when_looked_at_then_zenml_retry_resumes_it(
+        project_dir, run_containers):
+    """The client is killed (no chance to clean up): the status command ends the
+    run (failed, containers removed); `zenml pipeline runs retry` runs it again
+    on my_docker (`resume_run`), re-running the steps that failed within their
+    retry policy and the steps that never ran."""
+    process, run = start_sleepers(project_dir, seconds=40, retries=1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert len(run_containers(run.id)) == 2  # running on, unwatched
+    read_status(run.name)  # python -m orchestrator.status RUN
+    run = Client().get_pipeline_run(run.id)
+    assert run.status == ExecutionStatus.FAILED
+    assert "client process" in (run.get_body().status_reason or "")
+    assert run_containers(run.id) == []
+    assert step_records(run.id)["sleeper_0"].status == ExecutionStatus.RETRYING
+
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "zenml"), "pipeline", "runs",
+         "retry", str(run.id)],
+        cwd=project_dir, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    run = Client().get_pipeline_run(run.id)
+    assert run.status == ExecutionStatus.COMPLETED, (result.stdout + result.stderr)[-3000:]
+    records = step_records(run.id)
+    assert records["sleeper_0"].status == ExecutionStatus.COMPLETED
+    assert records["sleeper_0"].version == 2  # a new step run, in a new container
+    assert records["after_sleepers"].status == ExecutionStatus.COMPLETED
+    assert run_containers(run.id) == []

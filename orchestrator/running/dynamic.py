@@ -64,7 +64,7 @@ from orchestrator.running.planning import plan_isolated_step, warn_if_store_in_s
 from orchestrator.running.reporting import finish_run
 from orchestrator.running.settings import ENV_ORCHESTRATOR_RUN_ID
 from orchestrator.running.step_logs import StepLogFile, TracebackFolder, run_log_dir
-from orchestrator.status.records import get_run, run_status, step_runs_of
+from orchestrator.status.records import epoch_seconds, get_run, run_status, step_runs_of
 
 if TYPE_CHECKING:
     from zenml.models import PipelineRunResponse, PipelineSnapshotResponse, StepRunResponse
@@ -162,6 +162,7 @@ class DynamicRun:
         self._lock = threading.RLock()
         self.stopping = False
         self._inline_noted: set = set()
+        self.started_at = time.time()
 
     # -- the registry ---------------------------------------------------------
     _registry: Dict[str, "DynamicRun"] = {}  # pipeline run id or orchestrator run id -> run
@@ -430,19 +431,28 @@ class DynamicRun:
         for step_run_id in open_steps:
             self.stop_step(step_run_id, graceful=graceful, grace_seconds=grace_seconds)
 
-    def note_inline_steps(self) -> None:
-        """Say once per step which steps ZenML runs inline, here on the host."""
+    def note_inline_steps(self, *, at_the_end: bool = False) -> None:
+        """Say which steps ZenML runs inline, here on the host: once per step,
+        while it runs, or at the end of the run for those too quick to be seen."""
         if self.pipeline_run_id is None:
             return
+        inline = []
         for step_run in step_runs_of(self.pipeline_run_id):
             if step_run.name in self._inline_noted or str(step_run.id) in self.steps:
                 continue
-            if ExecutionStatus(step_run.status) == ExecutionStatus.RUNNING:
+            status = ExecutionStatus(step_run.status)
+            created = epoch_seconds(step_run.created) or 0.0
+            if created < self.started_at - 1.0 or status == ExecutionStatus.CACHED:
+                continue  # reused from before a resume, or not run at all
+            if status == ExecutionStatus.RUNNING or at_the_end:
                 self._inline_noted.add(step_run.name)
-                logger.info("[%s] runs inline, in this orchestration process on the host "
-                            "(ZenML's choice for a dynamic pipeline's step without "
-                            "runtime='isolated'); it gets its own container with "
-                            "runtime='isolated'", step_run.name)
+                inline.append(step_run.name)
+        if inline:
+            logger.info("%s %s inline, in the orchestration process on the host, not in a "
+                        "container: ZenML's choice for a dynamic pipeline's step without "
+                        "runtime='isolated', resources or Docker settings of its own",
+                        ", ".join(f"[{name}]" for name in inline),
+                        "ran" if at_the_end else "runs")
 
     # -- the end -------------------------------------------------------------------
     def finish(self) -> None:
@@ -478,6 +488,8 @@ class DynamicRun:
                 _publish_stopped(step.step_run_id)
         if not self.keep_containers:
             remove_containers(self.client, self.orchestrator_run_id)
+        with contextlib.suppress(Exception):  # a note only
+            self.note_inline_steps(at_the_end=True)
 
 
 # -- helpers shared by the run and by other processes -------------------------------
@@ -617,6 +629,9 @@ def run_dynamic_pipeline(
         ENV_ZENML_DYNAMIC_PIPELINE_MONITORING_INTERVAL,
         os.environ.get(ENV_ZENML_DYNAMIC_PIPELINE_MONITORING_INTERVAL,
                        MONITORING_INTERVAL_SECONDS))
+    if placeholder_run is not None:  # this process takes the run over (a resume, a retry)
+        write_record(run_log_dir(str(placeholder_run.id)), str(placeholder_run.id),
+                     detached=detached, supervisor_pid=os.getppid() if detached else None)
     started = time.monotonic()
     try:
         with temporary_environment(host_environment), \
@@ -625,8 +640,10 @@ def run_dynamic_pipeline(
             runner = DynamicPipelineRunner(snapshot=snapshot, run=placeholder_run,
                                            orchestrator=orchestrator)
             run.register(str(runner.run.id), runner.run.name)
-            write_record(run_log_dir(str(runner.run.id)), str(runner.run.id), detached=detached,
-                         supervisor_pid=os.getppid() if detached else None)
+            if placeholder_run is None:
+                write_record(run_log_dir(str(runner.run.id)), str(runner.run.id),
+                             detached=detached,
+                             supervisor_pid=os.getppid() if detached else None)
             logger.info("Running dynamic pipeline '%s' here; each isolated step in its own "
                         "container, up to %d at a time. Each step's full output: %s",
                         snapshot.pipeline_configuration.name, run.max_parallelism,

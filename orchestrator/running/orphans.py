@@ -15,8 +15,10 @@ looks:
   they show (`settle_if_orphaned`).
 
 Ending one: its running containers are killed and every container of it is
-removed, its unfinished step records become STOPPED, and the run FAILED (or
-STOPPED if a stop had been asked), with the reason.
+removed, the run is recorded FAILED (or STOPPED if a stop had been asked),
+with the reason, and its unfinished step records STOPPED (a static run) or
+FAILED (a dynamic run, which `zenml pipeline runs retry` can take up again:
+ZenML re-runs such a step if its retry policy allows).
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ from orchestrator.status.records import get_run
 logger = logging.getLogger("orchestrator.my_docker_orchestrator")
 
 _STOP_STATES = (ExecutionStatus.STOPPING, ExecutionStatus.STOPPED)
+# States in which a run needs a live orchestration process. A paused run
+# (waiting for input) does not; a resuming one is being taken over by a new
+# process (`zenml pipeline runs retry` / `resume`), which writes a new record.
+_NEEDS_ORCHESTRATOR = (ExecutionStatus.INITIALIZING, ExecutionStatus.PROVISIONING,
+                       ExecutionStatus.RUNNING, ExecutionStatus.STOPPING)
 
 
 def orphaned_record(run_id: str) -> Optional[OrchestrationRecord]:
@@ -63,25 +70,34 @@ def settle_if_orphaned(run_id: Any, reason: Optional[str] = None) -> bool:
         return False
     run = get_run(run_id, hydrate=True)
     status = ExecutionStatus(run.status)
-    if status.is_finished:
+    if status not in _NEEDS_ORCHESTRATOR:
         return False
     kind = "detached orchestration process" if record.detached else "client process"
     reason = reason or (
         f"The run's {kind} (pid {record.pid}) died before the run ended; its running "
         "steps were stopped and its containers removed.")
     removed = remove_run_containers(run)
+    # A dynamic run can be retried (`zenml pipeline runs retry`): ZenML re-runs
+    # a step whose record says FAILED if its retry policy allows (the record
+    # then says RETRYING), never a STOPPED one.
+    dynamic = bool(run.snapshot is not None and run.snapshot.is_dynamic)
     finish_run(run.id, status=ExecutionStatus.STOPPED if status in _STOP_STATES
-               else ExecutionStatus.FAILED, reason=reason)
+               else ExecutionStatus.FAILED, reason=reason,
+               open_steps=ExecutionStatus.FAILED if dynamic else ExecutionStatus.STOPPED)
     logger.warning("Run %s: %s (%d container(s) removed)", run.name, reason, removed)
     return True
 
 
-def settle_orphaned_runs(limit: int = 50) -> List[str]:
+def settle_orphaned_runs(limit: int = 50, *, besides: Optional[Any] = None) -> List[str]:
     """End every unfinished run of this store whose orchestration process died.
 
     Only runs orchestrated on this machine are looked at (see
     `orphaned_record`); a busy store is no reason to fail, so errors are
     logged and the rest goes on.
+
+    Args:
+        besides: the id of a run to leave alone (the one being submitted or
+            resumed now).
 
     Returns:
         The names of the runs that were ended.
@@ -95,6 +111,8 @@ def settle_orphaned_runs(limit: int = 50) -> List[str]:
         logger.debug("Could not list unfinished runs: %s", error)
         return ended
     for run in runs:
+        if besides is not None and str(run.id) == str(besides):
+            continue
         try:
             if settle_if_orphaned(run.id):
                 ended.append(run.name)

@@ -50,7 +50,7 @@ def submit_run(
             `run_pipeline` and `dynamic.run_dynamic_pipeline` (synchronous
             runs); for a detached run only what fails before it is submitted.
     """
-    settle_orphaned_runs()
+    settle_orphaned_runs(besides=placeholder_run.id if placeholder_run is not None else None)
     settings = orchestrator.get_settings(snapshot)
     if not settings.synchronous and placeholder_run is not None:
         start_detached_run(orchestrator, snapshot, placeholder_run, environment=environment,

@@ -83,9 +83,12 @@ def sleep_for(seconds: float = 60.0) -> float:
 
 
 @pipeline(dynamic=True, enable_cache=False)
-def dynamic_sleepers(count: int = 2, seconds: float = 60.0) -> None:
-    """`count` long steps at once, then one more: something to stop or interrupt."""
-    futures = [sleep_for.submit(seconds=seconds, id=f"sleeper_{i}") for i in range(count)]
+def dynamic_sleepers(count: int = 2, seconds: float = 60.0, retries: int = 0) -> None:
+    """`count` long steps at once, then one more: something to stop, interrupt or resume."""
+    sleeper = sleep_for
+    if retries:
+        sleeper = sleeper.with_options(retry=StepRetryConfig(max_retries=retries, delay=0))
+    futures = [sleeper.submit(seconds=seconds, id=f"sleeper_{i}") for i in range(count)]
     sleep_for(seconds=1.0, after=futures, id="after_sleepers")
 
 
