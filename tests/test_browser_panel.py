@@ -350,13 +350,16 @@ class Journey:
         deadline = time.monotonic() + 60
         labels = []
         while time.monotonic() < deadline:
-            labels = select.locator("option").all_inner_texts()
+            # (ipywidgets writes the labels' spaces as no-break spaces)
+            labels = [label.replace("\xa0", " ") for label in
+                      select.evaluate("s => [...s.options].map(o => o.textContent)")]
             if any(label.startswith(failing + " ") for label in labels):
                 break
             time.sleep(0.5)
         self.found["recent_labels"] = labels
-        label = next(label for label in labels if label.startswith(failing + " "))
-        select.select_option(label=label)
+        self.note(f"watched: recent runs {labels}; picking {failing!r}")
+        index = next(i for i, label in enumerate(labels) if label.startswith(failing + " "))
+        select.select_option(index=index)
         reading = self.wait_for(
             marker, lambda r: self.panel(r, marker)["run"] == failing
             and failing_phases_match(self.panel(r, marker)["graph"]),

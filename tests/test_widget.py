@@ -499,3 +499,38 @@ def test_on_docker_a_detached_run_is_followed_after_its_block_and_stopped_from_t
     while run_containers(final.run_id) and time.monotonic() < deadline:
         time.sleep(1)
     assert run_containers(final.run_id) == []
+
+
+def test_on_docker_an_out_of_memory_kill_is_named_and_retried_on_every_view(project_dir):
+    from zenml import pipeline
+    from zenml.config import ResourceSettings, StepRetryConfig
+
+    from orchestrator.teaching.examples import hog_memory_on_first_attempt
+
+    hog = hog_memory_on_first_attempt.with_options(
+        settings={"resources": ResourceSettings(memory="384MiB")},
+        retry=StepRetryConfig(max_retries=1, delay=1, backoff=1))
+
+    @pipeline(enable_cache=False, name="panel_memory_pipeline")
+    def memory_pipeline():
+        hog(megabytes=800)
+
+    panel = LivePanel(widgets=True, poll_seconds=0.5)
+    panel.attach_next(timeout=300)
+    memory_pipeline()
+    final = panel.finish()
+    step = final.step("hog_memory_on_first_attempt")
+    first, second = step.attempts
+    assert first.oom_killed and first.phase == StepPhase.RETRYING, final
+    assert first.reason == "attempt 1: out of memory"
+    assert second.phase == StepPhase.COMPLETED == step.phase and not second.oom_killed
+    view = panel.view
+    view.render_all(final)
+    assert "try 2, OOM on 1" in view.graph.value
+    assert [bar[:3] for bar in timeline_bars_shown(view)] == [
+        ("hog_memory_on_first_attempt", 1, "retrying"),
+        ("hog_memory_on_first_attempt", 2, "completed")]
+    assert "out of memory" in view.timeline.value  # the first bar's tooltip
+    assert 'data-attempt="1" data-oom="1"' in view.resources.value
+    assert "killed: out of memory" in view.resources.value
+    assert f"of {384} MiB" in view.resources.value  # the second attempt's peak, limit

@@ -70,6 +70,8 @@ from orchestrator.status.watcher import DockerEvents, NextRun, RunWatcher
 _BAR_STYLE = {"completed": "success", "failed": "danger", "stopped": "warning"}
 TABS = ("graph", "timeline", "steps", "resources")
 _TAB_TITLES = ("Graph", "Timeline", "Steps", "Resources")
+# How often the recent runs are read again while a run is followed (seconds).
+RECENT_RUNS_SECONDS = 10.0
 # A redraw may take at most this share of the time between redraws: a big
 # pipeline is redrawn less often instead of keeping a core busy.
 _MAX_DRAW_SHARE = 0.25
@@ -360,9 +362,8 @@ class RunPanel:
                                      or self.busy)
         if finished:
             self._hide_confirmation()
-            if self._stopping and status.ended:
-                self._stopping = False
-                self.show_message(f"The run ended: {status.outcome}.")
+        if self._stopping and status.ended:
+            self.show_message(f"Stopped on request: the run is {status.outcome}.")
 
     def _ask_to_stop(self) -> None:
         status = self.rendered
@@ -399,8 +400,14 @@ class RunPanel:
                 if self.rendered is not None:
                     self._update_stop_button(self.rendered)
             else:
-                self.show_message("Stop requested (as <code>zenml pipeline runs stop</code>): "
-                                  "the run's containers are being stopped.")
+                with self._lock:
+                    status = self.rendered
+                    if status is not None and status.ended:
+                        self.show_message(f"Stopped on request: the run is {status.outcome}.")
+                    else:
+                        self.show_message(
+                            "Stop requested (as <code>zenml pipeline runs stop</code>): the "
+                            "run's containers are being stopped…")
 
         threading.Thread(target=stop, name="live-panel-stop", daemon=True).start()
 
@@ -471,10 +478,12 @@ class RunPanel:
         if step is not None:
             numbers = [a.number for a in step.attempts] or list(
                 range(1, max(step.zenml_attempts, len(step.zenml_runs), 1) + 1))
-            phases = {a.number: a for a in step.attempts}
+            # Containers seen: their attempts; else ZenML's step runs, in order.
+            phases: Dict[int, Any] = {i + 1: run for i, run in enumerate(step.zenml_runs)}
+            phases.update({a.number: a for a in step.attempts})
             for number in reversed(numbers):
                 attempt = phases.get(number)
-                how = (attempt.phase.value + (f": {attempt.reason}" if attempt.reason else "")
+                how = (how_it_went(attempt.phase, attempt.reason, ": ")
                        if attempt is not None else "")
                 options.append((f"attempt {number}" + (f" ({how})" if how else ""), number))
         chosen = self.log_attempt.value
@@ -535,8 +544,7 @@ class RunPanel:
                 and not status.ended)
         title = f"{step.name} · attempt {number}"
         if attempt is not None:
-            title += f" · {attempt.phase.value}" + (f" ({attempt.reason})" if attempt.reason
-                                                   else "")
+            title += " · " + how_it_went(attempt.phase, attempt.reason)
             if attempt.started_at:
                 title += f" · started {format_clock(attempt.started_at)}"
         if changed or self.log.value == "" or self._log_live != live:
@@ -567,6 +575,15 @@ class RunPanel:
                     finally:
                         self._quiet = False
                 self._draw_log(self.rendered)
+
+
+def how_it_went(phase: StepPhase, reason: str, joint: str = " ") -> str:
+    """'failed (exit code 1)', 'stopped (exit code 143)': the phase and why, said once."""
+    if not reason:
+        return phase.value
+    if reason.startswith(phase.value):
+        return reason
+    return f"{phase.value}{joint}({reason})" if joint == " " else f"{phase.value}{joint}{reason}"
 
 
 def _find_step(status: RunStatus, name: Optional[str]) -> Optional[StepStatus]:
@@ -633,6 +650,7 @@ class LivePanel:
         self._next: Optional[NextRun] = None
         self._placeholder = RunStatus(run_id="")
         self._run: Any = None
+        self._runs_read_at = 0.0
         self.closed = False
         if self.view is not None:
             self.view.on_stop = self.stop_run
@@ -653,6 +671,8 @@ class LivePanel:
             if self.watcher is not None and status.run_id != self.watcher.run_id:
                 return  # a watcher we left behind (another run was picked)
             self.view.update(status)
+            if time.monotonic() - self._runs_read_at > RECENT_RUNS_SECONDS:
+                self.refresh_recent_runs(background=True)
         elif self._printer is not None and status.run_id:
             self._printer.show(status)
 
@@ -812,9 +832,14 @@ class LivePanel:
         return stop_grace_seconds(get_run(self.watcher.run_id, hydrate=True))
 
     def refresh_recent_runs(self, background: bool = False) -> None:
-        """Read the latest runs again for the recent runs list."""
+        """Read the latest runs again for the recent runs list.
+
+        Done when a run is shown or ends, on the ↻ button, and every
+        RECENT_RUNS_SECONDS while a run is followed.
+        """
         if self.view is None:
             return
+        self._runs_read_at = time.monotonic()
 
         def read() -> None:
             try:
