@@ -61,6 +61,9 @@ from orchestrator.status.resources import StatsFollower
 
 logger = logging.getLogger(__name__)
 
+# The most a watcher waits for its threads to end once it stops (seconds).
+THREADS_END_SECONDS = 30.0
+
 
 # --------------------------------------------------------------------------
 # Docker's event stream, shared by its subscribers
@@ -326,9 +329,7 @@ class RunWatcher:
         """Block until the run is over and every thread has ended; False on timeout."""
         if not self.done.wait(timeout):
             return False
-        for thread in list(self._threads):
-            if thread is not threading.current_thread():
-                thread.join(timeout=5)
+        self._join_threads()
         return True
 
     def finish(self, settle_seconds: float = 2.0) -> RunStatus:
@@ -545,9 +546,7 @@ class RunWatcher:
             self._events.close()
         for stream in streams:
             _close(stream)
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=5)
+        self._join_threads()
         if self._owns_client and self._client is not None:
             try:
                 self._client.close()
@@ -556,6 +555,17 @@ class RunWatcher:
         if changed or mark_ended:
             self._notify(self.status)
         self.done.set()
+
+    def _join_threads(self) -> None:
+        """Wait for every thread but this one, up to THREADS_END_SECONDS in all.
+
+        A thread may be in the middle of reading ZenML (slow on a busy
+        store) or waiting for Docker's next stats sample (a second).
+        """
+        deadline = time.monotonic() + THREADS_END_SECONDS
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"run-watcher-{name}", daemon=True)
