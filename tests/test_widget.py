@@ -534,3 +534,31 @@ def test_on_docker_an_out_of_memory_kill_is_named_and_retried_on_every_view(proj
     assert 'data-attempt="1" data-oom="1"' in view.resources.value
     assert "killed: out of memory" in view.resources.value
     assert f"of {384} MiB" in view.resources.value  # the second attempt's peak, limit
+
+
+def test_a_container_started_early_shows_its_wait_apart_on_the_timeline():
+    steps = {"load": {"upstream": []}, "left": {"upstream": ["load"]}}
+    status = new_run_status(RUN_ID, steps)
+    for step, action, t, code, early in [
+            ("load", "create", 100.0, None, False), ("load", "start", 100.5, None, False),
+            ("left", "create", 100.6, None, True), ("left", "start", 101.0, None, True),
+            ("load", "die", 105.0, 0, False)]:
+        status = apply(status, ContainerEvent(action, step, 1, f"{step}0", t, code, RUN_ID,
+                                              started_early=early))
+    status = apply(status, ZenmlFacts("running", {
+        "load": ZenmlStepFact("completed", 1, 102.0, 104.0, runs=[("completed", 102.0, 104.0)]),
+        "left": ZenmlStepFact("running", 1, 105.5, None, runs=[("running", 105.5, None)])},
+        106.0))
+    panel = RunPanel()
+    panel.render_all(status, now=110.0)
+    assert ("left", 1, "running", 101.0, 110.0) in timeline_bars_shown(panel)
+    assert 'data-work-started="105.500"' in panel.timeline.value
+    assert panel.timeline.value.count('data-wait="1"') == 1  # only the early one waited
+    assert "waited for its upstream steps until 5.0 s" in panel.timeline.value
+
+    from orchestrator.status.text import render_timeline
+
+    row = next(line for line in render_timeline(status, now=110.0, width=44).splitlines()
+               if line.startswith("left"))
+    bars = row.split("|", 1)[1]
+    assert bars.lstrip().startswith(":") and bars.rstrip().endswith(">")

@@ -264,6 +264,7 @@ class GanttBar(NamedTuple):
     title: str = ""  # tooltip
     live: bool = False  # still growing: drawn with an open (dashed) end
     attrs: Tuple[Tuple[str, str], ...] = ()  # extra data-* attributes
+    waiting_until: Optional[float] = None  # drawn pale from `start` to here (a wait)
 
 
 def gantt_svg(rows: Sequence[Tuple[str, Sequence[GanttBar]]], *, until: Optional[float] = None,
@@ -317,6 +318,13 @@ def gantt_svg(rows: Sequence[Tuple[str, Sequence[GanttBar]]], *, until: Optional
             stroke = STATE_STROKES.get(state, "#1d4ed8")
             extra = "".join(f' data-{esc(k)}="{esc(v)}"' for k, v in bar.attrs)
             dashed = ' stroke-dasharray="3 2"' if bar.live else ""
+            if bar.waiting_until is not None and bar.start < bar.waiting_until < bar.end:
+                waited = max(1.0, (bar.waiting_until - bar.start) * scale)
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y + row_height / 2 - 2:.1f}" width="{waited:.1f}" '
+                    f'height="4" fill="{stroke}" fill-opacity="0.35" data-wait="1">'
+                    f'<title>{esc(bar.title or label)}</title></rect>')
+                x, length = x + waited, max(2.0, length - waited)
             parts.append(
                 f'<rect x="{x:.1f}" y="{y + 3}" width="{length:.1f}" height="{row_height - 6}" '
                 f'rx="2" fill="{fill}" stroke="{stroke}"{dashed} data-state="{esc(state)}" '

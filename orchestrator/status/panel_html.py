@@ -180,9 +180,13 @@ def timeline_html(status: RunStatus, now: Optional[float] = None, width: int = 9
                      describe_bar(bar, origin), bar.live,
                      (("step", bar.step), ("attempt", str(bar.attempt)),
                       ("started", f"{bar.start:.3f}"), ("ended", f"{bar.end:.3f}"),
-                      ("source", bar.source), ("oom", "1" if bar.oom_killed else "0")))
+                      ("source", bar.source), ("oom", "1" if bar.oom_killed else "0"))
+                     + ((("work-started", f"{bar.work_start:.3f}"),)
+                        if bar.work_start is not None else ()),
+                     None if bar.work_start is None else bar.work_start - origin)
             for bar in bars]))
     source = {bar.source for _, bars in rows for bar in bars}
+    waits = any(bar.work_start is not None for _, bars in rows for bar in bars)
     note = ("container start to exit (Docker's clock)" if source == {"container"}
             else "times as ZenML recorded them (the containers are gone)"
             if source == {"zenml"} else "containers where seen, else ZenML's record")
@@ -193,7 +197,7 @@ def timeline_html(status: RunStatus, now: Optional[float] = None, width: int = 9
     return (f'<div class="md-timeline" data-origin="{origin:.3f}" data-live="{int(live)}">'
             f'<div style="font-size:11.5px;color:#616161">{len(rows)} steps · from '
             f'{origin_text} · {format_duration(end - origin)}{" so far" if live else ""} · '
-            f'{note}</div>'
+            f'{note}{"; thin: a container started early, waiting for its upstream steps" if waits else ""}</div>'
             '<div style="overflow:auto;max-height:480px">' + svg + "</div></div>")
 
 

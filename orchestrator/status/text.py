@@ -110,7 +110,8 @@ TIMELINE_MARKS = {
     StepPhase.STOPPED: "/", StepPhase.SKIPPED: ".", StepPhase.PENDING: ".",
     StepPhase.WAITING: ".",
 }
-_LEGEND = "# completed  > running  ~ failed, retried  X failed  / stopped"
+_LEGEND = ("# completed  > running  ~ failed, retried  X failed  / stopped  "
+           ": started early, waiting")
 
 
 def render_timeline(status: RunStatus, *, now: Optional[float] = None, width: int = 100,
@@ -144,8 +145,9 @@ def render_timeline(status: RunStatus, *, now: Optional[float] = None, width: in
         colours: Dict[int, str] = {}
         for bar in bars:
             first, last = column(bar.start), column(bar.end)
+            working = first if bar.work_start is None else column(bar.work_start)
             for i in range(first, last + 1):
-                cells[i] = TIMELINE_MARKS[bar.phase]
+                cells[i] = TIMELINE_MARKS[bar.phase] if i >= working else ":"
                 colours[i] = _ANSI[bar.phase]
             if bar.live:
                 cells[last] = ">"

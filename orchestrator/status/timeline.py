@@ -7,7 +7,9 @@ Pure (a `RunStatus` in, bars out), shared by the panel's Gantt chart
 step's phase, an earlier one was retried.
 
 Where a run's containers were seen (a live run), bars are the containers'
-own times (Docker's clock). For a run watched after its containers were
+own times (Docker's clock). A container started early (it waits for its
+upstream steps before running its step) shows that wait apart: `work_start`
+is when its step began, as ZenML recorded it. For a run watched after its containers were
 removed, they are the times ZenML recorded for each step run, which leave
 out the container's start and ZenML's import (a second or two each).
 """
@@ -28,6 +30,9 @@ class Bar:
     Attributes:
         live: the attempt still runs: `end` is "now" and will grow.
         source: "container" (Docker's times) or "zenml" (ZenML's record).
+        work_start: for a container started early, when its step began
+            (before that it waited for its upstream steps); None otherwise,
+            or while it still waits.
     """
 
     step: str
@@ -40,6 +45,7 @@ class Bar:
     source: str = "container"
     container_id: Optional[str] = None
     oom_killed: bool = False
+    work_start: Optional[float] = None
 
 
 def step_bars(step: StepStatus, *, now: float, ended: bool) -> List[Bar]:
@@ -52,9 +58,11 @@ def step_bars(step: StepStatus, *, now: float, ended: bool) -> List[Bar]:
             live = end is None and not ended and attempt.container_state in ("running", "created")
             if end is None:
                 end = now if live else _last_known(step, attempt.started_at)
-            bars.append(Bar(step.name, attempt.number, attempt.started_at, max(end, attempt.started_at),
-                            attempt.phase, attempt.reason, live, "container",
-                            attempt.container_id, attempt.oom_killed))
+            bars.append(Bar(step.name, attempt.number, attempt.started_at,
+                            max(end, attempt.started_at), attempt.phase, attempt.reason, live,
+                            "container", attempt.container_id, attempt.oom_killed,
+                            _work_start(step, attempt.number, attempt.started_at, end)
+                            if attempt.started_early else None))
         return bars
     runs = [(i + 1, run) for i, run in enumerate(step.zenml_runs) if run.started_at is not None]
     if runs:
@@ -72,6 +80,16 @@ def step_bars(step: StepStatus, *, now: float, ended: bool) -> List[Bar]:
         bars.append(Bar(step.name, max(1, step.zenml_attempts), step.zenml_started_at,
                         max(end, step.zenml_started_at), step.phase, step.reason, live, "zenml"))
     return bars
+
+
+def _work_start(step: StepStatus, number: int, started: float, end: float) -> Optional[float]:
+    """When attempt `number`'s step began in its container: ZenML's start of that step run."""
+    if number > len(step.zenml_runs):
+        return None
+    began = step.zenml_runs[number - 1].started_at
+    if began is None or not started <= began <= end:
+        return None
+    return began
 
 
 def _last_known(step: StepStatus, started_at: float) -> float:
@@ -105,4 +123,6 @@ def describe_bar(bar: Bar, origin: float) -> str:
     times = f"{bar.start - origin:.1f} s – {bar.end - origin:.1f} s"
     source = "" if bar.source == "container" else ", ZenML's record"
     container = f", container {bar.container_id}" if bar.container_id else ""
-    return f"{bar.step}, attempt {bar.attempt}: {times}{container}{source}; {how}"
+    waited = (f" (started early: waited for its upstream steps until "
+              f"{bar.work_start - origin:.1f} s)" if bar.work_start is not None else "")
+    return f"{bar.step}, attempt {bar.attempt}: {times}{container}{source}{waited}; {how}"
