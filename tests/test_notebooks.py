@@ -7,10 +7,16 @@ are the test). This module adds what nbmake cannot:
   `parameters` cell of plain literals first, a private ZenML workspace set up
   before anything imports zenml, self-contained step cells, checks and a
   summary at the end, no absolute paths;
+* the exercises: each is a cell tagged ``exercise``, stored unanswered,
+  whose check runs on the reader's own function (never a solution
+  redefined in a later cell); for every exercise a papermill run injects a
+  wrong answer and the notebook must stop at that exercise's check;
+* notebook 2's table of ZenML's orchestrator interface names every part of it;
 * papermill runs of some notebooks with *different* parameters (a step made
-  to fail, another parallelism, a retry that gives up, a threshold the model
-  cannot meet), reading the results back from the executed notebook. They use
-  small sizes so that they stay well below a full nbmake run.
+  to fail, another parallelism, a first attempt that fits in memory, a
+  threshold the model cannot meet), reading the results back from the
+  executed notebook. They skip the conformance kit (``run_kit=False``), which
+  `tests/test_conformance.py` covers, to stay well below a full nbmake run.
 """
 
 import ast
@@ -126,13 +132,66 @@ def test_ends_with_checks_and_a_summary(notebook):
     assert "assert " in sources[-2] and "all checks passed" in sources[-2]
 
 
-def test_has_an_exercise_with_solution_and_check_from_the_second_on(notebook):
-    text = "\n".join(cell.source for cell in notebook.cells)
+def exercise_cells(notebook):
+    return [cell for cell in code_cells(notebook) if "exercise" in cell.metadata.get("tags", [])]
+
+
+def test_from_the_second_on_exercises_are_checked_on_the_readers_code(notebook):
+    """Every exercise is stored unanswered, and no later cell redefines it as a solution."""
     if notebook.cells[0].source.startswith("# 1."):
         return
-    assert "## Exercise" in text or "Exercise:" in text
-    assert "**Solution" in text
-    assert "exercise check passed" in text
+    exercises = exercise_cells(notebook)
+    assert exercises, "notebooks 2-7 have exercises"
+    cells = code_cells(notebook)
+    for exercise in exercises:
+        tree = ast.parse(exercise.source)
+        functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+        assert len(functions) == 1, exercise.source[:200]
+        name = functions[0].name
+        body = [n for n in functions[0].body
+                if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+                        and isinstance(n.value.value, str))]
+        assert [ast.dump(n) for n in body] == [ast.dump(ast.Expr(ast.Constant(Ellipsis)))], \
+            f"{name}: stored with its body as `...` (the reader writes it)"
+        later = cells[cells.index(exercise) + 1:]
+        assert "exercise check passed" in later[0].source and name in later[0].source, \
+            f"the cell after {name} checks it"
+        for cell in later:
+            assert f"def {name}(" not in cell.source, f"{name} is redefined later: a solution cell"
+
+
+def test_exercise_pieces_go_into_the_readers_file_on_their_own():
+    """Each piece's cell, as stored, extracts to a module that runs on its own."""
+    from orchestrator.teaching.my_file import NOTEBOOK_FILES, PIECES, extract_piece, is_unwritten_in
+
+    for name, number in PIECES.items():
+        notebook = nbformat.read(NOTEBOOKS_DIR / NOTEBOOK_FILES[number], as_version=4)
+        sources = [extract_piece(cell.source, name) for cell in exercise_cells(notebook)]
+        sources = [source for source in sources if source]
+        assert len(sources) == 1, f"{name}: one exercise cell in notebook {number}"
+        assert is_unwritten_in(sources[0], name)
+        exec(compile(sources[0], name, "exec"), {})  # its own imports suffice
+
+
+def test_the_contract_table_names_every_part_of_zenmls_interface():
+    """Notebook 2's table covers ZenML's orchestrator interface as ZenML defines it."""
+    from zenml.orchestrators import BaseOrchestrator, ContainerizedOrchestrator
+    from zenml.orchestrators.base_orchestrator import BaseOrchestratorConfig
+
+    notebook = nbformat.read(NOTEBOOKS_DIR / "02_anatomy.ipynb", as_version=4)
+    table = next(cell.source for cell in notebook.cells
+                 if cell.cell_type == "markdown" and "orchestrator interface, all of it" in cell.source)
+    internal = {"_abc_impl", "_active_snapshot", "_prepare_run", "_cleanup_run",
+                "_validate_execution_mode", "_deprecations", "model_config"}
+    members = set()
+    for cls in (BaseOrchestrator, ContainerizedOrchestrator, BaseOrchestratorConfig):
+        members |= {name for name in vars(cls) if not name.startswith("__")}
+    members = (members - internal) | {"settings_class", "get_settings", "validator", "is_local"}
+    missing = sorted(name for name in members if f"`{name}" not in table)
+    assert not missing, f"the contract table misses {missing}"
+    for topic in ("SubmissionResult(wait_for_completion", "schedules", "dynamic pipelines",
+                  "isolated steps", "resources", "--graceful"):
+        assert topic in table, topic
 
 
 def test_no_absolute_paths(notebook):
@@ -235,40 +294,36 @@ def execute(name, tmp_path, **parameters):
 
 @pytest.mark.usefixtures("parent_image")
 def test_anatomy_with_other_numbers(tmp_path):
-    summary = read_summary(execute("02_anatomy", tmp_path, a=5, b=7))
+    summary = read_summary(execute("02_anatomy", tmp_path, a=5, b=7, run_kit=False))
     assert summary == {"notebook": "02_anatomy", "status": "completed", "second_sum": 19,
-                       "same_process": True, "announced": 3}
+                       "same_process": True, "announced": 3, "run_order": "reference",
+                       "conformance": None}
 
 
 @pytest.mark.usefixtures("parent_image")
 def test_scheduling_with_two_slots(tmp_path):
     summary = read_summary(execute("04_scheduling", tmp_path, branches=3, seconds=2.0,
-                                   parallelism=2))
+                                   parallelism=2, run_kit=False))
     assert summary["overlap_sequential"] == 1
-    assert summary["overlap_parallel"] == 2, summary
+    assert summary["overlap_parallel"] == 2, summary  # at least two, and never more than 2
     assert summary["span_ratio"] < 0.9, summary
 
 
 @pytest.mark.usefixtures("parent_image")
-def test_failures_with_a_retry_that_gives_up(tmp_path):
-    summary = read_summary(execute(
-        "05_failures", tmp_path, modes=["fail_fast"], slow_seconds=12.0,
-        flaky_failures=3, max_retries=1, stop_demo=False))
-    assert summary["modes"] == {"fail_fast": {
-        "first_value": "completed", "slow_branch": "stopped", "late_branch": "skipped",
-        "fail_after": "failed", "after_failure": "skipped"}}
-    assert summary["trouble"] == {"flaky": "failed", "hungry": "failed"}
-    assert summary["flaky_attempts"] is None and summary["stopped"] is None
-    assert summary["runs"] == 2
+def test_failures_with_a_first_attempt_that_fits(tmp_path):
+    """A step that fits in its memory limit succeeds at once: no retry is made up."""
+    summary = read_summary(execute("05_failures", tmp_path, first_megabytes=20, run_kit=False))
+    assert summary["retry"] == ["completed"] and summary["attempt"] == 1, summary
 
 
 @pytest.mark.usefixtures("parent_image")
-def test_panel_shows_a_failing_branch(tmp_path):
+def test_panel_shows_a_failing_branch_of_the_readers_orchestrator(tmp_path):
     summary = read_summary(execute("06_watching_live", tmp_path, branches=2, seconds=2,
-                                   fail_branch=True, watch_elsewhere=False))
+                                   fail_branch=True, run_kit=False))
     assert summary["outcome"] == "failed"
     assert summary["phases"] == {"source": "completed", "branch_0": "failed",
                                  "branch_1": "completed", "join": "skipped"}
+    assert summary["fetched"] == "failed"
 
 
 @pytest.mark.usefixtures("parent_image")
@@ -277,8 +332,129 @@ def test_notebook_checks_fail_when_a_claim_is_false(tmp_path):
     import papermill
 
     with pytest.raises(papermill.PapermillExecutionError) as raised:
-        execute("07_putting_it_together", tmp_path, min_accuracy=1.01)
+        execute("07_putting_it_together", tmp_path, min_accuracy=1.01, run_kit=False)
     assert raised.value.ename == "AssertionError"
     executed = nbformat.read(tmp_path / "07_putting_it_together.out.ipynb", as_version=4)
     with pytest.raises(LookupError):  # it stopped at the checks, before the summary
         read_summary(executed)
+
+
+# --------------------------------------------------------------------------
+# Every exercise's check rejects a wrong answer (papermill, real kernels)
+# --------------------------------------------------------------------------
+
+# exercise -> (notebook, a wrong answer, what the check must say about it)
+WRONG_ANSWERS = {
+    "run_order": ("02_anatomy", """
+def run_order(upstreams):
+    return list(upstreams)  # ignores the graph
+""", "after its upstream steps"),
+    "container_kwargs": ("03_one_container_per_step", """
+import os
+
+RUN_ID_VARIABLE = "MY_ORCHESTRATOR_RUN_ID"
+
+
+def container_kwargs(image, entrypoint, arguments, environment, stores_path, run_id):
+    environment = dict(environment, MY_ORCHESTRATOR_RUN_ID=run_id,
+                       ZENML_LOCAL_STORES_PATH=stores_path)
+    return {"image": image, "entrypoint": entrypoint, "command": arguments,
+            "environment": environment, "user": f"{os.getuid()}:{os.getgid()}",
+            "detach": True}  # forgets to mount the stores
+""", "volumes"),
+    "ready_steps": ("04_scheduling", """
+def ready_steps(upstreams, states, max_parallelism):
+    return [s for s in upstreams if states[s] == "pending"
+            and all(states[u] == "completed" for u in upstreams[s])]  # ignores the cap
+""", "max_parallelism=2"),
+    "after_failure": ("05_failures", """
+from zenml.enums import ExecutionMode
+
+
+def after_failure(mode, failed, upstreams, states):
+    pending = [s for s in upstreams if states[s] == "pending"]
+    return [], pending  # treats FAIL_FAST like STOP_ON_FAILURE
+""", "fail_fast"),
+    "retry_delay": ("05_failures", """
+def retry_delay(retry, failed_attempt):
+    if retry is None or failed_attempt > retry.max_retries:
+        return None
+    return float(retry.delay)  # forgets the backoff
+""", "backoff"),
+    "resource_limits": ("05_failures", """
+def resource_limits(resources):
+    limits = {}
+    if resources.cpu_count:
+        limits["nano_cpus"] = int(resources.cpu_count * 1e9)
+    if resources.memory:
+        limits["mem_limit"] = int(resources.get_memory(unit="B"))  # no memswap_limit
+    return limits
+""", "memswap_limit"),
+    "stop_containers": ("05_failures", """
+def stop_containers(client, label, graceful, grace_seconds):
+    containers = client.containers.list(filters={"label": label})
+    for container in containers:
+        container.stop(timeout=grace_seconds)  # graceful even when asked to kill
+    return len(containers)
+""", "kills at once"),
+    "container_labels": ("06_watching_live", """
+def container_labels(run, step_name, attempt):
+    return {"my-orchestrator.pipeline-run-id": run.pipeline_run_id,
+            "my-orchestrator.step": step_name}  # labels the panel cannot read
+""", "io.my-docker.managed-by"),
+    "merge_status": ("06_watching_live", """
+from zenml.enums import ExecutionStatus
+
+
+def merge_status(recorded_run, recorded_steps, containers, client_alive):
+    return recorded_run, dict(recorded_steps)  # trusts the record alone
+""", "killed before it recorded its end"),
+    "wire_sweep": ("07_putting_it_together", """
+def wire_sweep(loader, trainer, evaluator, pick_best, gammas, test_size):
+    X_train, X_test, y_train, y_test = loader(test_size=test_size)
+    reports, previous = [], None
+    for number, gamma in enumerate(gammas):
+        after = [previous] if previous else None
+        model = trainer(X_train, y_train, gamma=gamma, id=f"train_{number}", after=after)
+        previous = f"train_{number}"  # each trainer waits for the one before
+        reports.append(evaluator(model, X_test, y_test, id=f"evaluate_{number}"))
+    return pick_best(reports)
+""", "needs only the loader"),
+}
+
+
+def test_every_exercise_has_a_wrong_answer_test():
+    from orchestrator.teaching.my_file import PIECES
+
+    found = set()
+    for path in NOTEBOOKS:
+        for cell in exercise_cells(nbformat.read(path, as_version=4)):
+            found |= {node.name for node in ast.parse(cell.source).body
+                      if isinstance(node, ast.FunctionDef)}
+    assert found == set(WRONG_ANSWERS) and set(PIECES) <= found
+
+
+@pytest.mark.usefixtures("parent_image")
+@pytest.mark.parametrize("exercise", sorted(WRONG_ANSWERS))
+def test_a_wrong_answer_is_rejected_by_its_check(exercise, tmp_path):
+    """The check runs on the reader's function: a wrong one stops the notebook there."""
+    import papermill
+
+    name, wrong, message = WRONG_ANSWERS[exercise]
+    notebook = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    cell = next(c for c in exercise_cells(notebook) if f"def {exercise}(" in c.source)
+    cell.source = wrong.strip()
+    path = tmp_path / f"{name}.wrong.ipynb"
+    nbformat.write(notebook, path)
+    output = tmp_path / f"{name}.out.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError) as raised:
+        papermill.execute_notebook(
+            str(path), str(output), parameters={"workspace_root": str(tmp_path / "w")},
+            cwd=str(NOTEBOOKS_DIR), kernel_name="python3", progress_bar=False,
+            execution_timeout=600)
+    assert raised.value.ename == "ExerciseCheckError", (raised.value.ename, raised.value.evalue)
+    assert exercise in raised.value.evalue and message in raised.value.evalue, raised.value.evalue
+    executed = nbformat.read(output, as_version=4)
+    failed = next(c for c in executed.cells if c.cell_type == "code"
+                  and any(o.get("output_type") == "error" for o in c.outputs))
+    assert exercise in failed.source and "exercise check passed" in failed.source

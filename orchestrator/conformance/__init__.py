@@ -26,12 +26,13 @@ again, and every container of its runs is removed afterwards.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Mapping, Optional, Sequence, Union
 
 from orchestrator.conformance.properties import (
     PROPERTIES,
@@ -83,12 +84,15 @@ def run_conformance(stack: str, properties: Optional[Iterable[str]] = None, *,
     model = Client().get_stack(stack)
     flavor = model.components[StackComponentType.ORCHESTRATOR][0].flavor_name
     run_seconds = {key: run.seconds for key, run in facts.runs.items()}
+    runs = {key: {"notes": run.notes, "steps": run.steps, "status": run.status}
+            for key, run in list(facts.runs.items()) + [(k, c.run) for k, c in facts.clients.items()]}
     return Report(stack=model.name, flavor=flavor, verdicts=judge(facts, keys),
-                  seconds=time.monotonic() - started, run_seconds=run_seconds)
+                  seconds=time.monotonic() - started, run_seconds=run_seconds, runs=runs)
 
 
-def run_conformance_many(stacks: Sequence[str], properties: Optional[Iterable[str]] = None, *,
-                         echo: Callable[[str], None] = print,
+def run_conformance_many(stacks: Sequence[str],
+                         properties: Optional[Union[Iterable[str], Mapping[str, Iterable[str]]]]
+                         = None, *, echo: Callable[[str], None] = print,
                          timeout: float = 1200.0) -> List[Report]:
     """Run the battery on several stacks at the same time, one process per stack.
 
@@ -97,15 +101,24 @@ def run_conformance_many(stacks: Sequence[str], properties: Optional[Iterable[st
     files or containers, and the verdicts are judged by orderings, not
     durations, so they hold on a machine kept busy by the others.
 
+    Args:
+        properties: the property keys for every stack, or a mapping stack ->
+            keys (default: all properties).
+
     Returns:
         One report per stack, in the order given (a battery that could not
         run gives a report whose every checked property failed, saying why).
     """
-    keys = list(properties) if properties is not None else list(PROPERTY_KEYS)
+    if isinstance(properties, Mapping):
+        wanted = {stack: list(properties[stack]) for stack in stacks}
+    else:
+        every = list(properties) if properties is not None else list(PROPERTY_KEYS)
+        wanted = dict.fromkeys(stacks, every)
     folder = Path(tempfile.mkdtemp(prefix="my-docker-conformance-"))
     started = time.monotonic()
     processes = {}
     for stack in stacks:
+        keys = wanted[stack]
         command = [sys.executable, "-m", "orchestrator.conformance", "--stack", stack,
                    "--json", str(folder / f"{stack}.json"), "--only", *keys]
         with (folder / f"{stack}.log").open("w") as log:
@@ -125,6 +138,7 @@ def run_conformance_many(stacks: Sequence[str], properties: Optional[Iterable[st
                 reports[stack] = Report.from_json(result.read_text())
             else:
                 tail = " | ".join((folder / f"{stack}.log").read_text().splitlines()[-5:])
+                keys = wanted[stack]
                 reports[stack] = Report(stack=stack, flavor="?", seconds=0.0, verdicts={
                     key: Verdict(key, False if key in keys else None,
                                  f"the battery did not run: {tail}" if key in keys
@@ -134,6 +148,7 @@ def run_conformance_many(stacks: Sequence[str], properties: Optional[Iterable[st
         for process in processes.values():
             if process.poll() is None:
                 process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
     return [reports[stack] for stack in stacks]
 
 

@@ -1,14 +1,17 @@
-"""An image any orchestrator can run steps in without a build: the parent image plus a writable /app.
+"""An image any orchestrator can run steps in without a build, as any user.
 
 ZenML's step entrypoint unpacks the pipeline's code into ``/app`` and works
-there. Images ZenML builds have a world-writable ``/app``; the parent image
-used as it is (``DockerSettings(skip_build=True)``) has none, so a step that
-runs as an ordinary user fails with ``PermissionError: '/app'``. ``my_docker``
-mounts a private tmpfs at ``/app`` in that case, but the conformance kit must
-treat every orchestrator alike, and the tutorial's own orchestrator should not
-need the trick: this two-line image gives every one of them what a ZenML build
-would, once, instead of a build per pipeline run (about ten seconds each with
-no registry to keep builds in).
+there, and ZenML keeps its configuration under ``$HOME/.config``. Images
+ZenML builds have a world-writable ``/app``; the parent image used as it is
+(``DockerSettings(skip_build=True)``) has none, and for a user other than
+root (steps run as the caller's uid) its ``HOME`` is ``/``, which only root
+may write: such a step fails with ``PermissionError``. ``my_docker`` gives
+its containers a private ``/app`` and ``HOME=/tmp`` itself, but the
+conformance kit must treat every orchestrator alike, and the tutorial's own
+orchestrator should not need those tricks: this small image, ``FROM`` the
+parent image with a writable ``/app`` and ``HOME=/tmp``, is built once and
+serves every run, instead of a ZenML build per run (there is no registry to
+keep builds in).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import re
 from typing import Any, Optional
 
 PARENT_ID_LABEL = "io.my-docker.conformance.parent-id"
+RECIPE_LABEL = "io.my-docker.conformance.recipe"
+RECIPE = "RUN mkdir -p /app && chmod 1777 /app\nENV HOME=/tmp\n"
 REPOSITORY = "my-docker/skip-build"
 
 
@@ -27,7 +32,7 @@ def _tag_for(parent: str) -> str:
 
 
 def step_image(client: Any = None, parent_image: Optional[str] = None) -> str:
-    """The name of an image FROM `parent_image` with a world-writable /app (built if needed).
+    """The name of an image FROM `parent_image` with a world-writable /app and HOME=/tmp.
 
     Args:
         client: a `docker.DockerClient` (default: the engine `connect()` finds).
@@ -35,12 +40,14 @@ def step_image(client: Any = None, parent_image: Optional[str] = None) -> str:
             image, made if missing by `orchestrator.machine.base_image`).
 
     Returns:
-        The image's name; it is rebuilt when the parent image changed.
+        The image's name; it is rebuilt when the parent image or the recipe changed.
 
     Raises:
         DockerEngineUnavailableError: no engine answers.
         docker.errors.BuildError: the engine could not build it.
     """
+    import hashlib
+
     import docker
 
     from orchestrator.machine.base_image import ensure_parent_image
@@ -50,17 +57,15 @@ def step_image(client: Any = None, parent_image: Optional[str] = None) -> str:
     parent = parent_image or ensure_parent_image(client, log=lambda line: None)
     parent_id = client.images.get(parent).id
     name = _tag_for(parent)
+    recipe = hashlib.sha256(RECIPE.encode()).hexdigest()[:12]
     try:
-        existing = client.images.get(name)
-        if (existing.labels or {}).get(PARENT_ID_LABEL) == parent_id:
+        labels = client.images.get(name).labels or {}
+        if labels.get(PARENT_ID_LABEL) == parent_id and labels.get(RECIPE_LABEL) == recipe:
             return name
     except docker.errors.ImageNotFound:
         pass
-    dockerfile = (
-        f"FROM {parent}\n"
-        "RUN mkdir -p /app && chmod 1777 /app\n"
-        f'LABEL {PARENT_ID_LABEL}="{parent_id}"\n'
-    )
+    dockerfile = (f"FROM {parent}\n{RECIPE}"
+                  f'LABEL {PARENT_ID_LABEL}="{parent_id}" {RECIPE_LABEL}="{recipe}"\n')
     # rm and forcerm: no intermediate container is left behind, even on failure.
     client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=name, rm=True,
                         forcerm=True, pull=False)

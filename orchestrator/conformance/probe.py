@@ -127,8 +127,9 @@ def probe(folder: str, name: str, wait_for: str = "", wait_seconds: float = 0.0,
 def slow(folder: str, wait_seconds: float, linger_seconds: float) -> str:
     """Runs when `fail_soon` fails (if the orchestrator runs them together), then lingers."""
     write_note(folder, "slow.started")
-    wait_for_note(folder, "fail_soon.failing", wait_seconds)
-    deadline = time.time() + linger_seconds
+    saw_failure = wait_for_note(folder, "fail_soon.failing", wait_seconds)
+    # Linger only when running next to the failure: one at a time, there is nothing to stop.
+    deadline = time.time() + (linger_seconds if saw_failure else 0.2)
     while time.time() < deadline:  # short sleeps: a stop ends it at once
         time.sleep(0.1)
     write_note(folder, "slow.ended")

@@ -23,6 +23,8 @@ class Report:
             have ``passed is None``).
         seconds: how long the battery took.
         run_seconds: battery run name -> seconds its pipeline call took.
+        runs: battery run name -> what happened in it: ``notes`` (the probe
+            steps' notes), ``steps`` (ZenML's step statuses), ``status``.
     """
 
     stack: str
@@ -30,6 +32,7 @@ class Report:
     verdicts: Dict[str, Verdict]
     seconds: float = 0.0
     run_seconds: Dict[str, float] = field(default_factory=dict)
+    runs: Dict[str, dict] = field(default_factory=dict)
 
     @property
     def checked(self) -> List[str]:
@@ -67,6 +70,7 @@ class Report:
         return json.dumps({
             "stack": self.stack, "flavor": self.flavor, "seconds": round(self.seconds, 1),
             "run_seconds": {k: round(v, 1) for k, v in self.run_seconds.items()},
+            "runs": self.runs,
             "verdicts": {k: {"passed": v.passed, "detail": v.detail}
                          for k, v in self.verdicts.items()},
         }, indent=2)
@@ -75,7 +79,7 @@ class Report:
     def from_json(cls, text: str) -> "Report":
         data = json.loads(text)
         return cls(stack=data["stack"], flavor=data["flavor"], seconds=data["seconds"],
-                   run_seconds=data.get("run_seconds", {}),
+                   run_seconds=data.get("run_seconds", {}), runs=data.get("runs", {}),
                    verdicts={k: Verdict(k, v["passed"], v["detail"])
                              for k, v in data["verdicts"].items()})
 

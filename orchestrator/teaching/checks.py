@@ -390,6 +390,56 @@ def check_merge_status(merge_status: Callable) -> List[str]:
     return c.verified
 
 
+# --------------------------------------------------------------------------
+# notebook 7
+# --------------------------------------------------------------------------
+
+
+def check_sweep(wire_sweep: Callable, loader: Any, trainer: Any, evaluator: Any,
+                pick_best: Any, gammas: List[float], test_size: float = 0.25) -> List[str]:
+    """Checks the graph `wire_sweep` builds with the given steps (prepared, not run)."""
+    from zenml import pipeline
+
+    @pipeline(name="sweep_under_check", enable_cache=False)
+    def candidate(gammas: list, test_size: float) -> None:
+        wire_sweep(loader, trainer, evaluator, pick_best, gammas, test_size)
+
+    c = _Checker("wire_sweep")
+    c.call(candidate.prepare, gammas=list(gammas), test_size=test_size)
+    graph = {name: set(inv.upstream_steps) for name, inv in candidate.invocations.items()}
+    trainers = sorted(n for n in graph if n.startswith("train_"))
+    evaluators = sorted(n for n in graph if n.startswith("evaluate_"))
+    c.expect(len(trainers) == len(gammas) and len(evaluators) == len(gammas),
+             f"one train_<i> and one evaluate_<i> per gamma ({len(gammas)})", sorted(graph),
+             "each gamma is one model to train and to evaluate")
+    loaders = [n for n, ups in graph.items() if not ups]
+    c.expect(len(loaders) == 1, "one step without upstream steps (the loader)", loaders,
+             "the data is loaded once and shared")
+
+    def needs(step: str) -> set:
+        found, todo = set(), list(graph[step])
+        while todo:
+            up = todo.pop()
+            if up not in found:
+                found.add(up)
+                todo.extend(graph[up])
+        return found
+
+    for trainer in trainers:
+        c.expect(graph[trainer] == set(loaders), f"{trainer} needs only the loader",
+                 sorted(graph[trainer]), "a trainer that waits for another trainer cannot "
+                 "run at the same time: the sweep would take the sum of their times")
+    for number, evaluator in enumerate(evaluators):
+        c.expect(f"train_{number}" in graph[evaluator] and not (needs(evaluator) & (
+            set(trainers) - {f"train_{number}"})),
+            f"{evaluator} needs train_{number} and no other trainer", sorted(needs(evaluator)),
+            "each evaluation is about one model")
+    last = [n for n in graph if set(evaluators) <= graph[n]]
+    c.expect(len(last) == 1, "one step that waits for every evaluation (picks the best)",
+             last, "the sweep's answer needs every result")
+    return c.verified
+
+
 CHECKS: Dict[str, Callable[..., List[str]]] = {
     "run_order": check_run_order,
     "container_kwargs": check_container_kwargs,

@@ -412,18 +412,47 @@ class MyFile:
         zenml_command(f"zenml stack set {STACK}", echo=echo)
 
 
-def side_by_side(left_title: str, left_source: str, right_title: str, right: Any,
+def check_exercise(name: str, function: Callable, reference: Callable,
+                   check: Callable[[Callable], List[str]],
+                   echo: Callable[[str], None] = print) -> Callable:
+    """An exercise that is not a piece of my_orchestrator.py: check the reader's function.
+
+    Where the reader has not written it yet, say so and check the reference
+    instead (so the notebook still runs), and return the one checked.
+
+    Raises:
+        ExerciseCheckError: the reader's function fails the check.
+    """
+    if is_unwritten(function):
+        echo(f"{name}: you have not written it yet (its body is still `...`), so the check "
+             "runs on the reference solution, from orchestrator/teaching/solutions.py. Write "
+             "yours above and run these two cells again.")
+        chosen = reference
+    else:
+        chosen = function
+        echo(f"{name}: yours is being checked.")
+    for item in check(chosen):
+        echo(f"  ok  {item}")
+    return chosen
+
+
+def side_by_side(left_title: str, left: Any, right_title: str, right: Any,
                  notes: str = "") -> None:
-    """Show the reader's piece next to the package's finished version (a function or class)."""
+    """Show the reader's piece next to the package's finished version.
+
+    Args:
+        left, right: source text, or a function or class (its source is shown).
+    """
     from IPython.display import HTML, display
 
-    right_source = inspect.getsource(right) if not isinstance(right, str) else right
+    left_source = left if isinstance(left, str) else inspect.getsource(left)
+    right_source = right if isinstance(right, str) else inspect.getsource(right)
 
     def column(title: str, code: str) -> str:
         return (f"<div style='flex:1;min-width:0'><b>{html.escape(title)}</b>"
                 f"<pre style='font-size:11px;overflow:auto;max-height:420px'>"
                 f"{html.escape(code)}</pre></div>")
 
-    display(HTML("<div style='display:flex;gap:12px'>" + column(left_title, left_source)
-                 + column(right_title, right_source) + "</div>"
+    display(HTML("<div style='display:flex;gap:12px'>" + column(left_title, textwrap.dedent(left_source))
+                 + column(right_title, textwrap.dedent(right_source)) + "</div>"
                  + (f"<p>{notes}</p>" if notes else "")))

@@ -178,3 +178,18 @@ def merge_status(recorded_run, recorded_steps, containers, client_alive):
 
 PIECES = ("run_order", "container_kwargs", "ready_steps", "after_failure", "retry_delay",
           "resource_limits", "stop_containers", "container_labels", "merge_status")
+
+
+def wire_sweep(loader, trainer, evaluator, pick_best, gammas, test_size):
+    """Notebook 7: a hyper-parameter sweep whose trainers can run at the same time.
+
+    One loader; per gamma a trainer that needs only the loader's training
+    data, and an evaluator that needs that trainer's model and the test data;
+    one step that picks the best evaluation. Called inside a `@pipeline`.
+    """
+    X_train, X_test, y_train, y_test = loader(test_size=test_size)
+    reports = []
+    for number, gamma in enumerate(gammas):
+        model = trainer(X_train, y_train, gamma=gamma, id=f"train_{number}")
+        reports.append(evaluator(model, X_test, y_test, id=f"evaluate_{number}"))
+    return pick_best(reports)

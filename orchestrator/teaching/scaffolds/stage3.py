@@ -31,6 +31,9 @@ from zenml.orchestrators import (
 
 logger = get_logger(__name__)
 RUN_ID_VARIABLE = "MY_ORCHESTRATOR_RUN_ID"
+# ZenML's log lines without colours and tracebacks as plain lines: readable
+# when the step containers' output is printed here.
+PLAIN_LOGS = {"ZENML_LOGGING_COLORS_DISABLED": "true", "ZENML_ENABLE_RICH_TRACEBACK": "false"}
 
 # ============================ your pieces ============================
 
@@ -101,7 +104,6 @@ class MyOrchestrator(ContainerizedOrchestrator):
         from zenml.config.global_config import GlobalConfiguration
         from zenml.entrypoints import StepEntrypointConfiguration
 
-        settings = self.get_settings(snapshot)
         client = docker.from_env()
         stores_path = GlobalConfiguration().local_stores_path
         run_id = str(uuid4())
@@ -122,8 +124,9 @@ class MyOrchestrator(ContainerizedOrchestrator):
                 stores_path=stores_path,
                 run_id=run_id,
             )
+            kwargs["environment"].update(PLAIN_LOGS)
             container = client.containers.run(**kwargs)
-            if settings.announce:
+            if self.get_settings(steps[name]).announce:  # a step may set its own
                 logger.info("my_orchestrator: step %d/%d: %s in container %s",
                             number, len(steps), name, container.short_id)
             try:

@@ -33,6 +33,9 @@ from zenml.orchestrators import (
 
 logger = get_logger(__name__)
 RUN_ID_VARIABLE = "MY_ORCHESTRATOR_RUN_ID"
+# ZenML's log lines without colours and tracebacks as plain lines: readable
+# when the step containers' output is printed here.
+PLAIN_LOGS = {"ZENML_LOGGING_COLORS_DISABLED": "true", "ZENML_ENABLE_RICH_TRACEBACK": "false"}
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class MyOrchestrator(ContainerizedOrchestrator):
                 stores_path=stores_path,
                 run_id=run.orchestrator_run_id,
             )
+            kwargs[name]["environment"].update(PLAIN_LOGS)
             upstreams[name] = list(step.spec.upstream_steps)
         Runner(docker.from_env(), kwargs, upstreams, run, settings.max_parallelism).run()
         return None  # nothing to wait for: the run is over

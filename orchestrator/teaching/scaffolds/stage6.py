@@ -36,6 +36,9 @@ from zenml.orchestrators import (
 
 logger = get_logger(__name__)
 RUN_ID_VARIABLE = "MY_ORCHESTRATOR_RUN_ID"
+# ZenML's log lines without colours and tracebacks as plain lines: readable
+# when the step containers' output is printed here.
+PLAIN_LOGS = {"ZENML_LOGGING_COLORS_DISABLED": "true", "ZENML_ENABLE_RICH_TRACEBACK": "false"}
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ class MyOrchestrator(ContainerizedOrchestrator):
                 stores_path=stores_path,
                 run_id=run.orchestrator_run_id,
             )
+            kwargs["environment"].update(PLAIN_LOGS)
             kwargs.update(resource_limits(step.config.resource_settings))
             plans[name] = StepPlan(kwargs, list(step.spec.upstream_steps), step.config.retry)
         Runner(docker.from_env(), plans, run, settings.max_parallelism,
