@@ -139,6 +139,24 @@ def test_a_process_on_another_machine_is_assumed_alive():
 
 
 @pytest.mark.parametrize("kind", ["static", "dynamic"])
+def test_a_mistake_in_the_settings_fails_the_non_blocking_call_itself(project_dir, kind):
+    from zenml.config import DockerSettings
+
+    from orchestrator.errors import InvalidSettingsError
+    from orchestrator.teaching.dynamic_examples import dynamic_sleepers
+    from orchestrator.teaching.examples import long_pipeline
+
+    pipeline = dynamic_sleepers if kind == "dynamic" else long_pipeline
+    wrong = {"docker": DockerSettings(skip_build=True, parent_image=PARENT_IMAGE),
+             "orchestrator": {"synchronous": False, "run_args": {"mem_limt": "1g"}}}
+    with pytest.raises(InvalidSettingsError, match="mem_limit"):
+        pipeline.with_options(settings=wrong)(seconds=1)
+    run = Client().get_pipeline(pipeline.name).last_run
+    assert run.status == ExecutionStatus.FAILED
+    assert read_record(run_log_dir(str(run.id))) is None  # nothing was detached
+
+
+@pytest.mark.parametrize("kind", ["static", "dynamic"])
 def test_a_non_blocking_run_returns_at_once_outlives_its_client_and_is_followed_to_its_end(
         project_dir, run_containers, kind):
     submitted = submit(project_dir, kind, seconds=15)

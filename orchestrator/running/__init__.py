@@ -4,7 +4,12 @@ Modules, in the order a run flows through them:
 
 - `settings`: what users may set, and the names the orchestrator owns;
 - `builds`: ZenML's image builds, checked and leaving no container behind;
-- `pipeline_run`: one run from `submit_pipeline` to its end;
+- `submission`: where a run goes on: here or detached, static or dynamic;
+- `pipeline_run`: one static run from `submit_pipeline` to its end;
+- `dynamic`: one dynamic run: ZenML's runner on the host, isolated steps in containers;
+- `detached`: runs that do not block: a detached orchestration process and its watchdog;
+- `orchestration_record`: which process orchestrates a run, and whether it lives;
+- `orphans`: runs whose orchestration process died, ended;
 - `planning`: a snapshot -> a typed `plan.RunPlan`, checked before anything starts;
 - `plan`: the run plan and each step's container template (pure);
 - `scheduler`: which steps may start now; failures, retries, stops (pure);

@@ -65,11 +65,12 @@ def start_detached_run(
     environment: Dict[str, str],
     step_environments: Optional[Dict[str, Dict[str, str]]],
 ) -> int:
-    """Check what can be checked now, hand the run to a detached process, return.
+    """Check what can be checked quickly, hand the run to a detached process, return.
 
-    Settings are checked here, so that a mistake fails the pipeline call
-    itself; a static pipeline's plan is made (and checked by the engine),
-    then made again by the orchestration process.
+    Settings and images are checked here, so that a mistake fails the
+    pipeline call itself; the orchestration process then makes the run's
+    plan, which the engine checks (what the engine refuses fails the run,
+    recorded with the reason).
 
     Args:
         environment: ZenML's environment for the orchestration.
@@ -85,7 +86,7 @@ def start_detached_run(
     from zenml.logger import get_logger
 
     logger = get_logger("orchestrator.my_docker_orchestrator")
-    _check_before_detaching(orchestrator, snapshot, run, step_environments)
+    _check_before_detaching(orchestrator, snapshot, run)
     run_dir = run_log_dir(str(run.id))
     run_dir.mkdir(parents=True, exist_ok=True)
     submission = run_dir / SUBMISSION_NAME
@@ -124,21 +125,16 @@ def start_detached_run(
 
 
 def _check_before_detaching(orchestrator: "MyDockerOrchestrator",
-                            snapshot: "PipelineSnapshotResponse", run: "PipelineRunResponse",
-                            step_environments: Optional[Dict[str, Dict[str, str]]]) -> None:
+                            snapshot: "PipelineSnapshotResponse",
+                            run: "PipelineRunResponse") -> None:
     """What would fail the run at once fails the pipeline call instead."""
     from orchestrator.errors import MyDockerError
     from orchestrator.machine.engine import connect
-    from orchestrator.running.container_spec import validate_run_args
-    from orchestrator.running.planning import plan_run
+    from orchestrator.running.planning import check_settings
     from orchestrator.running.reporting import record_failed_run
 
     try:
-        validate_run_args(orchestrator.get_settings(snapshot).run_args)
-        if step_environments is not None:
-            plan_run(orchestrator=orchestrator, client=connect(), snapshot=snapshot,
-                     step_environments=step_environments, orchestrator_run_id="check",
-                     pipeline_run=run)
+        check_settings(orchestrator, connect(), snapshot)
     except MyDockerError as error:
         record_failed_run(run, str(error))
         raise

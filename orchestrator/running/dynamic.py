@@ -644,8 +644,9 @@ def run_dynamic_pipeline(
                 write_record(run_log_dir(str(runner.run.id)), str(runner.run.id),
                              detached=detached,
                              supervisor_pid=os.getppid() if detached else None)
-            logger.info("Running dynamic pipeline '%s' here; each isolated step in its own "
-                        "container, up to %d at a time. Each step's full output: %s",
+            logger.info("Running dynamic pipeline '%s' in this process: each isolated step "
+                        "in its own container (up to %d at a time), the other steps inline, "
+                        "here. Each step's full output: %s",
                         snapshot.pipeline_configuration.name, run.max_parallelism,
                         run_log_dir(str(runner.run.id)))
             with _stop_watcher(run, runner):
@@ -898,13 +899,15 @@ def stop_isolated_step(step_run: "StepRunResponse", grace_seconds: int) -> None:
 def cleanup_isolated_step(step_run: "StepRunResponse", keep_containers: bool) -> None:
     """ZenML's `cleanup_isolated_step`: the container goes once it has exited.
 
-    The watcher of a container this process started removes it at its exit;
-    here only a container nobody watches (an earlier process's) is removed.
+    The watcher of a container this process follows removes it at its exit;
+    here only a container nobody follows (one that had exited before a
+    resumed run looked at it) is removed.
     """
     if keep_containers:
         return
     run = DynamicRun.for_pipeline_run(step_run.pipeline_run_id)
-    if run is not None and str(step_run.id) in run.steps:
+    step = run.steps.get(str(step_run.id)) if run is not None else None
+    if step is not None and step.watcher is not None:
         return
     container = find_step_run_container(connect(), str(step_run.id))
     if container is not None and container.status not in ("created", "running", "restarting"):

@@ -269,6 +269,29 @@ def plan_isolated_step(
     )
 
 
+def check_settings(orchestrator: "MyDockerOrchestrator", client: docker.DockerClient,
+                   snapshot: "PipelineSnapshotResponse") -> None:
+    """The quick part of `plan_run`'s checks: every step's settings and image.
+
+    For a run handed to a detached process, so that a misspelled setting or a
+    missing image still fails the pipeline call, in a fraction of a second;
+    the engine's own check (trial containers) is made by `plan_run` there.
+
+    Raises:
+        InvalidSettingsError: a step's run_args are invalid.
+        ImageNotFoundError: a step's image is not on the engine.
+    """
+    from orchestrator.running.container_spec import validate_run_args
+
+    validate_run_args(orchestrator.get_settings(snapshot).run_args)
+    for step_name, step in snapshot.step_configurations.items():
+        settings = orchestrator.get_settings(step)
+        validate_run_args(settings.run_args)
+        if not snapshot.is_dynamic:
+            require_image(client, settings.run_args.get(
+                "image", orchestrator.get_image(snapshot=snapshot, step_name=step_name)))
+
+
 class _StepPlanner:
     """Turns one step of the snapshot into its `StepTemplate` (engine read once per image)."""
 
