@@ -723,6 +723,12 @@ def test_on_docker_the_command_line_prints_a_run_and_explains_a_wrong_name(proje
                               timeout=120)
     assert followed.returncode == 0, followed.stderr
     assert "steps finished" in followed.stdout  # a finished run: printed once, returns
+    timeline = subprocess.run(command + ["latest", "--timeline"], capture_output=True,
+                              text=True, timeout=120)
+    assert timeline.returncode == 0, timeline.stderr
+    table, _, chart = timeline.stdout.partition("\n\n")
+    assert "STEP" in table and "# completed" in chart and "0 s" in chart, timeline.stdout
+    assert any(line.split("|", 1)[1].strip() for line in chart.splitlines() if " |" in line)
     wrong = subprocess.run(command + ["no-such-run"], capture_output=True, text=True,
                            timeout=120)
     assert wrong.returncode == 2
