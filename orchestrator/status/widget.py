@@ -654,7 +654,7 @@ class LivePanel:
         self.closed = False
         if self.view is not None:
             self.view.on_stop = self.stop_run
-            self.view.on_pick_run = self.switch_to
+            self.view.on_pick_run = self._picked
             self.view.on_refresh_runs = self.refresh_recent_runs
             self.view.stop_grace = self._stop_grace
             self.view.widget.observe(self._widget_closed, names="comm")
@@ -737,6 +737,24 @@ class LivePanel:
             self.watcher = RunWatcher(found, poll_seconds=self.poll_seconds)
         self._follow(self.watcher)
         return self
+
+    def _picked(self, run_id: str) -> None:
+        """A run picked in the recent runs: switch in the background (the kernel stays free)."""
+        if self.view is not None:
+            self.view.show_message("Showing the run picked in recent runs…")
+
+        def switch() -> None:
+            try:
+                self.switch_to(run_id)
+            except Exception as error:  # noqa: BLE001 - shown in the panel
+                if self.view is not None:
+                    self.view.show_message(f"⚠ could not show that run: "
+                                           f"{html.escape(str(error))}", error=True)
+            else:
+                if self.view is not None:
+                    self.view.show_message("")
+
+        threading.Thread(target=switch, name="live-panel-switch-run", daemon=True).start()
 
     def _when_ended(self, status: RunStatus) -> None:
         if status.ended:
