@@ -227,8 +227,13 @@ def test_a_store_inside_the_project_folder_is_warned_about_once(tmp_path):
     assert "Keep ZENML_CONFIG_PATH outside the project folder" in output
 
 
+@pytest.mark.needs_root  # the client must write files another uid's container created
 def test_any_uid_runs_steps_from_an_image_without_app(tmp_path):
-    """A uid that owns nothing in the image (as a docker-group user's would)."""
+    """A uid that owns nothing in the image (as a docker-group user's would).
+
+    Root only: ZenML's client appends to log files the step (uid 4242) created
+    with its own umask, which only root may do. As an unprivileged user the
+    containers run as that user's own uid, which every other test covers."""
     project = tmp_path / "project"
     config = tmp_path / "config"
     env = _fresh_project(project, config, umask=0)
