@@ -35,10 +35,8 @@ command users know keeps its short name.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -49,6 +47,7 @@ from orchestrator.running.scheduler import (
     SchedulerError,
     topological_order,
 )
+from orchestrator.running.step_timing import docker_time as parse_docker_time
 
 # Longest last log line kept per step: enough for a table cell, small in memory.
 MAX_LINE_CHARS = 240
@@ -448,22 +447,6 @@ def events_from_container(attrs: Mapping[str, Any]) -> List[ContainerEvent]:
         events.append(ContainerEvent("die", time=finished,
                                      exit_code=int_or(state.get("ExitCode"), -1), **common))
     return events
-
-
-def parse_docker_time(text: Optional[str]) -> Optional[float]:
-    """Docker's RFC 3339 times with nanoseconds ('2026-11-29T02:05:10.42031Z') as epoch."""
-    if not text or text.startswith("0001-01-01"):
-        return None
-    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text)
-    if not match:
-        return None
-    base, fraction, zone = match.groups()
-    moment = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S")
-    if zone in (None, "Z"):
-        moment = moment.replace(tzinfo=timezone.utc)
-    else:
-        moment = datetime.fromisoformat(base + zone)
-    return moment.timestamp() + (float(fraction) if fraction else 0.0)
 
 
 def int_or(value: Any, default: int) -> int:
