@@ -434,6 +434,43 @@ def test_every_exercise_has_a_wrong_answer_test():
     assert found == set(WRONG_ANSWERS) and set(PIECES) <= found
 
 
+def _stop_gracefully_always(client, label, graceful, grace_seconds):
+    containers = client.containers.list(filters={"label": label})
+    for container in containers:
+        container.stop(timeout=grace_seconds)
+    return len(containers)
+
+
+def _kill_always(client, label, graceful, grace_seconds):
+    containers = client.containers.list(filters={"label": label})
+    for container in containers:
+        container.kill()
+    return len(containers)
+
+
+def _stop_nothing(client, label, graceful, grace_seconds):
+    return 0
+
+
+@pytest.mark.usefixtures("parent_image")
+def test_stop_containers_check_tells_a_kill_from_a_graceful_stop():
+    """The one check on the engine judges how containers ended, not how long the call took.
+
+    It once measured the call's duration against 8 s while calling with a grace
+    of one second, so a stop with a grace period passed as a kill.
+    """
+    from orchestrator.teaching import solutions
+    from orchestrator.teaching.checks import ExerciseCheckError, check_stop_containers
+
+    assert len(check_stop_containers(solutions.stop_containers)) == 5
+    wrong = {_stop_gracefully_always: "graceful=False kills at once",
+             _kill_always: "graceful=True sends SIGTERM first",
+             _stop_nothing: "run A's two containers are stopped"}
+    for function, message in wrong.items():
+        with pytest.raises(ExerciseCheckError, match=message):
+            check_stop_containers(function)
+
+
 @pytest.mark.usefixtures("parent_image")
 @pytest.mark.parametrize("exercise", sorted(WRONG_ANSWERS))
 def test_a_wrong_answer_is_rejected_by_its_check(exercise, tmp_path):

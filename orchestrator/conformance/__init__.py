@@ -44,9 +44,12 @@ from orchestrator.conformance.properties import (
 )
 from orchestrator.conformance.report import Report, reports_html, reports_text
 
+STAGGER_SECONDS = 2.0
+
 __all__ = [
     "PROPERTIES", "PROPERTY_KEYS", "Property", "Report", "Verdict", "properties_up_to",
-    "run_conformance", "run_conformance_many", "show_conformance",
+    "Batteries", "run_conformance", "run_conformance_many", "show_conformance",
+    "start_conformance_many",
 ]
 
 
@@ -90,66 +93,99 @@ def run_conformance(stack: str, properties: Optional[Iterable[str]] = None, *,
                   seconds=time.monotonic() - started, run_seconds=run_seconds, runs=runs)
 
 
+class Batteries:
+    """Batteries running in the background, one process per stack.
+
+    Each process is ``python -m orchestrator.conformance --stack NAME`` in
+    this project folder; their batteries never touch each other's runs,
+    files or containers, and the verdicts are judged by orderings, not
+    durations, so they hold on a machine kept busy by the others (or by
+    whatever this process does meanwhile). `reports` waits for them.
+    """
+
+    def __init__(self, stacks: Sequence[str],
+                 properties: Optional[Union[Iterable[str], Mapping[str, Iterable[str]]]] = None,
+                 *, echo: Callable[[str], None] = print) -> None:
+        if isinstance(properties, Mapping):
+            self.wanted = {stack: list(properties[stack]) for stack in stacks}
+        else:
+            every = list(properties) if properties is not None else list(PROPERTY_KEYS)
+            self.wanted = dict.fromkeys(stacks, every)
+        self.stacks = list(stacks)
+        self.echo = echo
+        self.folder = Path(tempfile.mkdtemp(prefix="my-docker-conformance-"))
+        self.started = time.monotonic()
+        self.processes = {}
+        for number, stack in enumerate(self.stacks):
+            if number:
+                time.sleep(STAGGER_SECONDS)  # not all importing ZenML at the same instant
+            command = [sys.executable, "-m", "orchestrator.conformance", "--stack", stack,
+                       "--json", str(self.folder / f"{stack}.json"),
+                       "--only", *self.wanted[stack]]
+            with (self.folder / f"{stack}.log").open("w") as log:
+                self.processes[stack] = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd())
+        echo(f"conformance: {len(self.stacks)} batteries running at once: {', '.join(stacks)}")
+
+    def reports(self, timeout: float = 1200.0) -> List[Report]:
+        """Wait for every battery (at most `timeout` seconds from their start); their reports.
+
+        Returns:
+            One report per stack, in the order given (a battery that could
+            not run gives a report whose every checked property failed,
+            saying why).
+        """
+        reports = {}
+        try:
+            for stack, process in self.processes.items():
+                try:
+                    process.wait(timeout=max(1.0, self.started + timeout - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                reports[stack] = self._report(stack)
+                self.echo(f"conformance: {reports[stack].summary()}")
+        finally:
+            for process in self.processes.values():
+                if process.poll() is None:
+                    process.kill()
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return [reports[stack] for stack in self.stacks]
+
+    def _report(self, stack: str) -> Report:
+        result = self.folder / f"{stack}.json"
+        if result.exists():
+            return Report.from_json(result.read_text())
+        tail = " | ".join((self.folder / f"{stack}.log").read_text().splitlines()[-5:])
+        keys = self.wanted[stack]
+        return Report(stack=stack, flavor="?", seconds=0.0, verdicts={
+            key: Verdict(key, False if key in keys else None,
+                         f"the battery did not run: {tail}" if key in keys else "not checked")
+            for key in PROPERTY_KEYS})
+
+
+def start_conformance_many(stacks: Sequence[str],
+                           properties: Optional[Union[Iterable[str], Mapping[str, Iterable[str]]]]
+                           = None, *, echo: Callable[[str], None] = print) -> Batteries:
+    """Start the battery on several stacks at once, in the background (see `Batteries`).
+
+    Args:
+        properties: the property keys for every stack, or a mapping stack ->
+            keys (default: all properties).
+    """
+    return Batteries(stacks, properties, echo=echo)
+
+
 def run_conformance_many(stacks: Sequence[str],
                          properties: Optional[Union[Iterable[str], Mapping[str, Iterable[str]]]]
                          = None, *, echo: Callable[[str], None] = print,
                          timeout: float = 1200.0) -> List[Report]:
     """Run the battery on several stacks at the same time, one process per stack.
 
-    Each process is ``python -m orchestrator.conformance --stack NAME`` in
-    this project folder; their batteries never touch each other's runs,
-    files or containers, and the verdicts are judged by orderings, not
-    durations, so they hold on a machine kept busy by the others.
-
-    Args:
-        properties: the property keys for every stack, or a mapping stack ->
-            keys (default: all properties).
-
     Returns:
-        One report per stack, in the order given (a battery that could not
-        run gives a report whose every checked property failed, saying why).
+        One report per stack, in the order given (see `Batteries.reports`).
     """
-    if isinstance(properties, Mapping):
-        wanted = {stack: list(properties[stack]) for stack in stacks}
-    else:
-        every = list(properties) if properties is not None else list(PROPERTY_KEYS)
-        wanted = dict.fromkeys(stacks, every)
-    folder = Path(tempfile.mkdtemp(prefix="my-docker-conformance-"))
-    started = time.monotonic()
-    processes = {}
-    for stack in stacks:
-        keys = wanted[stack]
-        command = [sys.executable, "-m", "orchestrator.conformance", "--stack", stack,
-                   "--json", str(folder / f"{stack}.json"), "--only", *keys]
-        with (folder / f"{stack}.log").open("w") as log:
-            processes[stack] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                                cwd=os.getcwd())
-    echo(f"conformance: {len(stacks)} batteries running at once: {', '.join(stacks)}")
-    reports = {}
-    try:
-        for stack, process in processes.items():
-            try:
-                process.wait(timeout=max(1.0, started + timeout - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            result = folder / f"{stack}.json"
-            if result.exists():
-                reports[stack] = Report.from_json(result.read_text())
-            else:
-                tail = " | ".join((folder / f"{stack}.log").read_text().splitlines()[-5:])
-                keys = wanted[stack]
-                reports[stack] = Report(stack=stack, flavor="?", seconds=0.0, verdicts={
-                    key: Verdict(key, False if key in keys else None,
-                                 f"the battery did not run: {tail}" if key in keys
-                                 else "not checked") for key in PROPERTY_KEYS})
-            echo(f"conformance: {reports[stack].summary()}")
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-        shutil.rmtree(folder, ignore_errors=True)
-    return [reports[stack] for stack in stacks]
+    return start_conformance_many(stacks, properties, echo=echo).reports(timeout)
 
 
 def show_conformance(reports: Sequence[Report], keys: Optional[Sequence[str]] = None) -> None:

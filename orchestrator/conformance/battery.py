@@ -270,14 +270,16 @@ def collect_facts(stack_name: str, keys: Sequence[str], *, image: Optional[str] 
         children: Dict[str, subprocess.Popen] = {}
         settings = {"docker": DockerSettings(parent_image=image, skip_build=True)}
         try:
+            def start_child(name: str) -> subprocess.Popen:
+                return _start_child(base / name, f"long_{name}", root, image, env["stack"].id,
+                                    base / f"{name}.log", env["module"])
+
             for name in ("stop", "interrupt"):  # they start slowly: first
                 if name in needed:
                     client_facts = ClientFacts(run=RunFacts())
                     facts.clients[name] = client_facts
                     watcher.watch(name, base / name, client_facts.run)
-                    children[name] = _start_child(base / name, f"long_{name}", root, image,
-                                                  env["stack"].id, base / f"{name}.log",
-                                                  env["module"])
+                    children[name] = start_child(name)
             if "shape" in needed:
                 victim = "retry" in needed
                 echo("conformance: independent steps (containers, labels, overlap, limits"
@@ -299,7 +301,8 @@ def collect_facts(stack_name: str, keys: Sequence[str], *, image: Optional[str] 
                                             linger_seconds=linger)
             if children:
                 echo("conformance: stop and interrupt runs started by other processes")
-                _stop_and_interrupt(facts, children, base, watcher, "fetch_status" in keys)
+                _stop_and_interrupt(facts, children, base, watcher, "fetch_status" in keys,
+                                    start_child)
             if "fetch_status" in keys:
                 _fetch_checkpoints(facts)
             watcher.sync()
@@ -381,17 +384,31 @@ def _start_child(folder: Path, name: str, root: str, image: str, stack_id: Any,
 
 
 def _wait_for_start(children: Dict[str, subprocess.Popen], facts: BatteryFacts,
-                    watcher: NoteWatcher, base: Path) -> None:
+                    watcher: NoteWatcher, base: Path,
+                    restart: Callable[[str], subprocess.Popen]) -> None:
+    """Wait until each child's long step runs; a child that died before that gets one restart.
+
+    Many ZenML processes starting at once (several batteries, their
+    children) can trip over ZenML's shared global configuration file; a
+    second start is not affected by the orchestrator under test, which a
+    second failure would be.
+    """
     deadline = time.monotonic() + CLIENT_START_TIMEOUT
-    waiting = set(children)
+    waiting, restarted = set(children), set()
     while waiting and time.monotonic() < deadline:
         watcher.sync()
         for name in list(waiting):
             if facts.clients[name].run.started(f"long_{name}"):
                 waiting.discard(name)
             elif children[name].poll() is not None:
-                waiting.discard(name)
-                facts.clients[name].run.error = _tail(base / f"{name}.log")
+                first = _tail(base / f"{name}.log")
+                if name in restarted:
+                    waiting.discard(name)
+                    facts.clients[name].run.error = first
+                else:
+                    restarted.add(name)
+                    (base / f"{name}.first.log").write_text(first)
+                    children[name] = restart(name)
         time.sleep(0.2)
     for name in waiting:
         facts.clients[name].run.error = "the long step did not start within " \
@@ -399,11 +416,12 @@ def _wait_for_start(children: Dict[str, subprocess.Popen], facts: BatteryFacts,
 
 
 def _stop_and_interrupt(facts: BatteryFacts, children: Dict[str, subprocess.Popen],
-                        base: Path, watcher: NoteWatcher, fetch: bool) -> None:
+                        base: Path, watcher: NoteWatcher, fetch: bool,
+                        restart: Callable[[str], subprocess.Popen]) -> None:
     from zenml.client import Client
     from zenml.utils.run_utils import stop_run
 
-    _wait_for_start(children, facts, watcher, base)
+    _wait_for_start(children, facts, watcher, base, restart)
     acted: Dict[str, float] = {}
     stopper = facts.clients.get("stop")
     if stopper is not None and stopper.run.started("long_stop"):

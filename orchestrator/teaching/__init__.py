@@ -1,6 +1,10 @@
 """Teaching: what the tutorial notebooks and the demo use.
 
-- `notebooks`: helpers the notebooks share (private workspace, drawings);
-- `examples`: small example pipelines (also used by tests and benchmarks);
+- `notebooks`: helpers the notebooks share (private workspace, registration, drawings);
+- `my_file`: the reader's own orchestrator, ``my_orchestrator.py``, assembled per
+  notebook from `scaffolds/stageN.py` and the reader's pieces, checked by `checks`
+  (reference answers in `solutions`);
+- `pictures`, `timing`: the tutorial's pictures and measured timelines;
+- `examples`, `dynamic_examples`: small example pipelines (also used by tests and benchmarks);
 - `demo`: ``python -m orchestrator.demo``, the example pipeline on `my_stack`.
 """

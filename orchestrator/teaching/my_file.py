@@ -383,12 +383,16 @@ class MyFile:
         else:
             previous = {n: p for n, p in self.pieces.items() if PIECES[n] < self.stage}
             before = assemble(self.stage - 1, previous).splitlines()
-        table = difflib.HtmlDiff(wrapcolumn=72).make_table(
-            before, after, f"stage {self.stage - 1}", f"stage {self.stage}", context=True,
-            numlines=1)
-        return ("<div style='font-size:11px'>" + table + "</div>"
-                "<p><small>Left: the file as the previous notebook left it; right: as this "
-                "notebook leaves it (changed lines highlighted).</small></p>")
+        differ = difflib.HtmlDiff(wrapcolumn=80)
+        table = differ.make_table(before, after, f"stage {self.stage - 1}",
+                                  f"stage {self.stage}", context=True, numlines=1)
+        style = ("<style>" + differ._styles  # difflib's own colours: added, changed, deleted
+                 + "table.diff {font-family: monospace; font-size: 11px; border: none}"
+                 "table.diff td {white-space: pre-wrap; vertical-align: top}</style>")
+        return (style + "<div style='max-height:480px;overflow:auto;border:1px solid #ddd'>"
+                + table + "</div><p><small>Left: the file as the previous notebook left it; "
+                "right: as this notebook leaves it. Green: added, yellow: changed, red: "
+                "removed.</small></p>")
 
     def show_added(self) -> None:
         from IPython.display import HTML, display

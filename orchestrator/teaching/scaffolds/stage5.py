@@ -322,8 +322,12 @@ class Runner:
             if state in ("pending", "retrying"):
                 self.states[step] = "stopped"
             elif state == "running":
-                self._stop(step)
+                self.states[step] = "stopping"
         self.retry_at.clear()
+        # The same call as _stop_run: every container of the run, by its label.
+        threading.Thread(target=stop_containers, daemon=True, args=(
+            self.client, run_label_filter(self.run_info.pipeline_run_id), True,
+            self.grace_seconds)).start()
         return True
 
     # -- ZenML's record ----------------------------------------------------
