@@ -36,6 +36,7 @@ ZenML logs of every run go to artifacts/benchmark-logs/.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -232,7 +233,8 @@ class Session:
         self.project.mkdir(parents=True)
         shutil.copy(Path(__file__).with_name(f"{ML_MODULE}.py"), self.project / f"{ML_MODULE}.py")
         client = ensure_engine(log=lambda line: None)
-        self.parent_image = ensure_parent_image(client=client, log=lambda line: None)
+        self.parent_image = self._private_parent(
+            client, ensure_parent_image(client=client, log=lambda line: None))
         self.count_container_cpu = (client.info().get("CgroupDriver") == "cgroupfs"
                                     and CGROUP_ROOT.is_dir())
         print(f"Private ZenML state in {self.workdir}; logs in {self.logs}", flush=True)
@@ -253,6 +255,21 @@ class Session:
                 raise BenchmarkError(f"The two stacks got different images for {pipeline}: {ids}")
         print(f"Step images built once (parent {self.parent_image}); "
               "all orchestrators use the same image id.", flush=True)
+
+    def _private_parent(self, client: Any, parent: str) -> str:
+        """The parent image under a tag of this session's, as an image of its own.
+
+        Same content (one LABEL more), but nobody else's tagging or pushing
+        can change it while we measure: ZenML pulls a parent image that has a
+        registry digest (someone pushed it), which fails without a registry.
+        """
+        import io
+
+        tag = f"{self.repository}:parent"
+        dockerfile = f"FROM {parent}\nLABEL {BENCH_LABEL}={self.session_id}\n"
+        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True,
+                            forcerm=True, pull=False)
+        return tag
 
     # -- measurements ------------------------------------------------------
     def _image(self, ml: bool) -> Optional[str]:
@@ -803,6 +820,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args.repetitions < 1:
         parser.error("--repetitions must be at least 1")
+    ml = [p for p in args.pipelines if p in RUN_PIPELINES and PIPELINES[p][4]]
+    missing = [name for name in ("pandas", "sklearn") if ml and importlib.util.find_spec(name) is None]
+    if missing:
+        parser.error(f"the pipelines {', '.join(ml)} import pandas and scikit-learn on this "
+                     f"machine too (ZenML loads a pipeline's steps in the client), but "
+                     f"{', '.join(missing)} is missing: `pip install pandas scikit-learn` "
+                     "(a virtualenv with --system-site-packages will do), or leave them out "
+                     "with --pipelines.")
     if args.baseline and not (args.baseline / "orchestrator" / "__init__.py").is_file():
         parser.error(f"--baseline {args.baseline}: no orchestrator package in it")
     variants = [Variant(MY, MY_STACK, REPO_ROOT)]

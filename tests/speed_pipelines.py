@@ -7,16 +7,38 @@ a user's module. Times are epoch seconds, taken inside the step function.
 
 import os
 import time
+from pathlib import Path
 
 from zenml import pipeline, step
 from zenml.config.retry_config import StepRetryConfig
 
+# Test hooks, both set through the step containers' environment. Their values
+# are names of files in ZenML's local stores folder (the same path in every
+# step container and on the host).
+CRASH_ENV = "CRASH_WHILE_WAITING"  # an early container touches this file, then dies
+WAIT_ENV = "SLOW_SOURCE_WAITS_FOR"  # slow_source returns only once this file exists
+
+
+def _shared_file(name: str) -> Path:
+    return Path(os.environ["ZENML_LOCAL_STORES_PATH"]) / name
+
+
+if os.environ.get(CRASH_ENV) and os.environ.get("MY_DOCKER_GATE"):
+    _shared_file(os.environ[CRASH_ENV]).touch()  # a container started early dies in its
+    os._exit(3)  # warm-up (which imports this module), before its gate opens
+
 
 @step
 def slow_source(seconds: float = 4.0) -> float:
-    """Works for `seconds`, then says when it finished its work."""
+    """Works for `seconds` (and until the file named by WAIT_ENV exists, if set: a busy
+    machine may be slower than any fixed time), then says when it finished its work."""
     print("slow_source is working", flush=True)
     time.sleep(seconds)
+    if os.environ.get(WAIT_ENV):
+        deadline = time.time() + 180
+        while not _shared_file(os.environ[WAIT_ENV]).exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # and what made it may be seen by the orchestrator
     return time.time()
 
 

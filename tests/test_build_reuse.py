@@ -6,6 +6,7 @@ Before the change every pipeline call built the step image again: ZenML only
 reuses builds from a container registry.
 """
 
+import io
 import os
 import platform
 import time
@@ -26,7 +27,9 @@ from orchestrator.running.builds import (
     build_key,
     cache_tag,
     forget_build_cache,
+    local_parent_tag,
 )
+from tests.push_registry import PushRegistry
 
 PARENT_IMAGE = "my-docker/zenml-parent:0.98.0-py3.11"
 
@@ -240,6 +243,55 @@ def test_uv_installs_in_zenml_built_images_compile_bytecode(project_dir, docker_
     output = docker_client.containers.run(image_of(run), ["python", "-c", code], remove=True,
                                           user="65534:65534")
     assert output.decode().strip() == "True"
+
+
+@pytest.fixture
+def pushed_parent(docker_client):
+    """A throwaway image FROM the parent image, pushed to a registry that is gone since:
+    it has a registry digest, as a user's parent image has once pushed (or pulled).
+    The shared parent image is not touched; the images made here are removed."""
+    name = f"my-docker-digest-test-{uuid.uuid4().hex[:8]}"
+    shared = docker_client.images.get(PARENT_IMAGE).attrs["RepoDigests"]
+    image, _ = docker_client.images.build(
+        fileobj=io.BytesIO(f"FROM {PARENT_IMAGE}\nLABEL io.my-docker.test={name}\n".encode()),
+        tag=f"{name}:parent", pull=False, rm=True, forcerm=True)
+    tags = [f"{name}:parent"]
+    try:
+        with PushRegistry() as registry:
+            remote = f"{registry.address}/{name}"
+            image.tag(remote, "parent")
+            tags.append(f"{remote}:parent")  # the digest lives as long as this name does
+            for line in docker_client.images.push(remote, tag="parent", stream=True,
+                                                  decode=True):
+                assert "error" not in line, line
+        image.reload()
+        assert image.attrs["RepoDigests"], "the push gave it no digest"
+        yield f"{name}:parent", name
+    finally:
+        for tag in [local_parent_tag(image.id), *tags]:
+            try:
+                docker_client.images.remove(tag)  # images built from it go with the repository's
+            except ImageNotFound:
+                pass
+        assert docker_client.images.get(PARENT_IMAGE).attrs["RepoDigests"] == shared
+
+
+def test_a_parent_image_with_a_registry_digest_is_built_from_without_a_pull(
+        project_dir, docker_client, repository, pushed_parent, run_containers):
+    """ZenML pulls a parent image that has a registry digest before building; with no
+    registry reachable that failed deep inside ZenML's build (the CI, once the parent
+    image had been pushed by an experiment). The image on the engine is used as it is."""
+    from orchestrator.teaching.examples import settings_pipeline
+
+    parent, label = pushed_parent
+    run = settings_pipeline.with_options(settings={"docker": DockerSettings(
+        parent_image=parent, target_repository=repository,
+        environment={"MY_FLAG": "from the pushed parent"})})()
+    assert run.status == ExecutionStatus.COMPLETED
+    assert run.steps["read_environment"].output.load() == "from the pushed parent"
+    built = docker_client.images.get(image_of(run))
+    assert built.labels.get("io.my-docker.test") == label  # built FROM that image's content
+    assert run_containers(run.id) == []
 
 
 def test_the_reference_stack_has_no_registry(project_dir):

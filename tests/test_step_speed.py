@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -59,16 +60,41 @@ def timings_by_step(run):
     return found
 
 
+def waiting_for(**environment):
+    """NO_BUILD settings whose step containers get `environment`."""
+    return {**NO_BUILD, "orchestrator": {"run_args": {"environment": environment}}}
+
+
 def test_a_step_started_early_does_its_work_only_after_its_upstream_succeeded(
-        speed, run_containers):
-    run = speed.gated_chain.with_options(settings=NO_BUILD)(seconds=5.0)
+        speed, run_containers, monkeypatch):
+    from zenml.config.global_config import GlobalConfiguration
+
+    from orchestrator.running import runner
+
+    # The upstream step works until the early container says it is warmed up
+    # (its ready line reached the orchestrator), however slow the machine is.
+    ready = f"ready-{uuid.uuid4().hex[:8]}"
+    handle = runner.DagRunner._handle
+
+    def noting_ready(self, event):
+        if isinstance(event, runner._Ready) and event.step_name == "second":
+            (Path(GlobalConfiguration().local_stores_path) / ready).touch()
+        return handle(self, event)
+
+    monkeypatch.setattr(runner.DagRunner, "_handle", noting_ready)
+    settings = waiting_for(**{speed.WAIT_ENV: ready})
+    settings["orchestrator"]["keep_containers"] = True
+    run = speed.gated_chain.with_options(settings=settings)(seconds=2.0)
+    kept = {c.labels["io.my-docker.step"]: c for c in run_containers(run.id)}
+    for container in kept.values():
+        container.remove(force=True)
     assert run.status == ExecutionStatus.COMPLETED
     source, second = run.steps["slow_source"], run.steps["second"]
     source_done = source.output.load()
     second_started = second.output.load()
     timings = timings_by_step(run)
     (early,) = timings["second"]
-    # Its container existed, warmed up, while the upstream step still worked ...
+    # Its container existed, and warmed up, while the upstream step still worked ...
     assert early.started_early
     assert early.docker_created < source_done
     stages = {stage: wall for stage, wall, _ in early.inside["stages"]}
@@ -77,6 +103,22 @@ def test_a_step_started_early_does_its_work_only_after_its_upstream_succeeded(
     assert early.gate_opened >= epoch_seconds(source.end_time)
     assert epoch_seconds(second.start_time) >= epoch_seconds(source.end_time)
     assert second_started > source_done
+    # It waited with a lower CPU weight, and got Docker's default back at its gate.
+    assert early.lowered_cpu
+    assert kept["second"].attrs["HostConfig"]["CpuShares"] == runner.DEFAULT_CPU_SHARES
+
+
+def test_a_container_that_dies_while_waiting_is_replaced_by_a_fresh_one(speed, run_containers,
+                                                                       caplog):
+    """Its death is no attempt of the step (before, the step failed when its gate opened)."""
+    crashed = f"crashed-{uuid.uuid4().hex[:8]}"
+    settings = waiting_for(**{speed.CRASH_ENV: crashed, speed.WAIT_ENV: crashed})
+    run = speed.gated_chain.with_options(settings=settings)(seconds=2.0)
+    assert run.status == ExecutionStatus.COMPLETED
+    assert "early container ended before the step could start (exit code 3" in caplog.text
+    (timing,) = timings_by_step(run)["second"]
+    assert timing.attempt == 1 and not timing.started_early  # a fresh container, same attempt
+    assert run.steps["second"].output.load() > run.steps["slow_source"].output.load()
     assert run_containers(run.id) == []
 
 

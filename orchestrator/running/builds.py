@@ -9,6 +9,18 @@ stack validator. What happens there:
 - docker-py's build options `rm` and `forcerm` are turned on, because ZenML
   builds with docker-py's default `rm=False`, which leaves one stopped
   container per build step on the engine;
+- **a parent image on this engine is built from as it is, never pulled.**
+  ZenML pulls a parent image before building unless it is "local", i.e.
+  has no registry digest (`is_image_local`); an image gets one when it was
+  pushed or pulled, so after `docker push` of one's parent image every build
+  pulled it again, and failed deep inside ZenML's build on a machine with no
+  registry ("Get https://registry-1.docker.io/v2/: no such host"). On a stack
+  without a container registry nothing leaves this engine, so we build as
+  `docker build` does without `--pull`: from the local image, under a local
+  name of ours (``my-docker-local-parent:<image id>``, the same content plus
+  one label, so that ZenML sees an image without a digest). To build from a
+  newer version of the parent image, `docker pull` it first. With a
+  container registry in the stack, ZenML's choice stands;
 - `uv pip install` (ZenML's default installer) is told to compile bytecode:
   without it, pandas, scikit-learn and the like ship without `.pyc` files,
   and every step container compiles them again at import (measured: 3.5 CPU-s
@@ -87,6 +99,7 @@ def prepare_builds(builds: List["BuildConfiguration"],
     Raises:
         ImageNotFoundError: a parent image is neither local nor pullable.
     """
+    from zenml.client import Client
     from zenml.utils.pipeline_docker_image_builder import DEFAULT_DOCKER_PARENT_IMAGE
 
     from orchestrator.machine.engine import connect
@@ -100,9 +113,16 @@ def prepare_builds(builds: List["BuildConfiguration"],
             continue
         client = client or connect()
         require_parent_image(client, settings.parent_image or DEFAULT_DOCKER_PARENT_IMAGE)
-    if snapshot is None or client is None:
+    if client is None:
         return prepared
-    return [_reused(build, client) for build in prepared]
+    stack = Client().active_stack
+    if stack.container_registry is not None:
+        return prepared  # ZenML reuses builds itself, and pulls what it pushes
+    ready = []
+    for build in prepared:
+        reused = _reused(build, stack, client) if snapshot is not None else build
+        ready.append(reused if reused is not build else from_local_parent(build, client))
+    return ready
 
 
 def as_we_build(build: "BuildConfiguration") -> "BuildConfiguration":
@@ -204,14 +224,10 @@ def code_checksum(settings: "DockerSettings") -> str:
     return digest.hexdigest()
 
 
-def _reused(build: "BuildConfiguration", client: Any) -> "BuildConfiguration":
+def _reused(build: "BuildConfiguration", stack: "Stack", client: Any) -> "BuildConfiguration":
     """`build` pointed at a cached image of the same key, if there is one."""
     from docker.errors import ImageNotFound
-    from zenml.client import Client
 
-    stack = Client().active_stack
-    if stack.container_registry is not None:
-        return build  # ZenML reuses builds itself
     key = build_key(build, stack, client)
     if key is None:
         return build
@@ -227,6 +243,76 @@ def _reused(build: "BuildConfiguration", client: Any) -> "BuildConfiguration":
 
 def cache_tag(key: str) -> str:
     return f"{BUILD_CACHE_REPOSITORY}:{key}"
+
+
+# -- building from a local parent image as it is ----------------------------------------
+
+
+def from_local_parent(build: "BuildConfiguration", client: Any) -> "BuildConfiguration":
+    """`build` with a parent image that ZenML will not pull before building.
+
+    ZenML pulls the parent image when it has a registry digest (see the
+    module's docstring); such an image is replaced by a local alias of it
+    (`local_parent_tag`), made once per image id. ZenML's default parent
+    image is never pulled by ZenML, and a build from the user's Dockerfile
+    builds its own parent: both are left as they are.
+    """
+    from docker.errors import ImageNotFound
+    from zenml.utils.pipeline_docker_image_builder import DEFAULT_DOCKER_PARENT_IMAGE
+
+    settings = build.settings
+    parent = settings.parent_image
+    if settings.skip_build or settings.dockerfile or not parent or \
+            parent == DEFAULT_DOCKER_PARENT_IMAGE:
+        return build
+    try:
+        image = client.images.get(parent)
+    except ImageNotFound:
+        return build  # docker build pulls it, as ZenML would
+    if not image.attrs.get("RepoDigests"):
+        return build  # ZenML does not pull it
+    alias = local_parent_tag(image.id)
+    try:
+        client.images.get(alias)
+    except ImageNotFound:
+        _make_local_parent(client, parent, alias)
+        logger.info(
+            "The parent image %s has a registry digest (it was pushed or pulled), so "
+            "ZenML would pull it again before building, which fails without a registry. "
+            "Building from the image on this engine as it is, named %s here (to build "
+            "from a newer version, `docker pull %s` first).", parent, alias, parent)
+    updated = settings.model_copy(update={"parent_image": alias})
+    return build.model_copy(update={"settings": updated})
+
+
+LOCAL_PARENT_REPOSITORY = "my-docker-local-parent"
+LOCAL_PARENT_LABEL = "io.my-docker.local-parent-of"
+
+
+def local_parent_tag(image_id: str) -> str:
+    """The local name of the parent image with id `image_id` (``sha256:...``)."""
+    return f"{LOCAL_PARENT_REPOSITORY}:{image_id.split(':')[-1][:24]}"
+
+
+def _make_local_parent(client: Any, parent: str, alias: str) -> None:
+    """Build `alias`: the image `parent` plus a label; untag older aliases of `parent`.
+
+    A new image id is needed: a registry digest belongs to the image, not to
+    one of its names. Docker's layer cache makes it instant after the first
+    time (and gives the same id, so ZenML's build cache hits too).
+    """
+    import io
+
+    dockerfile = f"FROM {parent}\nLABEL {LOCAL_PARENT_LABEL}={json.dumps(parent)}\n"
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=alias, pull=False,
+                        rm=True, forcerm=True)
+    for older in client.images.list(filters={"label": f"{LOCAL_PARENT_LABEL}={parent}"}):
+        for tag in older.tags:
+            if tag.startswith(f"{LOCAL_PARENT_REPOSITORY}:") and tag != alias:
+                try:
+                    client.images.remove(tag)  # an untag: images built from it keep it
+                except Exception as error:  # noqa: BLE001 - tidying only
+                    logger.debug("Could not untag %s: %s", tag, error)
 
 
 def remember_builds(orchestrator: Any, snapshot: "PipelineSnapshotResponse",

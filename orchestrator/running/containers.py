@@ -305,6 +305,13 @@ class StepContainer:
             exit_code, oom = 137, False  # removed by a stop/interrupt
         return ContainerExit(exit_code=exit_code, oom_killed=oom, last_lines=tuple(self.tail))
 
+    def set_cpu_shares(self, shares: int) -> None:
+        """Change the container's CPU weight while it runs (`docker update --cpu-shares`)."""
+        try:
+            self.container.update(cpu_shares=shares)
+        except (NotFound, APIError):
+            pass  # gone already, or an engine that cannot: it only runs slower
+
     def stop(self, grace_seconds: int) -> None:
         """SIGTERM, then SIGKILL after `grace_seconds` (Docker's own stop)."""
         try:

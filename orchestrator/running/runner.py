@@ -72,6 +72,11 @@ FAILURE_TAIL_LINES = 8
 # as max_parallelism allows). Measured on the 6-step chain: all levels at once
 # beat one level ahead (benchmarks/README.md).
 EARLY_START_DEPTH: Optional[int] = None
+# CPU weight of a container waiting at its gate (Docker's default is 1024), so
+# that on a busy machine the warm-up of steps that may already run comes
+# first; set back to the default when its gate opens. None: no change.
+EARLY_CPU_SHARES: Optional[int] = 128
+DEFAULT_CPU_SHARES = 1024
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,6 @@ class _Early:
     container: StepContainer
     log_file: StepLogFile
     timing: AttemptTiming
-    exited: Optional[_Exited] = None  # it ended before its gate opened
     ready_at: Optional[float] = None  # monotonic time its warm-up was done
 
 
@@ -422,13 +426,13 @@ class DagRunner:
                                      TracebackFolder(), early.log_file))
             return
         early.timing.gate_opened = time.time()
+        if early.timing.lowered_cpu:  # off the loop: a slow engine must not delay others
+            self._stoppers.submit(container.set_cpu_shares, DEFAULT_CPU_SHARES)
         self._running(step_name, container, early.timing)
         if early.ready_at is not None:
             self._ready_at[step_name] = early.ready_at
         self.hooks.log(f"[{step_name}] started in container {container.short_id} "
                        "(started early, now let through)")
-        if early.exited is not None:  # it ended while it waited: that is this attempt's end
-            self._events.put(early.exited)
 
     def _running(self, step_name: str, container: StepContainer, timing: AttemptTiming) -> None:
         self._active[step_name] = container
@@ -468,6 +472,9 @@ class DagRunner:
             if early:
                 spec.environment[GATE_ENV] = self._gates.gate_of(spec.name)  # type: ignore[union-attr]
                 spec.labels[STARTED_EARLY_LABEL] = "true"
+                if EARLY_CPU_SHARES and "cpu_shares" not in spec.extra:
+                    spec.extra["cpu_shares"] = EARLY_CPU_SHARES
+                    timing.lowered_cpu = True
             container = StepContainer.start(self.client, spec, step_name, attempt)
         except MyDockerError as error:
             if early:
@@ -548,7 +555,13 @@ class DagRunner:
             return  # removed before its gate opened: it never ran its step
         early = self._early.get(event.step_name)
         if early is not None and early.container is event.container:
-            early.exited = event  # its step's attempt ends with it once the step may run
+            # It ended before its step could run in it (its warm-up crashed, or it
+            # thought its orchestrator gone): no attempt of the step. The step
+            # gets a fresh container when it may start, not another early one.
+            self.hooks.log(f"[{event.step_name}] its early container ended before the step "
+                           f"could start ({event.ended.describe()}); it starts afresh when ready")
+            self._early_refused.add(event.step_name)
+            self._give_up(event.step_name, self._early.pop(event.step_name))
             return
         self._on_exit(event)
 

@@ -58,7 +58,7 @@ GATE_ENV = "MY_DOCKER_GATE"
 # In the gate folder: touched by the orchestrator while it runs.
 ALIVE_FILE = ".orchestrator-alive"
 # A waiting container leaves when the alive file is older than this.
-ORPHANED_AFTER_SECONDS = 300.0
+ORPHANED_AFTER_SECONDS = 60.0
 # Exit code of a container that left its gate because the orchestrator was gone.
 ORPHANED_EXIT_CODE = 75
 # Set by the orchestrator: the marker that starts the ready and done lines.

@@ -30,6 +30,7 @@ class AttemptTiming:
     Attributes:
         started_early: the container was started before its upstream steps
             succeeded and waited at its gate.
+        lowered_cpu: it waited with a lower CPU weight (set back at its gate).
         create_called, start_returned: the orchestrator's create call began,
             its start call returned.
         gate_opened: the orchestrator let the step run (early containers only).
@@ -44,6 +45,7 @@ class AttemptTiming:
     attempt: int
     container: str = ""
     started_early: bool = False
+    lowered_cpu: bool = False
     create_called: Optional[float] = None
     start_returned: Optional[float] = None
     gate_opened: Optional[float] = None
