@@ -165,6 +165,7 @@ class Session:
         default_factory=lambda: {"import_zenml": [], "true": [], "import_ml": []})
     builds: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     loads: List[float] = field(default_factory=list)
+    failed_runs: List[Dict[str, Any]] = field(default_factory=list)  # run again once
     parent_image: str = ""
     # Whether step containers can be grouped under a cgroup of ours to count
     # their CPU (the engine must use the cgroupfs driver).
@@ -315,6 +316,19 @@ class Session:
         return len(leftovers)
 
     def run_once(self, pipeline: str, variant: Variant, repetition: int) -> Dict[str, Any]:
+        """One measured run; a failed one is run again once (said so), because on a
+        shared engine another process may remove or kill a container of ours."""
+        try:
+            return self._run_once(pipeline, variant, repetition)
+        except BenchmarkError as error:
+            first_line = str(error).splitlines()[0]
+            print(f"  rep {repetition}  {pipeline:10s} {variant.label:30s} FAILED ({first_line}); "
+                  "running it again", flush=True)
+            self.failed_runs.append({"pipeline": pipeline, "orchestrator": variant.label,
+                                     "repetition": repetition, "error": str(error)[:2000]})
+            return self._run_once(pipeline, variant, repetition)
+
+    def _run_once(self, pipeline: str, variant: Variant, repetition: int) -> Dict[str, Any]:
         """One measured run, then removal of what local_docker leaves behind."""
         from orchestrator.machine.engine import connect
         from orchestrator.running.labels import find_containers
@@ -351,7 +365,17 @@ class Session:
         return result
 
     def e2e_once(self, variant: Variant, repetition: int) -> Dict[str, Any]:
-        """The demo pipeline called twice, image build included."""
+        """The demo pipeline called twice, image build included; run again once if it failed."""
+        try:
+            return self._e2e_once(variant, repetition)
+        except BenchmarkError as error:
+            print(f"  rep {repetition}  {'e2e':10s} {variant.label:30s} FAILED "
+                  f"({str(error).splitlines()[0]}); running it again", flush=True)
+            self.failed_runs.append({"pipeline": "e2e", "orchestrator": variant.label,
+                                     "repetition": repetition, "error": str(error)[:2000]})
+            return self._e2e_once(variant, repetition)
+
+    def _e2e_once(self, variant: Variant, repetition: int) -> Dict[str, Any]:
         from orchestrator.machine.engine import connect
 
         load_before = os.getloadavg()[0]
@@ -434,6 +458,7 @@ class Session:
                 "max_parallelism": self.max_parallelism,
                 "orchestrators": [v.label for v in self.variants],
                 "packages": {v.label: str(v.package_root) for v in self.variants},
+                "failed_runs": self.failed_runs,
             },
         )
 
@@ -689,6 +714,9 @@ def print_report(results: Dict[str, Any]) -> None:
                if r["orchestrator"] != BUILTIN)
     print(f"\nmy_docker containers left after its runs: {left}; local_docker's were removed "
           "by the benchmark (it leaves them all behind).")
+    for failed in results.get("failed_runs") or []:
+        print(f"run again after a failure: rep {failed['repetition']} {failed['pipeline']} "
+              f"{failed['orchestrator']}: {failed['error'].splitlines()[0]}")
     print("=" * 100)
 
 

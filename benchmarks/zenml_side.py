@@ -160,8 +160,12 @@ def _settings(pipeline_key: str, stack: str, parent_image: str, repository: str,
     containers must import them too. `cgroup_parent` (the same for both) puts
     a run's step containers under one cgroup whose CPU counter outlives them.
     """
+    import os
+    import socket
+
     import orchestrator
     from orchestrator.running.container_spec import PACKAGE_MOUNT_ROOT
+    from orchestrator.running.labels import CLIENT_HOST_LABEL, CLIENT_PID_LABEL
 
     package_dir = Path(orchestrator.__file__).resolve().parent
 
@@ -176,7 +180,11 @@ def _settings(pipeline_key: str, stack: str, parent_image: str, repository: str,
                     str(package_dir): {"bind": f"{PACKAGE_MOUNT_ROOT}/orchestrator", "mode": "ro"}
                 },
                 "environment": {"PYTHONPATH": PACKAGE_MOUNT_ROOT},
-                "labels": {BENCH_LABEL: label_value},
+                # The client labels tell other test sessions' leftover checks
+                # (tests/leftovers.py) that a live process still collects them:
+                # unlabelled, an exited one was removed before ZenML read its logs.
+                "labels": {BENCH_LABEL: label_value, CLIENT_HOST_LABEL: socket.gethostname(),
+                           CLIENT_PID_LABEL: str(os.getpid())},
                 **extra_run_args,
             }
         }
