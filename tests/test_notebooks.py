@@ -91,6 +91,11 @@ def test_first_code_cell_is_a_parameters_cell_of_literals(notebook):
         ast.literal_eval(statement.value)  # papermill can only override literals
     names = {target.id for statement in tree.body for target in statement.targets}
     assert "workspace_root" in names
+    # papermill must see every one (a comment it cannot parse hides the parameter:
+    # "Passed unknown parameter" and no entry in `papermill --help-notebook`)
+    from papermill.translators import PythonTranslator
+
+    assert {parameter.name for parameter in PythonTranslator.inspect(first)} == names
 
 
 def test_private_workspace_is_set_up_before_zenml_is_imported(notebook):
