@@ -481,7 +481,9 @@ class LocalSwarm:
         result.registry = f"127.0.0.1:{state.get('registry_port')}"
         result.forwarded_ports = list(state.get("forward_ports", []))
         holder = state.get("holder_pid")
-        if not holder or process_name(holder) != "sleep" or _netns_id(holder) != state.get("netns"):
+        # Only root may read another user's /proc/PID/ns: others see the holder process alone.
+        if not holder or process_name(holder) != "sleep" or (
+                os.geteuid() == 0 and _netns_id(holder) != state.get("netns")):
             result.problems.append("the swarm's network namespace is gone")
         if not _alive(state.get("relay_pid")):
             result.problems.append("the port relay is not running")

@@ -182,11 +182,8 @@ def check_fits_somewhere(step_name: str, memory_bytes: Optional[int], nano_cpus:
         raise SwarmUnavailableError("No node of the swarm is ready and active: "
                                     + ", ".join(f"{n.hostname} {n.state}/{n.availability}" for n in nodes))
 
-    def fits(node: SwarmNode) -> bool:
-        return ((memory_bytes or 0) <= node.memory_bytes and (nano_cpus or 0) <= node.nano_cpus
-                and all(count <= node.generic_resources.get(kind, 0) for kind, count in generic.items()))
-
-    if not any(fits(node) for node in usable):
+    if not nodes_that_can_hold(usable, memory_bytes=memory_bytes, nano_cpus=nano_cpus,
+                               generic=generic):
         offers = "; ".join(
             f"{n.hostname}: {n.memory_bytes / 2**30:.1f} GiB, {n.nano_cpus / 1e9:g} CPU"
             + "".join(f", {c} {k}" for k, c in sorted(n.generic_resources.items()))
@@ -199,6 +196,20 @@ def check_fits_somewhere(step_name: str, memory_bytes: Optional[int], nano_cpus:
             f"Step '{step_name}' reserves {wants}, more than any node of the swarm offers "
             f"({offers}). Lower its ResourceSettings, or add a node that can hold it."
         )
+
+
+def nodes_that_can_hold(nodes: Sequence[SwarmNode], *, memory_bytes: Optional[int] = None,
+                        nano_cpus: Optional[int] = None,
+                        generic: Optional[Mapping[str, int]] = None) -> List[str]:
+    """Host names of the nodes whose whole capacity covers a step's reservations.
+
+    What Swarm's scheduler checks first (before what other tasks already
+    reserve there): a node offering less than a step reserves can never run it.
+    """
+    return [node.hostname for node in nodes
+            if (memory_bytes or 0) <= node.memory_bytes and (nano_cpus or 0) <= node.nano_cpus
+            and all(count <= node.generic_resources.get(kind, 0)
+                    for kind, count in (generic or {}).items())]
 
 
 # -- services and tasks ----------------------------------------------------------
