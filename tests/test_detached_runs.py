@@ -183,15 +183,36 @@ def test_a_non_blocking_run_returns_at_once_outlives_its_client_and_is_followed_
     assert f"Orchestrating run {submitted['name']}" in text and "is over" in text, text[:3000]
 
 
-def test_a_detached_run_is_stopped_by_zenml_pipeline_runs_stop(project_dir, run_containers):
-    submitted = submit(project_dir, "dynamic", seconds=120)
-    run_id = submitted["id"]
-    wait_until_long_steps_run("dynamic", run_id)
-    result = subprocess.run(
+def zenml_stop(project_dir, run_id):
+    return subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "zenml"), "pipeline", "runs",
          "stop", run_id, "-y"],
         cwd=project_dir, capture_output=True, text=True, timeout=120,
     )
+
+
+@pytest.mark.parametrize("kind", ["static", "dynamic"])
+def test_a_non_blocking_run_can_be_stopped_as_soon_as_the_call_returns(project_dir, kind,
+                                                                      run_containers):
+    """The call prints "stop it: zenml pipeline runs stop RUN": that works at once,
+    before any step has started (ZenML refuses to stop a run whose record has no
+    orchestrator run id, which only a step's start wrote before)."""
+    run_id = submit(project_dir, kind, seconds=120)["id"]
+    assert Client().get_pipeline_run(run_id).orchestrator_run_id
+    result = zenml_stop(project_dir, run_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_for(lambda: run_status(run_id).is_finished, 120, "the run to end")
+    assert run_status(run_id) == ExecutionStatus.STOPPED
+    assert not any(status == ExecutionStatus.COMPLETED and name in LONG_STEPS[kind]
+                   for name, status in step_statuses(run_id).items())
+    wait_for(lambda: run_containers(run_id) == [], 60, "the containers to go")
+
+
+def test_a_detached_run_is_stopped_by_zenml_pipeline_runs_stop(project_dir, run_containers):
+    submitted = submit(project_dir, "dynamic", seconds=120)
+    run_id = submitted["id"]
+    wait_until_long_steps_run("dynamic", run_id)
+    result = zenml_stop(project_dir, run_id)
     assert result.returncode == 0, result.stdout + result.stderr
     wait_for(lambda: run_status(run_id).is_finished, 90, "the run to end")
     assert run_status(run_id) == ExecutionStatus.STOPPED

@@ -85,8 +85,11 @@ def start_detached_run(
     """
     from zenml.logger import get_logger
 
+    from orchestrator.running.reporting import claim_orchestrator_run_id
+
     logger = get_logger("orchestrator.my_docker_orchestrator")
     _check_before_detaching(orchestrator, snapshot, run)
+    claim_orchestrator_run_id(run)  # `zenml pipeline runs stop` works from now on
     run_dir = run_log_dir(str(run.id))
     run_dir.mkdir(parents=True, exist_ok=True)
     submission = run_dir / SUBMISSION_NAME

@@ -42,7 +42,7 @@ import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Deque, Dict, Iterator, List, Mapping, Optional
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import docker
 from zenml.enums import ExecutionStatus
@@ -61,7 +61,7 @@ from orchestrator.running.labels import (
 from orchestrator.running.orchestration_record import write_record
 from orchestrator.running.plan import RunPlan
 from orchestrator.running.planning import plan_isolated_step, warn_if_store_in_source_root
-from orchestrator.running.reporting import finish_run
+from orchestrator.running.reporting import claim_orchestrator_run_id, finish_run
 from orchestrator.running.settings import ENV_ORCHESTRATOR_RUN_ID
 from orchestrator.running.step_logs import StepLogFile, TracebackFolder, run_log_dir
 from orchestrator.status.records import epoch_seconds, get_run, run_status, step_runs_of
@@ -617,9 +617,7 @@ def run_dynamic_pipeline(
     warn_if_store_in_source_root(snapshot)
     stack.check_local_paths()
     settings = orchestrator.get_settings(snapshot)
-    orchestrator_run_id = (placeholder_run.orchestrator_run_id
-                           if placeholder_run is not None and placeholder_run.orchestrator_run_id
-                           else str(uuid4()))
+    orchestrator_run_id = claim_orchestrator_run_id(placeholder_run)
     run = DynamicRun(connect(), orchestrator_run_id,
                      max_parallelism=settings.max_parallelism or default_parallelism(),
                      grace_seconds=settings.stop_grace_seconds,

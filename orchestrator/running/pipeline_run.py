@@ -9,7 +9,6 @@ whatever happens (`reporting`).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, Optional
-from uuid import uuid4
 
 from zenml.logger import get_logger
 
@@ -19,7 +18,11 @@ from orchestrator.running.builds import remember_builds
 from orchestrator.running.error_display import show_our_errors_briefly
 from orchestrator.running.orchestration_record import write_record
 from orchestrator.running.planning import plan_run, warn_if_store_in_source_root
-from orchestrator.running.reporting import ZenmlRunHooks, record_failed_run
+from orchestrator.running.reporting import (
+    ZenmlRunHooks,
+    claim_orchestrator_run_id,
+    record_failed_run,
+)
 from orchestrator.running.runner import DagRunner
 from orchestrator.running.step_logs import run_log_dir
 
@@ -74,7 +77,7 @@ def run_pipeline(
             client=client,
             snapshot=snapshot,
             step_environments=step_environments,
-            orchestrator_run_id=str(uuid4()),
+            orchestrator_run_id=claim_orchestrator_run_id(placeholder_run),
             pipeline_run=placeholder_run,
         )
     except MyDockerError as error:

@@ -177,6 +177,32 @@ def record_failed_run(run: Optional["PipelineRunResponse"], reason: str) -> None
         pass
 
 
+def claim_orchestrator_run_id(run: Optional["PipelineRunResponse"]) -> str:
+    """The run's orchestrator run id, written to ZenML's record before anything starts.
+
+    ZenML refuses to stop a run whose record has no orchestrator run id
+    ("Cannot stop a pipeline run that has no orchestrator run id yet"), and
+    without us only a step's start writes it: a run stopped while it is
+    planned, checked or handed to a detached process could not be stopped.
+    A run that already has one (a resumed run) keeps it.
+
+    Returns:
+        The id (a uuid4 string unless the record had one).
+    """
+    from uuid import uuid4
+
+    if run is not None and run.orchestrator_run_id:
+        return run.orchestrator_run_id
+    orchestrator_run_id = str(uuid4())
+    if run is not None:
+        from zenml.client import Client
+        from zenml.models import PipelineRunUpdate
+
+        Client().zen_store.update_run(
+            run_id=run.id, run_update=PipelineRunUpdate(orchestrator_run_id=orchestrator_run_id))
+    return orchestrator_run_id
+
+
 def finish_run(run_id: Any, *, status: ExecutionStatus, reason: str,
                open_steps: ExecutionStatus = ExecutionStatus.STOPPED) -> None:
     """End a run nobody else will end: the run, then every open step record.
