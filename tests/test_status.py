@@ -733,3 +733,16 @@ def test_on_docker_the_command_line_prints_a_run_and_explains_a_wrong_name(proje
                            timeout=120)
     assert wrong.returncode == 2
     assert "No pipeline run matches 'no-such-run'" in wrong.stderr
+
+
+def test_a_run_that_ended_before_any_step_started_is_over_at_once_with_its_reason():
+    """Refused by the engine before the first step (or stopped at once): ZenML's
+    record says failed and no step ever started. One look tells it, with why;
+    before, the views said RUNNING until the run had been quiet for a while."""
+    reason = "Docker refused the step container of 'a': Minimum memoryswap limit ..."
+    facts = ZenmlFacts("failed", {}, 200.0, run_reason=reason)
+    status = apply(diamond(), facts)
+    assert run_is_over(status, quiet_for=0.0)
+    assert status.outcome == "failed" and status.ended_because == reason
+    assert all(step.phase == StepPhase.SKIPPED for step in status.steps)
+    assert render_text(status).splitlines()[0] == f"Run demo-run  (demo): FAILED ({reason})"

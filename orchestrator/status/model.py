@@ -310,6 +310,7 @@ class RunStatus:
     steps: Tuple[StepStatus, ...] = ()
     execution_mode: ExecutionMode = ExecutionMode.CONTINUE_ON_FAILURE
     zenml_status: str = "initializing"
+    zenml_reason: str = ""  # why ZenML's record says the run ended as it did
     ended: bool = False  # the run is over and the watcher has stopped
     error: Optional[str] = None  # a problem of the watcher, shown to the user
     updated_at: float = 0.0  # time of the latest fact
@@ -357,6 +358,11 @@ class RunStatus:
         if self.zenml_status in ZENML_FINAL_RUN_STATUSES:
             return "running"  # ZenML is done, the containers are not (yet) known
         return self.zenml_status
+
+    @property
+    def ended_because(self) -> str:
+        """Why the run ended as it did, as ZenML recorded it ("" while it goes on)."""
+        return self.zenml_reason if self.outcome in ("failed", "stopped") else ""
 
     def summary(self) -> str:
         """'3/4 steps finished: 2 completed, 1 cached, 1 running'."""
@@ -494,14 +500,16 @@ class ZenmlFacts:
     run_status: str
     steps: Mapping[str, ZenmlStepFact]
     time: float
+    run_reason: str = ""  # ZenML's status_reason of the run ("" if none)
 
     def to_json(self) -> Dict[str, Any]:
-        return {"run_status": self.run_status, "time": self.time,
+        return {"run_status": self.run_status, "run_reason": self.run_reason, "time": self.time,
                 "steps": {name: vars(fact) for name, fact in self.steps.items()}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "ZenmlFacts":
         return cls(run_status=data["run_status"], time=float(data["time"]),
+                   run_reason=data.get("run_reason", ""),
                    steps={name: ZenmlStepFact(**fact) for name, fact in data["steps"].items()})
 
 
@@ -572,6 +580,7 @@ def new_run_status(
     pipeline_name: str = "",
     execution_mode: Union[ExecutionMode, str] = ExecutionMode.CONTINUE_ON_FAILURE,
     zenml_status: str = "initializing",
+    zenml_reason: str = "",
 ) -> RunStatus:
     """A run before anything happened.
 
@@ -591,6 +600,7 @@ def new_run_status(
         ),
         execution_mode=ExecutionMode(execution_mode),
         zenml_status=zenml_status,
+        zenml_reason=zenml_reason,
     )
     return resolve(status)
 
@@ -754,9 +764,9 @@ def _resource_fact(step: StepStatus, event: ResourceSample) -> StepStatus:
 def _zenml_facts(status: RunStatus, facts: ZenmlFacts) -> RunStatus:
     for name, fact in facts.steps.items():
         status = _with_step(status, name, lambda s, f=fact: _zenml_step_fact(s, f))
-    if status.zenml_status == facts.run_status:
+    if status.zenml_status == facts.run_status and status.zenml_reason == facts.run_reason:
         return status
-    return replace(status, zenml_status=facts.run_status)
+    return replace(status, zenml_status=facts.run_status, zenml_reason=facts.run_reason)
 
 
 def _zenml_step_fact(step: StepStatus, fact: ZenmlStepFact) -> StepStatus:
@@ -919,12 +929,20 @@ def _unstarted_phase(step: StepStatus, phases: Mapping[str, StepPhase], status: 
         return StepPhase.SKIPPED, f"a step failed ({status.execution_mode.value})"
     if status.zenml_status in ("stopping", "stopped", "cancelling", "cancelled"):
         return StepPhase.SKIPPED, "the run was stopped"
-    if status.ended:
+    if status.ended or _ended_before_any_step(status):
         return StepPhase.SKIPPED, "never started"
     waiting_for = [up for up in step.upstream if phases.get(up) not in _DONE_OK]
     if waiting_for:
         return StepPhase.WAITING, "waiting for " + ", ".join(waiting_for)
     return StepPhase.PENDING, ""
+
+
+def _ended_before_any_step(status: RunStatus) -> bool:
+    """ZenML calls the run finished and no step of it ever started (refused by the
+    engine before the first step, or stopped at once): nothing more will happen."""
+    return (status.zenml_status in ZENML_FINAL_RUN_STATUSES
+            and not any(step.attempt or step.zenml_status or step.container_alive
+                        for step in status.steps))
 
 
 def run_is_over(status: RunStatus, quiet_for: float = 0.0) -> bool:
@@ -945,6 +963,8 @@ def run_is_over(status: RunStatus, quiet_for: float = 0.0) -> bool:
     if status.zenml_status not in ZENML_FINAL_RUN_STATUSES:
         return False
     if quiet_for >= QUIET_SECONDS_BEFORE_OVER:
+        return True
+    if _ended_before_any_step(status):
         return True
     for step in status.steps:
         if step.container_alive or step.phase == StepPhase.RETRYING:

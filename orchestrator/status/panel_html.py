@@ -83,7 +83,10 @@ def header_html(status: RunStatus) -> str:
                 f' &nbsp;·&nbsp; ' if status.pipeline_name else "")
     return (f'<div style="font-size:14px">{pipeline}<span style="color:#616161">run</span> '
             f'<code>{esc(status.run_name or status.run_id)}</code> &nbsp;'
-            f'<span class="md-outcome">{badge(outcome, colours)}</span></div>')
+            f'<span class="md-outcome">{badge(outcome, colours)}</span>'
+            + (f' <span style="color:#616161">{esc(status.ended_because)}</span>'
+               if status.ended_because else "")
+            + '</div>')
 
 
 def counts_html(status: RunStatus) -> str:

@@ -50,6 +50,7 @@ def zenml_facts_from(run: Any, step_runs: Iterable[Any], now: float) -> ZenmlFac
             latest[step_run.name] = step_run
     return ZenmlFacts(
         run_status=_value(run.status),
+        run_reason=getattr(run, "status_reason", None) or "",
         steps={
             name: ZenmlStepFact(
                 status=_value(step_run.status),
@@ -183,6 +184,7 @@ def status_for_run(run: Any) -> RunStatus:
         pipeline_name=getattr(pipeline, "name", "") or "",
         execution_mode=mode,
         zenml_status=_value(run.status),
+        zenml_reason=getattr(run, "status_reason", None) or "",
     )
 
 

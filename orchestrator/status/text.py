@@ -65,6 +65,8 @@ def render_text(status: RunStatus, *, now: Optional[float] = None, width: Option
     title = status.run_name or status.run_id
     pipeline = f"  ({status.pipeline_name})" if status.pipeline_name else ""
     lines = [f"Run {title}{pipeline}: {status.outcome.upper()}"]
+    if status.ended_because:
+        lines[0] += f" ({status.ended_because})"
     lines.append(f"{progress_bar(status.finished_count, len(status.steps))} {status.summary()}")
     if status.error:
         lines.append(f"! {status.error}")
