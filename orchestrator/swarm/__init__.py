@@ -13,5 +13,7 @@ logs, ZenML reporting) are reused as they are; what differs is here:
 - planning.py: ZenML's snapshot -> a `SwarmPlan`;
 - runner.py: the loop: create services, follow tasks and logs, retries,
   timeouts, stop, interrupt, cleanup;
-- pipeline_run.py: one run from `submit_pipeline` to its end.
+- pipeline_run.py: one run from `submit_pipeline` to its end;
+- status.py: the terminal view of a run, naming the node of each step
+  (`python -m orchestrator.swarm.status RUN`).
 """
