@@ -85,6 +85,13 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
 
     @property
     def settings_class(self) -> Optional[Type[BaseSettings]]:
+        # ZenML asks for it when it checks a pipeline's settings, the first of
+        # our code a pipeline call meets: from here on our errors (and refused
+        # settings) are shown as their message. Not in step containers.
+        if ENV_ORCHESTRATOR_RUN_ID not in os.environ:
+            from orchestrator.running.error_display import show_our_errors_briefly
+
+            show_our_errors_briefly()
         return MyDockerOrchestratorSettings
 
     @property

@@ -202,6 +202,45 @@ def test_a_failing_step_is_told_once_briefly_with_its_log(project_dir):
     assert 'raise RuntimeError(message)' in full_log
 
 
+BAD_INPUT_CLIENT = """
+import sys
+from zenml.config import DockerSettings
+from orchestrator.teaching.examples import chain_pipeline
+docker = DockerSettings(skip_build=True, parent_image=%r)
+case = sys.argv[1]
+orchestrator = {"zero_parallelism": {"max_parallelism": 0},
+                "timeout_in_words": {"timeout_seconds": "soon"},
+                "memory_in_words": {"run_args": {"mem_limit": "lots"}}}.get(case, {})
+if case == "missing_parent_image":
+    docker = DockerSettings(parent_image="my-docker/no-such-parent:1")
+chain_pipeline.with_options(settings={"docker": docker, "orchestrator": orchestrator})(length=2)
+""" % PARENT_IMAGE
+
+
+@pytest.mark.parametrize("case, told", [
+    ("zero_parallelism", "max_parallelism"),
+    ("timeout_in_words", "timeout_seconds"),
+    ("memory_in_words", "mem_limit='512m'"),
+    ("missing_parent_image", "my-docker/no-such-parent:1"),
+    ("no_engine", "Docker"),
+])
+def test_bad_input_is_told_as_a_short_message(project_dir, case, told):
+    """Each kind of mistake a user makes before a step runs (settings pydantic
+    refuses inside ZenML's compiler, run_args docker-py refuses, a missing
+    parent image, no engine): its message, not a screen of library frames."""
+    env = {**os.environ, "ZENML_LOGGING_COLORS_DISABLED": "true"}
+    if case == "no_engine":
+        env["DOCKER_HOST"] = "unix:///tmp/my-docker-no-such-engine.sock"
+    result = subprocess.run([sys.executable, "-c", BAD_INPUT_CLIENT, case], cwd=project_dir,
+                            capture_output=True, text=True, timeout=300, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "Traceback" not in output and "│" not in output, output[-5000:]
+    assert told in output, output[-3000:]
+    assert "traceback hidden: set MY_DOCKER_FULL_TRACEBACKS=1" in output
+    assert len(output.splitlines()) < 40, output
+
+
 def _fresh_project(root: Path, config: Path, umask: int = 0o022) -> dict:
     """A new project folder with its own ZenML config, stack registered."""
     root.mkdir(parents=True, exist_ok=True)

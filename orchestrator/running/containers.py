@@ -206,7 +206,8 @@ def _create(client: docker.DockerClient, spec: ContainerSpec, step_name: str,
         raise ImageNotFoundError(
             f"Step '{step_name}': the image '{spec.image}' does not exist on "
             "this Docker engine. Run `python -m orchestrator.machine.base_image` or "
-            "check the image in run_args/DockerSettings."
+            "check DockerSettings(parent_image=...) (with skip_build=True it is the "
+            "step's image)."
         ) from error
     except TypeError as error:
         raise InvalidSettingsError(
@@ -218,6 +219,12 @@ def _create(client: docker.DockerClient, spec: ContainerSpec, step_name: str,
             f"Step '{step_name}': the Docker engine refused the step's container: "
             f"{error.explanation or error}. Check the orchestrator's run_args and "
             "the step's ResourceSettings."
+        ) from error
+    except (DockerException, ValueError) as error:  # docker-py's own checks, before the engine
+        raise InvalidSettingsError(
+            f"Step '{step_name}': docker-py could not turn the step's settings into a "
+            f"container: {error}. Check the orchestrator's run_args (for example "
+            "mem_limit='512m') and the step's ResourceSettings."
         ) from error
 
 
