@@ -41,6 +41,7 @@ _PUBLIC = {
     "InvalidSettingsError": "orchestrator.errors",
     "ImageNotFoundError": "orchestrator.errors",
     "DockerEngineUnavailableError": "orchestrator.errors",
+    "StopRefused": "orchestrator.errors",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -40,3 +40,8 @@ class StepFailedError(MyDockerError):
 
 class RunStoppedError(MyDockerError):
     """The run was stopped (by the user or a stop request) before it finished."""
+
+
+class StopRefused(MyDockerError):
+    """A run cannot be stopped from where it is watched (already finished or
+    stopping, or its stack is gone); the message says why, in ZenML's words."""

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from orchestrator.errors import StopRefused
+
+__all__ = ["StopRefused", "stop_grace_seconds", "stop_run"]
+
 DEFAULT_GRACE_SECONDS = 10
-
-
-class StopRefused(Exception):
-    """The run cannot be stopped (already finished or stopping, or its stack is gone).
-
-    The message says why, in ZenML's words.
-    """
 
 
 def stop_grace_seconds(run: Any) -> int:

@@ -833,7 +833,7 @@ class LivePanel:
         """Stop the watched run as `zenml pipeline runs stop` does (blocks up to the grace).
 
         Raises:
-            orchestrator.status.control.StopRefused: ZenML refused (e.g. the
+            orchestrator.StopRefused: ZenML refused (e.g. the
                 run is already finished or being stopped).
             RuntimeError: no run is watched yet.
         """
