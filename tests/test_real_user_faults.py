@@ -333,7 +333,11 @@ def test_a_step_past_its_timeout_is_stopped_recorded_and_retried(faults, run_con
 
     retried = faults.hanging_pipeline.with_options(
         settings=timed, steps={"sleeps_unless_retried": {
-            "retry": StepRetryConfig(max_retries=1, delay=0)}})()
+            "retry": StepRetryConfig(max_retries=1, delay=0),
+            # a setting of the whole run, set on a step: told, not dropped in silence
+            "settings": {"orchestrator": {"stop_grace_seconds": 1}}}})()
     assert retried.status == ExecutionStatus.COMPLETED
     assert retried.steps["sleeps_unless_retried"].output.load() == 2  # the second attempt
     assert "timed out after 8 s" in caplog.text
+    assert ("Step 'sleeps_unless_retried' sets the orchestrator setting stop_grace_seconds=1, "
+            "which applies to the whole run: the run's value 2 is used") in caplog.text

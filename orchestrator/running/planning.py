@@ -116,6 +116,7 @@ def plan_run(
     planner = _StepPlanner(orchestrator, client, snapshot, step_environments, user, images)
     steps = {name: planner.template(name, step)
              for name, step in snapshot.step_configurations.items()}
+    warn_about_run_level_settings_of_steps(orchestrator, snapshot, settings)
     done_marker = f"{DONE_LINE_PREFIX}{uuid.uuid4().hex}"
     gates = create_gate_folder(local_stores_path) if settings.start_early else None
     plan = RunPlan(
@@ -444,6 +445,22 @@ def warn_if_store_in_source_root(snapshot: "PipelineSnapshotResponse") -> None:
                 "project folder (for example the default, ~/.config/zenml)."
             )
             return
+
+
+def warn_about_run_level_settings_of_steps(orchestrator: "MyDockerOrchestrator",
+                                           snapshot: Any, settings: Any) -> None:
+    """A step that sets a setting of the whole run (`stop_grace_seconds`, say) is
+    told that its value is not used, instead of it being dropped in silence."""
+    from orchestrator.running.settings import RUN_LEVEL_SETTINGS
+
+    for name, step in snapshot.step_configurations.items():
+        step_settings = orchestrator.get_settings(step)
+        for key in RUN_LEVEL_SETTINGS:
+            if getattr(step_settings, key) != getattr(settings, key):
+                orchestrator_warning(
+                    f"Step '{name}' sets the orchestrator setting {key}={getattr(step_settings, key)!r}, "
+                    f"which applies to the whole run: the run's value "
+                    f"{getattr(settings, key)!r} is used. Set it on the pipeline instead.")
 
 
 def orchestrator_warning(message: str) -> None:

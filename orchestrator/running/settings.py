@@ -15,6 +15,10 @@ from zenml.config.base_settings import BaseSettings
 
 FLAVOR_NAME = "my_docker"
 ENV_ORCHESTRATOR_RUN_ID = "MY_DOCKER_ORCHESTRATOR_RUN_ID"
+# Settings of the whole run: read from the pipeline's settings; a step's own
+# value is ignored, with a warning (run_args and timeout_seconds are per step).
+RUN_LEVEL_SETTINGS = ("max_parallelism", "start_early", "keep_containers",
+                      "stop_grace_seconds", "synchronous", "future_poll_seconds")
 
 
 def default_parallelism() -> int:
