@@ -1,10 +1,12 @@
 # The two commands a newcomer needs (see README.md):
 #   make demo   set everything up, then run the example pipeline on my_stack
 #   make test   set everything up, then run the whole test suite
+#   make swarm  (as root) start the local two-node swarm the my_swarm tests and notebook 8 use;
+#               make swarm-down ends it
 PYTHON ?= python3
 export ZENML_ANALYTICS_OPT_IN ?= false
 
-.PHONY: setup demo test unit lint lab
+.PHONY: setup demo test unit lint lab swarm swarm-down
 
 setup:
 	bash scripts/setup.sh
@@ -13,7 +15,7 @@ demo: setup
 	$(PYTHON) -m orchestrator.teaching.demo
 
 test:
-	bash scripts/setup.sh --browser
+	bash scripts/setup.sh --browser --swarm
 	$(PYTHON) -m ruff check orchestrator tests benchmarks
 	$(PYTHON) -m pytest tests
 	$(PYTHON) -m pytest --nbmake --nbmake-timeout=600 notebooks/
@@ -28,3 +30,11 @@ lint:
 
 lab: setup
 	$(PYTHON) -m jupyter lab notebooks/
+
+# The local Docker Swarm (two engines in a private network namespace, a registry):
+# started as root, used by everyone in the docker group.
+swarm:
+	bash scripts/setup.sh --swarm
+
+swarm-down:
+	$(PYTHON) -m orchestrator.machine.swarm down

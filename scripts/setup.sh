@@ -3,6 +3,8 @@
 #
 #   bash scripts/setup.sh              Python packages, a Docker engine, the parent image
 #   bash scripts/setup.sh --browser    ... plus headless Chromium for the browser test
+#   bash scripts/setup.sh --swarm      ... plus the local two-node Docker Swarm (as root) that the
+#                                      my_swarm tests and notebook 8 use; `make swarm-down` ends it
 #
 # Safe to run again: every step does nothing when its work is already done.
 set -euo pipefail
@@ -10,10 +12,12 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 
 with_browser=false
+with_swarm=false
 for arg in "$@"; do
   case "$arg" in
     --browser) with_browser=true ;;
-    *) echo "unknown option: $arg (known: --browser)" >&2; exit 2 ;;
+    --swarm) with_swarm=true ;;
+    *) echo "unknown option: $arg (known: --browser, --swarm)" >&2; exit 2 ;;
   esac
 done
 
@@ -38,6 +42,22 @@ if $with_browser; then
     echo "installed Debian's chromium"
   else
     echo "Install Chromium (Debian/Ubuntu: apt-get install chromium) for the browser test." >&2
+    exit 1
+  fi
+fi
+if $with_swarm; then
+  step "The local two-node swarm (two Docker engines, a registry on 127.0.0.1:5000)"
+  if [ "$(id -u)" = 0 ]; then
+    if ! command -v docker-registry >/dev/null; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+      echo "installed Debian's docker-registry"
+    fi
+    "$PYTHON" -m orchestrator.machine.swarm up   # does nothing when it is up already
+  elif "$PYTHON" -m orchestrator.machine.swarm status | grep -q ': up$'; then
+    echo "the local swarm is up"
+  else
+    echo "The local swarm starts its own Docker engines, which needs root: run \`sudo make swarm\`." >&2
     exit 1
   fi
 fi

@@ -44,7 +44,7 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = [
     "01_setup", "02_anatomy", "03_one_container_per_step", "04_scheduling",
-    "05_failures", "06_watching_live", "07_putting_it_together",
+    "05_failures", "06_watching_live", "07_putting_it_together", "08_swarm",
 ]
 
 

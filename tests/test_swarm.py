@@ -1,0 +1,444 @@
+"""The my_swarm flavor on a real two-node swarm (two engines on this machine), and its pure parts.
+
+The local swarm (`python -m orchestrator.machine.swarm up`, as root: `sudo make
+swarm`; CI's set-up starts it for both the root and the unprivileged pass)
+has node-a (2 GiB advertised, label size=small) and node-b (8 GiB, size=large)
+and a registry on 127.0.0.1:5000. The engine tests fail, never skip, when it
+is not up: a missing set-up step must show.
+
+Engine tests (one image build, pushed once, reused): one fan-out run over
+both nodes with right outputs, a step placed by its memory reservation, a
+step pinned by a constraint and a task killed on its node retried by the
+runner; a too-large reservation refused before anything runs; a stop
+request and a client interrupt leaving no service, task or container on
+either node, with the terminal view naming each step's node meanwhile.
+"""
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import InvalidSettingsError
+from orchestrator.running.container_spec import ContainerSpec, ResourceRequest
+from orchestrator.running.labels import (
+    ATTEMPT_LABEL,
+    PIPELINE_LABEL,
+    PIPELINE_RUN_ID_LABEL,
+    STEP_LABEL,
+    label_filters,
+)
+from orchestrator.swarm.cluster import (
+    ClusterStackError,
+    SwarmNode,
+    check_fits_somewhere,
+    check_stores_reachable,
+)
+from orchestrator.swarm.service_spec import (
+    StepPlacement,
+    placement_for,
+    service_kwargs,
+    service_name,
+)
+
+GiB = 1 << 30
+
+
+# -- pure: services, placement, cluster checks ------------------------------------
+
+
+def _spec(**changes):
+    values = {
+        "image": "127.0.0.1:5000/zenml:p-orchestrator", "entrypoint": ["python", "-m", "x"],
+        "command": ["--step_name", "s"], "name": "run-s-abc-1234-a1",
+        "labels": {"io.my-docker.step": "s", "io.my-docker.attempt": "1"},
+        "environment": {"A": "1"}, "volumes": {"/stores": {"bind": "/stores", "mode": "rw"},
+                                         "/pkg": {"bind": "/opt/pkg", "mode": "ro"}},
+        "user": "1001:1001", "extra": {"tmpfs": {"/app": "mode=1777"}},
+    }
+    values.update(changes)
+    return ContainerSpec(**values)
+
+
+def test_a_step_becomes_a_one_shot_service_with_reservations_equal_to_limits():
+    placement = placement_for(ResourceRequest(cpu_count=1.5, memory_bytes=3 * GiB, gpu_count=1),
+                              ["node.labels.size==large"], "s")
+    kwargs = service_kwargs(_spec(), placement, mode="replicated", grace_seconds=7)
+    assert (kwargs["mode"].mode, kwargs["mode"].replicas) == ("replicated", 1)
+    assert kwargs["restart_policy"]["Condition"] == "none"
+    resources = kwargs["resources"]
+    assert resources["Reservations"]["MemoryBytes"] == resources["Limits"]["MemoryBytes"] == 3 * GiB
+    assert resources["Reservations"]["NanoCPUs"] == resources["Limits"]["NanoCPUs"] == 1_500_000_000
+    assert resources["Reservations"]["GenericResources"] == [
+        {"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}}]
+    assert kwargs["constraints"] == ["node.labels.size==large"]
+    assert kwargs["labels"] == kwargs["container_labels"] == _spec().labels
+    assert kwargs["command"] == ["python", "-m", "x"] and kwargs["args"] == ["--step_name", "s"]
+    assert kwargs["env"] == ["A=1"] and kwargs["user"] == "1001:1001"
+    assert kwargs["networks"] == ["host"] and kwargs["stop_grace_period"] == 7_000_000_000
+    mounts = {m["Target"]: m for m in kwargs["mounts"]}
+    assert mounts["/stores"]["Type"] == "bind" and not mounts["/stores"]["ReadOnly"]
+    assert mounts["/opt/pkg"]["ReadOnly"]
+    assert mounts["/app"]["Type"] == "tmpfs" and mounts["/app"]["TmpfsOptions"]["Mode"] == 0o1777
+
+
+def test_a_job_mode_and_no_resources_reserve_nothing():
+    kwargs = service_kwargs(_spec(), StepPlacement(), mode="replicated-job", grace_seconds=0)
+    assert kwargs["mode"].mode == "ReplicatedJob"
+    assert not kwargs["resources"].get("Reservations") and not kwargs["resources"].get("Limits")
+
+
+@pytest.mark.parametrize("bad", ["node-b", "node.hostname = ", "==x", 3])
+def test_a_malformed_constraint_is_refused_with_the_form_to_use(bad):
+    with pytest.raises(InvalidSettingsError, match="key==value"):
+        placement_for(ResourceRequest(), [bad], "train")
+
+
+def test_too_little_memory_is_refused():
+    with pytest.raises(InvalidSettingsError, match="6 MiB"):
+        placement_for(ResourceRequest(memory_bytes=1024), [], "train")
+
+
+def test_service_names_are_valid_and_distinct_when_shortened():
+    long_a = "a-very-long-pipeline-run-name-2026_11_30-05_58_30_042404-train_model-1-abc-a1"
+    long_b = long_a.replace("train_model-1", "train_model-2")
+    assert service_name("short-a1") == "short-a1"
+    assert len(service_name(long_a)) <= 63 and service_name(long_a) != service_name(long_b)
+
+
+def _node(name, address, memory=2 * GiB, cpus=2, **extra):
+    return SwarmNode(id=name, hostname=name, address=address, state="ready", availability="active",
+                     memory_bytes=memory, nano_cpus=int(cpus * 1e9), **extra)
+
+
+def test_stores_on_this_machine_are_refused_when_a_node_is_elsewhere():
+    local = [_node("node-a", "127.0.0.2"), _node("node-b", "127.0.0.3")]
+    remote = local + [_node("gpu-box", "10.0.0.7")]
+    sqlite = {"store_type": "sql", "store_url": "sqlite:////home/u/zenml.db",
+                  "artifact_store_is_local": True, "artifact_path": "/home/u/artifacts"}
+    check_stores_reachable(local, shared_paths=False, **sqlite)  # the local swarm: fine
+    with pytest.raises(ClusterStackError, match="SQLite.*gpu-box.*zenml login"):
+        check_stores_reachable(remote, shared_paths=False, **sqlite)
+    server = dict(sqlite, store_type="rest", store_url="https://zenml.example")
+    with pytest.raises(ClusterStackError, match="artifact store is a local folder.*gpu-box"):
+        check_stores_reachable(remote, shared_paths=False, **server)
+    check_stores_reachable(remote, shared_paths=False, **dict(server, artifact_store_is_local=False))
+    check_stores_reachable(remote, shared_paths=True, **sqlite)  # NFS, said so
+
+
+def test_a_step_no_node_can_hold_is_refused_naming_the_largest_node():
+    nodes = [_node("node-a", "127.0.0.2", 2 * GiB), _node("node-b", "127.0.0.3", 8 * GiB)]
+    check_fits_somewhere("big", 6 * GiB, None, {}, nodes)
+    with pytest.raises(InvalidSettingsError, match=r"'big' reserves 20.0 GiB.*node-b: 8.0 GiB"):
+        check_fits_somewhere("big", 20 * GiB, None, {}, nodes)
+    with pytest.raises(InvalidSettingsError, match="1 gpu"):
+        check_fits_somewhere("train", None, None, {"gpu": 1}, nodes)
+    check_fits_somewhere("train", None, None, {"gpu": 1},
+                         nodes + [_node("gpu-box", "10.0.0.7", generic_resources={"gpu": 2})])
+
+
+# -- the real two-node swarm ------------------------------------------------------
+
+PIPELINES = textwrap.dedent(
+    '''
+    """Pipelines of tests/test_swarm.py (copied into the swarm project: ZenML ships them)."""
+    import os
+    import socket
+    import time
+
+    from zenml import pipeline, step
+    from zenml.config import ResourceSettings
+    from zenml.config.retry_config import StepRetryConfig
+
+
+    @step
+    def seed() -> int:
+        return 10
+
+
+    @step
+    def part(x: int, k: int) -> str:
+        return f"{socket.gethostname()}={x * k}"
+
+
+    @step(settings={"resources": ResourceSettings(memory="4GiB")})
+    def needs_four_gib(x: int) -> str:
+        return f"{socket.gethostname()}={x + 1}"
+
+
+    @step(settings={"orchestrator": {"placement_constraints": ["node.hostname==node-a"]}})
+    def pinned_to_a(x: int) -> str:
+        return f"{socket.gethostname()}={x + 2}"
+
+
+    @step(retry=StepRetryConfig(max_retries=1, delay=0))
+    def killed_once(x: int) -> str:
+        if os.environ.get("MY_DOCKER_STEP_ATTEMPT") == "1":
+            print("attempt 1 waits to be killed", flush=True)
+            time.sleep(300)
+        return f"{socket.gethostname()}={x + 3}"
+
+
+    @step
+    def total(a: str, b: str, c: str, d: str, e: str, f: str) -> str:
+        return ";".join([a, b, c, d, e, f])
+
+
+    @pipeline(enable_cache=False)
+    def fan_pipeline():
+        x = seed()
+        total(part(x, 1), part(x, 2), part(x, 3), needs_four_gib(x), pinned_to_a(x), killed_once(x))
+
+
+    @step(settings={"resources": ResourceSettings(memory="20GiB")})
+    def needs_twenty_gib() -> int:
+        return 1
+
+
+    @pipeline(enable_cache=False)
+    def too_big_pipeline():
+        needs_twenty_gib()
+
+
+    @step(settings={"orchestrator": {"placement_constraints": ["node.hostname==node-a"]}})
+    def long_on_a(seconds: int) -> int:
+        print("long step on", socket.gethostname(), flush=True)
+        time.sleep(seconds)
+        return 1
+
+
+    @step(settings={"orchestrator": {"placement_constraints": ["node.hostname==node-b"]}})
+    def long_on_b(seconds: int) -> int:
+        print("long step on", socket.gethostname(), flush=True)
+        time.sleep(seconds)
+        return 2
+
+
+    @step
+    def after(a: int, b: int) -> int:
+        return a + b
+
+
+    @pipeline(enable_cache=False)
+    def long_swarm_pipeline(seconds: int = 300):
+        after(long_on_a(seconds), long_on_b(seconds))
+
+
+    if __name__ == "__main__":
+        long_swarm_pipeline()
+    '''
+)
+
+
+@pytest.fixture(scope="module")
+def local_swarm():
+    """The local swarm, which the set-up started (`sudo make swarm`); fails if it is not up."""
+    from orchestrator.machine.swarm import LocalSwarm
+
+    swarm = LocalSwarm()
+    status = swarm.status()
+    if not status.up:
+        pytest.fail("The local swarm is not up, so the my_swarm tests cannot run. Start it as root: "
+                    "`sudo make swarm` (or `sudo python -m orchestrator.machine.swarm up`).\n"
+                    + status.describe())
+    return swarm
+
+
+@pytest.fixture(scope="module")
+def swarm_project(project_dir, local_swarm):
+    """A project whose active stack runs on the swarm: my_swarm orchestrator, the local
+    registry as ZenML's container registry, the default artifact store."""
+    from zenml.client import Client
+
+    from tests.conftest import zenml_cli
+
+    folder = project_dir.parent / "swarm-project"
+    folder.mkdir(exist_ok=True)
+    (folder / "swarm_pipelines.py").write_text(PIPELINES)
+    zenml_cli("zenml init", folder)
+    for command in (
+        "zenml orchestrator flavor register orchestrator.my_swarm_orchestrator.MySwarmOrchestratorFlavor",
+        "zenml orchestrator register swarm_orchestrator -f my_swarm",
+        f"zenml container-registry register swarm_registry -f default --uri={local_swarm.registry}",
+        "zenml stack register swarm_stack -o swarm_orchestrator -a default -c swarm_registry",
+        "zenml stack set swarm_stack",
+    ):
+        zenml_cli(command, folder)
+    os.chdir(folder)
+    Client().activate_root(folder)
+    Client().activate_stack("swarm_stack")
+    sys.path.insert(0, str(folder))
+    try:
+        yield folder, importlib.import_module("swarm_pipelines")
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop("swarm_pipelines", None)
+        os.chdir(project_dir)
+        Client().activate_root(project_dir)
+        Client().activate_stack("my_stack")
+
+
+def _engines(local_swarm):
+    return {node.name: local_swarm.client(node.name) for node in local_swarm.nodes}
+
+
+def what_is_left(local_swarm, run_id):
+    """Services, live tasks and containers of one run, on the manager and on every node."""
+    manager = local_swarm.client()
+    labels = label_filters(pipeline_run_id=str(run_id))
+    services = manager.services.list(filters={"label": labels})
+    ids = {s.id for s in services}
+    left = [f"service {s.name}" for s in services]
+    left += [f"task {t['ID']} of a removed service ({t['Status']['State']})" for t in manager.api.tasks()
+             if t["ServiceID"] not in ids and t["Spec"]["ContainerSpec"].get("Labels", {}).get(
+                 PIPELINE_RUN_ID_LABEL) == str(run_id)]
+    for name, engine in _engines(local_swarm).items():
+        left += [f"container {c.name} on {name}" for c in
+                 engine.containers.list(all=True, filters={"label": labels})]
+    return left
+
+
+def step_output(run, step_name):
+    return run.steps[step_name].outputs["output"][0].load()
+
+
+def test_fan_out_on_both_nodes_placed_by_memory_and_constraints_with_a_killed_task_retried(
+        swarm_project, local_swarm, run_containers):
+    """One run shows: outputs right, both nodes used, a 4 GiB reservation on the node that
+    offers it, a constraint obeyed, and a task killed on its node retried by the runner."""
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    _, pipelines = swarm_project
+    result = {}
+
+    def run_it():
+        try:
+            result["run"] = pipelines.fan_pipeline()
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            result["error"] = error
+
+    thread = threading.Thread(target=run_it)
+    thread.start()
+    killed_on, container = _find_container(local_swarm, "killed_once", 1)
+    deadline = time.monotonic() + 120
+    while b"waits to be killed" not in container.logs() and time.monotonic() < deadline:
+        time.sleep(0.3)  # the step itself runs: killing it now fails the attempt, not its start
+    container.kill()
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the run did not end after the retry"
+    assert "error" not in result, result.get("error")
+    run = Client().get_pipeline_run(result["run"].id)
+    assert run.status == ExecutionStatus.COMPLETED
+    parts = dict(item.split("=")[::-1] for item in step_output(run, "total").split(";"))
+    assert sorted(parts) == ["10", "11", "12", "13", "20", "30"]  # every value right
+    assert parts["11"] == "node-b", "4 GiB reserved: node-a advertises 2 GiB, only node-b holds it"
+    assert parts["12"] == "node-a", "pinned by placement_constraints"
+    assert set(parts.values()) == {"node-a", "node-b"}
+    log_dir = Path(os.environ["ZENML_CONFIG_PATH"]) / "my_docker" / "runs" / str(run.id)
+    assert (log_dir / "killed_once.1.log").read_text().count("waits to be killed") == 1
+    assert "waits to be killed" not in (log_dir / "killed_once.2.log").read_text()
+    assert json.loads((log_dir / "nodes.json").read_text())["killed_once"]["1"] == killed_on
+    assert what_is_left(local_swarm, run.id) == []
+    assert run_containers(run.id) == []  # nothing on the machine's own engine either
+
+
+def test_a_step_no_node_can_hold_fails_before_anything_runs(swarm_project, local_swarm):
+    _, pipelines = swarm_project
+    with pytest.raises(InvalidSettingsError, match="needs_twenty_gib.*more than any node"):
+        pipelines.too_big_pipeline()
+    assert local_swarm.client().services.list(
+        filters={"label": f"{PIPELINE_LABEL}=too_big_pipeline"}) == []
+
+
+def _find_container(local_swarm, step, attempt, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, engine in _engines(local_swarm).items():
+            found = engine.containers.list(filters={
+                "label": [f"{STEP_LABEL}={step}", f"{ATTEMPT_LABEL}={attempt}"], "status": "running"})
+            if found:
+                return name, found[0]
+        time.sleep(0.3)
+    raise AssertionError(f"no running container of {step} attempt {attempt} on any node")
+
+
+def _start_long_run(folder, since):
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    # Ctrl-C as in a terminal: SIGINT handled by Python, even where this test process was
+    # started with SIGINT ignored (a background job of a non-interactive shell).
+    process = subprocess.Popen([sys.executable, "swarm_pipelines.py"], cwd=folder,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        runs = Client().list_pipeline_runs(sort_by="desc:created", size=1,
+                                           pipeline_name="long_swarm_pipeline").items
+        if runs and runs[0].created.timestamp() > since:
+            run = Client().get_pipeline_run(runs[0].id)
+            steps = run.steps
+            if all(name in steps and steps[name].status == ExecutionStatus.RUNNING
+                   for name in ("long_on_a", "long_on_b")):
+                return process, run
+        if process.poll() is not None:
+            raise AssertionError(f"client ended early:\n{process.stdout.read()}")
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    raise AssertionError("long_swarm_pipeline never reached its long steps")
+
+
+def _running_everywhere(local_swarm, run):
+    """Labelled like step containers: the run's services on the manager, a container per node."""
+    labels = label_filters(pipeline_run_id=str(run.id))
+    assert len(local_swarm.client().services.list(filters={"label": labels})) == 2
+    per_node = {name: [c.labels[STEP_LABEL] for c in engine.containers.list(filters={"label": labels})]
+                for name, engine in _engines(local_swarm).items()}
+    assert per_node == {"node-a": ["long_on_a"], "node-b": ["long_on_b"]}
+    from orchestrator.swarm.status import swarm_status_text
+
+    view = swarm_status_text(str(run.id))  # the terminal view names the node of each step
+    assert "long_on_a: 1 -> node-a" in view and "long_on_b: 1 -> node-b" in view, view
+    assert "after: -" in view, view
+
+
+@pytest.mark.parametrize("how", ["stop request", "client interrupt"])
+def test_a_stop_and_an_interrupt_leave_nothing_on_either_node(swarm_project, local_swarm, how):
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    folder, _ = swarm_project
+    process, run = _start_long_run(folder, since=time.time() - 1)
+    try:
+        _running_everywhere(local_swarm, run)
+        asked = time.monotonic()
+        if how == "stop request":
+            result = subprocess.run(
+                [os.path.join(os.path.dirname(sys.executable), "zenml"), "pipeline", "runs", "stop",
+                 str(run.id), "-y"], cwd=folder, capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stdout + result.stderr
+        else:
+            os.kill(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=90)
+        assert time.monotonic() - asked < 60, "the client took too long to stop"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode != 0
+    if how == "stop request":
+        assert "was stopped" in output, output[-3000:]
+    assert what_is_left(local_swarm, run.id) == []
+    run = Client().get_pipeline_run(run.id)
+    assert run.status == ExecutionStatus.STOPPED, (run.status, output[-3000:])
+    assert {run.steps[name].status for name in ("long_on_a", "long_on_b")} == {ExecutionStatus.STOPPED}
+    assert "after" not in run.steps
