@@ -25,8 +25,10 @@ again, and every container of its runs is removed afterwards.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -123,9 +125,20 @@ class Batteries:
                        "--json", str(self.folder / f"{stack}.json"),
                        "--only", *self.wanted[stack]]
             with (self.folder / f"{stack}.log").open("w") as log:
+                # Its own session: a kernel killed with its process group does not
+                # take the battery with it mid-run; the battery sees its parent
+                # gone and cleans up (`lifeline`).
                 self.processes[stack] = subprocess.Popen(
-                    command, stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd())
+                    command, stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd(),
+                    start_new_session=True)
+        atexit.register(self.interrupt)  # this process ends before `reports`: stop them
         echo(f"conformance: {len(self.stacks)} batteries running at once: {', '.join(stacks)}")
+
+    def interrupt(self) -> None:
+        """Ctrl-C to every battery still running: each stops its runs and removes its containers."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
 
     def reports(self, timeout: float = 1200.0) -> List[Report]:
         """Wait for every battery (at most `timeout` seconds from their start); their reports.
@@ -146,6 +159,7 @@ class Batteries:
                 reports[stack] = self._report(stack)
                 self.echo(f"conformance: {reports[stack].summary()}")
         finally:
+            atexit.unregister(self.interrupt)
             for process in self.processes.values():
                 if process.poll() is None:
                     process.kill()

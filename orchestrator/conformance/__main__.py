@@ -28,6 +28,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from orchestrator.conformance import run_conformance
+    from orchestrator.conformance.lifeline import follow_parent
+
+    follow_parent()  # a battery whose starter was killed cleans up and ends
     from orchestrator.conformance.battery import ConformanceSetupError
     from orchestrator.errors import MyDockerError
 
