@@ -106,7 +106,8 @@ def descendant(client: docker.DockerClient, parent: str) -> Iterator[str]:
     """An image built FROM the parent, as ZenML builds pipeline images: it inherits the labels."""
     name = "my-docker/test-descendant:latest"
     dockerfile = f"FROM {parent}\nRUN echo step > /step.txt\n".encode()
-    image, _ = client.images.build(fileobj=_dockerfile_tar(dockerfile), custom_context=True, tag=name, rm=True)
+    image, _ = client.images.build(fileobj=_dockerfile_tar(dockerfile), custom_context=True, tag=name,
+                                   rm=True, forcerm=True)
     yield name
     client.images.remove(image.id, force=True)
 
@@ -138,7 +139,8 @@ def test_an_unlabelled_image_under_our_name_is_not_trusted(
     """Like the image the lead tagged by hand: right name, no labels."""
     name = "my-docker/test-unlabelled:latest"
     image, _ = client.images.build(
-        fileobj=_dockerfile_tar(b"FROM scratch\nENV MADE_BY=hand\n"), custom_context=True, tag=name
+        fileobj=_dockerfile_tar(b"FROM scratch\nENV MADE_BY=hand\n"), custom_context=True, tag=name,
+        rm=True, forcerm=True,  # docker-py's default keeps the ENV step's container (image "")
     )
     try:
         monkeypatch.setattr(base_image, "parent_image_name", lambda: name)
