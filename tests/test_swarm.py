@@ -55,6 +55,16 @@ GiB = 1 << 30
 # -- pure: services, placement, cluster checks ------------------------------------
 
 
+def test_the_flavor_module_stays_light_inside_step_containers():
+    """ZenML imports it in every step's task: none of the running or swarm code comes with it."""
+    code = ("import sys, orchestrator.my_swarm_orchestrator; "
+            "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] == 'orchestrator')))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert loaded == {"orchestrator", "orchestrator.my_swarm_orchestrator", "orchestrator.swarm",
+                      "orchestrator.swarm.settings"}, loaded
+
+
 def _spec(**changes):
     values = {
         "image": "127.0.0.1:5000/zenml:p-orchestrator", "entrypoint": ["python", "-m", "x"],
@@ -258,21 +268,21 @@ def swarm_project(project_dir, local_swarm):
     registry as ZenML's container registry, the default artifact store."""
     from zenml.client import Client
 
-    from tests.conftest import zenml_cli
+    from orchestrator.machine.stack import run_zenml
 
     folder = project_dir.parent / "swarm-project"
     folder.mkdir(exist_ok=True)
     (folder / "swarm_pipelines.py").write_text(PIPELINES)
-    zenml_cli("zenml init", folder)
-    for command in (
+    os.chdir(folder)
+    for command in (  # in this process: a `zenml` process costs seconds just to import ZenML
+        "zenml init",
         "zenml orchestrator flavor register orchestrator.my_swarm_orchestrator.MySwarmOrchestratorFlavor",
         "zenml orchestrator register swarm_orchestrator -f my_swarm",
         f"zenml container-registry register swarm_registry -f default --uri={local_swarm.registry}",
         "zenml stack register swarm_stack -o swarm_orchestrator -a default -c swarm_registry",
         "zenml stack set swarm_stack",
     ):
-        zenml_cli(command, folder)
-    os.chdir(folder)
+        run_zenml(command, in_process=True)
     Client().activate_root(folder)
     Client().activate_stack("swarm_stack")
     sys.path.insert(0, str(folder))
