@@ -254,7 +254,9 @@ class SwarmRunner:
         elif state == StepState.STOPPING:
             self.scheduler.stopped(step_name, now)
             self.hooks.log(f"[{step_name}] stopped ({ended.describe()})")
-        elif self.stop_reason is None and ended.error is None and self.hooks.stop_requested():
+        elif self.stop_reason is None and self.hooks.stop_requested():
+            # Its service was removed by a stop from another process before this loop saw the
+            # request: the task ends "shutdown" (an error) but the step was stopped, not failed.
             self._request_stop("a stop was requested for this run")
             self.scheduler.stopped(step_name, now, self.stop_reason)
             self.hooks.log(f"[{step_name}] stopped ({ended.describe()})")
