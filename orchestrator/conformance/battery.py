@@ -8,7 +8,9 @@ run on the stack's orchestrator exactly as a user would run theirs:
   container the kit kills (SIGKILL) -> one container per step, labels,
   parallel overlap, resource limits, retry, fetch_status of a completed run;
 * ``fail_fast``, ``stop_on_failure``, ``continue_on_failure``: the same
-  failing pipeline in each execution mode;
+  failing pipeline in each execution mode (in FAIL_FAST the step next to
+  the failure goes on until the kit releases it, RELEASE_SECONDS after the
+  failed step's container ended);
 * two runs started by other processes (``python -m
   orchestrator.conformance.child``): one stopped with ZenML's stop (what
   ``zenml pipeline runs stop`` does), one interrupted with SIGINT (Ctrl-C);
@@ -57,8 +59,12 @@ KIT_FOLDER = "my_docker_conformance"
 SIBLING_WAIT_SECONDS = 90.0
 # ... and when the shape run showed that the orchestrator runs steps one at a time.
 SEQUENTIAL_WAIT_SECONDS = 2.0
-# How long `slow` lingers after the failure in FAIL_FAST (it must be stopped before).
-FAIL_FAST_LINGER_SECONDS = 20.0
+# In FAIL_FAST, `slow` lingers after the failure until the kit releases it:
+# RELEASE_SECONDS after fail_soon's container has exited (what an orchestrator
+# reacts to; inside the container, ZenML's failure handling took tens of
+# seconds at load 30), at most FAIL_FAST_LINGER_SECONDS (steps in no container).
+RELEASE_SECONDS = 30.0
+FAIL_FAST_LINGER_SECONDS = 180.0
 CLIENT_START_TIMEOUT = 240.0
 LONG_STEP_SECONDS = 600.0
 SETTLE_SECONDS = 6.0
@@ -173,6 +179,7 @@ class NoteWatcher:
     def __init__(self, docker_client: Any) -> None:
         self.docker = docker_client
         self._folders: Dict[str, tuple] = {}  # run key -> (folder, RunFacts)
+        self._exited: Dict[Path, float] = {}  # run folder -> when fail_soon's container ended
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="conformance-notes", daemon=True)
@@ -203,6 +210,7 @@ class NoteWatcher:
                 pass
 
     def _read(self, folder: Path, facts: RunFacts) -> None:
+        self._maybe_release(folder, facts)
         for path in folder.glob("*.json"):
             name = path.stem
             if name in facts.notes:
@@ -217,6 +225,27 @@ class NoteWatcher:
                 facts.containers[cid] = self._inspect(cid)
             if name == "victim.attempt1" and cid and "victim.killed" not in facts.notes:
                 facts.notes["victim.killed"] = {"time": time.time(), "ok": self._kill(cid)}
+
+    def _maybe_release(self, folder: Path, facts: RunFacts) -> None:
+        """Release `slow` RELEASE_SECONDS after fail_soon's container ended (see `probe.slow`)."""
+        if "fail_soon.failing" not in facts.notes or "slow.release" in facts.notes:
+            return
+        if folder not in self._exited:
+            cid = facts.notes.get("fail_soon.started", {}).get("container_id")
+            try:
+                running = bool(cid) and self.docker.api.inspect_container(cid)["State"]["Running"]
+            except Exception:  # noqa: BLE001 - removed already: it ended
+                running = False
+            if running:
+                return
+            self._exited[folder] = time.time()
+        if time.time() - self._exited[folder] >= RELEASE_SECONDS:
+            note = {"time": time.time()}
+            try:
+                (folder / "slow.release.json").write_text(json.dumps(note))
+            except OSError:  # the run's folder is gone: nothing to release
+                pass
+            facts.notes["slow.release"] = note
 
     def _inspect(self, cid: str) -> Dict[str, Any]:
         try:

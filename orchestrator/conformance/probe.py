@@ -125,13 +125,19 @@ def probe(folder: str, name: str, wait_for: str = "", wait_seconds: float = 0.0,
 
 @step(enable_cache=False)
 def slow(folder: str, wait_seconds: float, linger_seconds: float) -> str:
-    """Runs when `fail_soon` fails (if the orchestrator runs them together), then lingers."""
+    """Runs when `fail_soon` fails (if the orchestrator runs them together), then lingers.
+
+    It lingers until the kit releases it (note ``slow.release``: the kit gives
+    the orchestrator time counted from the failed container's exit, which is
+    what the orchestrator reacts to), at most `linger_seconds`.
+    """
     write_note(folder, "slow.started")
     saw_failure = wait_for_note(folder, "fail_soon.failing", wait_seconds)
     # Linger only when running next to the failure: one at a time, there is nothing to stop.
-    deadline = time.time() + (linger_seconds if saw_failure else 0.2)
-    while time.time() < deadline:  # short sleeps: a stop ends it at once
-        time.sleep(0.1)
+    if saw_failure:
+        wait_for_note(folder, "slow.release", linger_seconds)  # short sleeps: a stop ends it
+    else:
+        time.sleep(0.2)
     write_note(folder, "slow.ended")
     return "slow"
 
