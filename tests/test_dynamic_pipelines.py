@@ -170,15 +170,17 @@ def test_a_container_killed_for_memory_fails_its_step_with_that_reason(project_d
 
 
 def test_fail_fast_stops_the_other_isolated_steps(project_dir, run_containers):
-    started = time.monotonic()
     with pytest.raises(Exception, match="gave up after"):
         dynamic_fail_fast.with_options(settings=NO_BUILD,
                                        execution_mode=ExecutionMode.FAIL_FAST)(seconds=120)
-    assert time.monotonic() - started < 100, "the 120 s step should have been stopped"
     run = Client().get_pipeline("dynamic_fail_fast").last_run
     records = step_records(run.id)
     assert records["fail_soon"].status == ExecutionStatus.FAILED
     assert records["slow"].status == ExecutionStatus.STOPPED
+    # Its own record, not the call's wall clock (container starts are slow on a busy machine).
+    slow = records["slow"]
+    assert (slow.end_time - slow.start_time).total_seconds() < 110, \
+        "the 120 s step should have been stopped"
     assert run.status == ExecutionStatus.FAILED
     assert run_containers(run.id) == []
 

@@ -414,6 +414,10 @@ from zenml.enums import ExecutionStatus
 def merge_status(recorded_run, recorded_steps, containers, client_alive):
     return recorded_run, dict(recorded_steps)  # trusts the record alone
 """, "killed before it recorded its end"),
+    "nodes_that_can_hold": ("08_swarm", """
+def nodes_that_can_hold(memory_bytes, nodes):
+    return [node.hostname for node in nodes if node.memory_bytes > memory_bytes]
+""", "4 GiB: expected ['large', 'medium']"),
     "wire_sweep": ("07_putting_it_together", """
 def wire_sweep(loader, trainer, evaluator, pick_best, gammas, test_size):
     X_train, X_test, y_train, y_test = loader(test_size=test_size)

@@ -435,7 +435,13 @@ def check_exercise(name: str, function: Callable, reference: Callable,
     else:
         chosen = function
         echo(f"{name}: yours is being checked.")
-    for item in check(chosen):
+    try:
+        verified = check(chosen)
+    except ExerciseCheckError:
+        raise
+    except AssertionError as error:  # a notebook's own check says what was wrong
+        raise ExerciseCheckError(f"{name}: {error}") from error
+    for item in verified:
         echo(f"  ok  {item}")
     return chosen
 
