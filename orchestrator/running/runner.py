@@ -156,6 +156,17 @@ class RunHooks:
     def run_crashed(self, reason: str) -> None:
         """The run could not go on (`reason`); everything has been stopped and removed."""
 
+    def run_aborted(self, *, crashed: bool, reason: str) -> None:
+        """Record an interrupted or crashed run; a failure to record it is logged, not raised
+        (the containers are already gone, and the caller re-raises what stopped the run)."""
+        try:
+            if crashed:
+                self.run_crashed(reason)
+            else:
+                self.run_interrupted()
+        except Exception as error:  # noqa: BLE001
+            self.log(f"Could not record the run's end in ZenML: {error}")
+
     def run_ended(self, scheduler: DagScheduler) -> None:
         """Every step reached a final state."""
 
@@ -726,13 +737,7 @@ class DagRunner:
         for container in active:
             container.remove()
         self._active.clear()
-        try:
-            if crashed:
-                self.hooks.run_crashed(reason)
-            else:
-                self.hooks.run_interrupted()
-        except Exception as error:  # noqa: BLE001
-            self.hooks.log(f"Could not record the run's end in ZenML: {error}")
+        self.hooks.run_aborted(crashed=crashed, reason=reason)
 
     def _remove_leftovers(self) -> None:
         """Remove any container of this run still on the engine (unless kept)."""

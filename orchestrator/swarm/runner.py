@@ -353,13 +353,7 @@ class SwarmRunner:
                 attempt.follower.finish(quiet_seconds=0.0, timeout=0.5)
             attempt.log_file.close()
         self._active.clear()
-        try:
-            if crashed:
-                self.hooks.run_crashed(reason)
-            else:
-                self.hooks.run_interrupted()
-        except Exception as error:  # noqa: BLE001
-            self.hooks.log(f"Could not record the run's end in ZenML: {error}")
+        self.hooks.run_aborted(crashed=crashed, reason=reason)
 
     def _cleanup(self) -> None:
         """Remove every service of the run (unless kept) and wait until nothing is left."""
