@@ -320,6 +320,23 @@ def test_when_a_run_is_stopped_running_steps_stop_and_the_rest_never_start():
     assert apply(status, RunEnded(112)).outcome == "stopped"
 
 
+def test_a_container_that_exits_because_the_run_was_stopped_before_its_step_began_is_stopped():
+    """ZenML refuses to begin a step of a stopped run, so a container that was
+    starting exits 1 on its own (no kill): the step was stopped, not failed,
+    until ZenML itself records a failure of that attempt."""
+    status = feed(diamond(), *lifecycle("load"), *lifecycle("left", start=110, exit_code=1),
+                  zenml("stopped", load="completed"))
+    left = status.step("left")
+    assert (left.phase, left.reason) == (
+        StepPhase.STOPPED, "the run was stopped before the step began (exit code 1)")
+    assert status.step("join").reason == "upstream step 'left' stopped"
+    ran_and_failed = apply(status, zenml("stopped", load="completed",
+                                         left=ZenmlStepFact("failed", attempts=1)))
+    assert ran_and_failed.step("left").phase == StepPhase.FAILED
+    not_stopped = feed(diamond(), *lifecycle("load"), *lifecycle("left", start=110, exit_code=1))
+    assert not_stopped.step("left").phase == StepPhase.FAILED
+
+
 def test_after_the_end_only_zenml_readings_and_problems_still_count():
     ended = feed(diamond(), *lifecycle("load"), zenml("completed"), RunEnded(400))
     assert apply(ended, ev("create", "left")) is ended

@@ -122,6 +122,8 @@ _ZENML_STEP_PHASE = {
     "resuming": StepPhase.RUNNING,
 }
 ZENML_FINAL_RUN_STATUSES = frozenset({"completed", "failed", "stopped", "cancelled"})
+# ZenML run statuses that mean someone asked to stop the run.
+_RUN_STOPPING = frozenset({"stopping", "stopped", "cancelling", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -908,6 +910,11 @@ def _container_phase(step: StepStatus, status: RunStatus) -> Tuple[Optional[Step
             return StepPhase.FAILED, f"out of memory (exit code {step.exit_code})"
         if step.killed:
             return StepPhase.STOPPED, f"stopped (exit code {step.exit_code})"
+        if status.zenml_status in _RUN_STOPPING and step.zenml_attempts < step.attempt:
+            # The run was stopped while this container was starting: ZenML
+            # refused to begin the step, so the container exited on its own.
+            return StepPhase.STOPPED, (
+                f"the run was stopped before the step began (exit code {step.exit_code})")
         if RetryPolicy(max_retries=step.max_retries).retries_after(step.attempt) \
                 and not status.ended:
             return StepPhase.RETRYING, (
@@ -927,7 +934,7 @@ def _unstarted_phase(step: StepStatus, phases: Mapping[str, StepPhase], status: 
             return StepPhase.SKIPPED, f"upstream step '{up}' {phases[up].value}"
     if failed_somewhere and status.execution_mode.starts_nothing_after_failure:
         return StepPhase.SKIPPED, f"a step failed ({status.execution_mode.value})"
-    if status.zenml_status in ("stopping", "stopped", "cancelling", "cancelled"):
+    if status.zenml_status in _RUN_STOPPING:
         return StepPhase.SKIPPED, "the run was stopped"
     if status.ended or _ended_before_any_step(status):
         return StepPhase.SKIPPED, "never started"
