@@ -87,15 +87,27 @@ def session_run_ids():
     return [str(run.id) for run in Client().list_pipeline_runs(size=1000).items]
 
 
+# A test that asks for one of these may create containers.
+ENGINE_FIXTURES = frozenset({"docker_client", "parent_image", "project_dir", "run_containers"})
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _no_containers_left_behind():
+def _no_containers_left_behind(request):
     """After the whole session, no container it created may remain on the engine.
 
     Every container that was not on the engine when the session started counts,
     labelled by the orchestrator or not (`tests/leftovers.py`, shared with the
     notebook suite); they are reported, then removed. The session's folder goes
-    too.
+    too. A session of pure tests only (none asked for an engine fixture) made
+    no container: it neither checks nor removes anything, so that running the
+    fast tests beside a real-engine session cannot remove that session's work.
     """
+    uses_engine = any(ENGINE_FIXTURES & set(getattr(item, "fixturenames", ()))
+                      for item in request.session.items)
+    if not uses_engine:
+        yield
+        shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+        return
     baseline = leftovers.take_baseline()
     yield
     try:

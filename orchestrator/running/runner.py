@@ -49,6 +49,7 @@ from orchestrator.running.scheduler import DagScheduler, StepState
 from orchestrator.running.step_entrypoint import DONE, GATE_ENV, READY
 from orchestrator.running.step_logs import StepLogFile, TracebackFolder, meaningful_lines
 from orchestrator.running.step_timing import AttemptTiming, write_timings
+from orchestrator.running.verdict import Verdict, judge_attempt
 
 # How often the loop wakes up with nothing to do, to look for stop requests.
 POLL_SECONDS = 0.5
@@ -628,43 +629,30 @@ class DagRunner:
                 self.hooks.log(f"[{step_name}] container exited with {ended.describe()} "
                                "after the step had completed")
             return
-        succeeded = self._succeeded(step_name, ended)
-        limit = self._timed_out.pop(step_name, None)
-        if limit and not succeeded:
-            ended = replace(ended, error=f"timed out after {limit:g} s ({ended.describe()})")
-        if succeeded:
+        judgement = judge_attempt(
+            ended, stopping=state == StepState.STOPPING, stop_known=self.stop_reason is not None,
+            recorded_success=lambda: self.hooks.recorded_success(step_name),
+            stop_requested=self.hooks.stop_requested,
+            timed_out_after=self._timed_out.pop(step_name, None))
+        ended = judgement.ended
+        if judgement.note:
+            self.hooks.log(f"[{step_name}] {judgement.note}")
+        if judgement.verdict == Verdict.SUCCEEDED:
             self.scheduler.succeeded(step_name, now)
             self.hooks.log(f"[{step_name}] completed")
-        elif state == StepState.STOPPING:
+        elif judgement.verdict == Verdict.STOPPED:
             self.scheduler.stopped(step_name, now)
             self.hooks.log(f"[{step_name}] stopped ({ended.describe()})")
-        elif self.stop_reason is None and ended.error is None and self.hooks.stop_requested():
-            # Killed by a stop request from another process: not a failure.
+        elif judgement.verdict == Verdict.STOPPED_ELSEWHERE:
             self._request_stop("stop requested for this run")
             self.scheduler.stopped(step_name, now, self.stop_reason)
             self.hooks.log(f"[{step_name}] stopped ({ended.describe()})")
         else:
-            if ended.succeeded:
-                ended = replace(ended, exit_code=-1, error=(
-                    "its container exited with code 0, but ZenML did not record the step "
-                    "as completed (did the step call sys.exit() or os._exit()?)"))
             log_path = event.log_file.path
             failure = StepFailure(step_name, attempt, ended, ended.last_lines,
                                   event.folder.exception, str(log_path) if log_path else None)
             self._on_failure(failure, now)
         self.hooks.attempt_ended(step_name, attempt, ended, self.scheduler.state(step_name))
-
-    def _succeeded(self, step_name: str, ended: ContainerExit) -> bool:
-        """The step's own record, where there is one; else the exit code."""
-        if ended.error is not None:
-            return False
-        recorded = self.hooks.recorded_success(step_name)
-        if recorded is None:
-            return ended.succeeded
-        if recorded and not ended.succeeded:
-            self.hooks.log(f"[{step_name}] container exited with {ended.describe()} "
-                           "after the step had completed")
-        return recorded
 
     def _on_failure(self, failure: StepFailure, now: float) -> None:
         step_name, ended = failure.step_name, failure.exit

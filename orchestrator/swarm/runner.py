@@ -32,6 +32,7 @@ from orchestrator.running.labels import label_filters
 from orchestrator.running.runner import RunHooks, StepFailure, _terminate_as_interrupt
 from orchestrator.running.scheduler import DagScheduler, StepState
 from orchestrator.running.step_logs import StepLogFile, TracebackFolder
+from orchestrator.running.verdict import Verdict, judge_attempt
 from orchestrator.swarm.cluster import (
     TERMINAL_TASK_STATES,
     ServiceLogFollower,
@@ -240,21 +241,22 @@ class SwarmRunner:
 
     def _finish(self, attempt: _Attempt, ended: ContainerExit, now: float) -> None:
         step_name = attempt.step_name
-        state = self.scheduler.state(step_name)
-        if ended.succeeded and ended.error is None:
-            recorded = self.hooks.recorded_success(step_name)
-            if recorded is False:
-                ended = ContainerExit(exit_code=-1, oom_killed=False, last_lines=ended.last_lines, error=(
-                    "its task exited with code 0, but ZenML did not record the step as completed "
-                    "(did the step call sys.exit() or os._exit()?)"))
-        if ended.succeeded:
+        judgement = judge_attempt(
+            ended, stopping=self.scheduler.state(step_name) == StepState.STOPPING,
+            stop_known=self.stop_reason is not None,
+            recorded_success=lambda: self.hooks.recorded_success(step_name),
+            stop_requested=self.hooks.stop_requested, what="task")
+        ended = judgement.ended
+        if judgement.note:
+            self.hooks.log(f"[{step_name}] {judgement.note}")
+        if judgement.verdict == Verdict.SUCCEEDED:
             self.scheduler.succeeded(step_name, now)
             where = f" on {attempt.node}" if attempt.node else ""
             self.hooks.log(f"[{step_name}] completed{where}")
-        elif state == StepState.STOPPING:
+        elif judgement.verdict == Verdict.STOPPED:
             self.scheduler.stopped(step_name, now)
             self.hooks.log(f"[{step_name}] stopped ({ended.describe()})")
-        elif self.stop_reason is None and self.hooks.stop_requested():
+        elif judgement.verdict == Verdict.STOPPED_ELSEWHERE:
             # Its service was removed by a stop from another process before this loop saw the
             # request: the task ends "shutdown" (an error) but the step was stopped, not failed.
             self._request_stop("a stop was requested for this run")
