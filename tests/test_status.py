@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.status.model import (
+    AttemptPlaced,
     ContainerEvent,
     LogLine,
     RunEnded,
@@ -254,6 +255,35 @@ def test_a_step_the_snapshot_did_not_list_is_added_at_the_end():
     assert status.step("surprise").phase == StepPhase.STARTING
 
 
+def test_each_attempt_keeps_the_node_it_ran_on_and_the_step_names_its_latest():
+    """A my_swarm task's node: kept per attempt, first word stays, news of another run ignored."""
+    status = feed(diamond(), AttemptPlaced("right", 1, "node-a", 100, run_id=RUN_ID),
+                  *lifecycle("right", exit_code=1))
+    right = status.step("right")
+    assert (right.node, right.phase, right.latest.container_id) == (
+        "node-a", StepPhase.RETRYING, "righ00000001")
+    assert apply(status, AttemptPlaced("right", 1, "node-b", 106)) is status  # a task never moves
+    assert apply(status, AttemptPlaced("right", 2, "node-b", 106, run_id="another-run")) is status
+    status = feed(status, ev("create", "right", attempt=2, t=110),
+                  AttemptPlaced("right", 2, "node-b", 110.2))
+    right = status.step("right")
+    assert [(a.number, a.node) for a in right.attempts] == [(1, "node-a"), (2, "node-b")]
+    assert (right.node, right.phase) == ("node-b", StepPhase.STARTING)
+    assert status.on_nodes and not diamond().on_nodes and status.step("load").node is None
+
+
+def test_a_node_known_before_any_container_fact_waits_for_zenml_to_say_how_it_went():
+    """The node record of a run whose services are gone: the attempt exists, ZenML decides."""
+    status = feed(diamond(), AttemptPlaced("load", 1, "node-b", 0.0))
+    load = status.step("load")
+    assert (load.attempt, load.node, load.container_state, load.phase) == (
+        1, "node-b", None, StepPhase.PENDING)
+    status = apply(status, zenml("completed", load=ZenmlStepFact("completed", started_at=90,
+                                                                finished_at=95)))
+    load = status.step("load")
+    assert (load.phase, load.duration()) == (StepPhase.COMPLETED, 5.0)
+
+
 def test_the_last_log_line_is_kept_and_cut_to_a_sane_length():
     status = feed(diamond(), *lifecycle("load")[:2], LogLine("load", 1, "  hello  ", 101),
                   LogLine("load", 1, "   ", 102))
@@ -415,6 +445,18 @@ def test_the_text_table_has_a_header_progress_and_one_row_per_step_in_order():
     assert lines[6].endswith("waiting for left, right")
 
 
+def test_the_text_table_has_a_node_column_only_for_a_run_on_a_swarm():
+    status = feed(diamond(), *lifecycle("load"), ev("create", "left", t=106))
+    assert "NODE" not in render_text(status)
+    placed = feed(status, AttemptPlaced("load", 1, "node-b", 100),
+                  AttemptPlaced("left", 1, "node-a", 106))
+    lines = render_text(placed, now=110.0).splitlines()
+    assert lines[2].split()[:5] == ["STEP", "STATE", "TRY", "CONTAINER", "NODE"]
+    assert lines[3].split()[:5] == ["load", "completed", "1", "load00000001", "node-b"]
+    assert lines[4].split()[:5] == ["left", "starting", "1", "left00000001", "node-a"]
+    assert lines[5].split()[:2] == ["right", "pending"]  # no attempt: an empty cell
+
+
 def test_the_text_table_can_be_cut_to_a_width_and_coloured():
     status = feed(diamond(), *lifecycle("load"), LogLine("load", 1, "y" * 200, 104))
     text = render_text(status, width=80)
@@ -554,6 +596,8 @@ def replay(name):
             event = ZenmlFacts.from_json(value)
         elif kind == "log":
             event = LogLine(**value)
+        elif kind == "attempt_placed":
+            event = AttemptPlaced(**value)
         else:
             raise AssertionError(f"unknown input kind {kind!r} in {name}")
         if event is not None:

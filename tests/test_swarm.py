@@ -9,14 +9,16 @@ is not up: a missing set-up step must show.
 Engine tests (one image build, pushed once, reused): one fan-out run over
 both nodes with right outputs, a step placed by its memory reservation, a
 step pinned by a constraint and a task killed on its node retried by the
-runner; a too-large reservation refused before anything runs; a stop
-request and a client interrupt leaving no service, task or container on
+runner, followed live by the panel (from the manager's tasks), which names
+each step's node; a too-large reservation refused before anything runs; a
+stop request and a client interrupt leaving no service, task or container on
 either node, with the terminal view naming each step's node meanwhile.
 """
 
 import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +38,12 @@ from orchestrator.running.labels import (
     STEP_LABEL,
     label_filters,
 )
+from orchestrator.status.model import (
+    StepPhase,
+    apply,
+    new_run_status,
+)
+from orchestrator.status.swarm_source import events_from_task, swarm_manager_of
 from orchestrator.swarm.cluster import (
     ClusterStackError,
     SwarmNode,
@@ -153,6 +161,86 @@ def test_a_step_no_node_can_hold_is_refused_naming_the_largest_node():
         check_fits_somewhere("train", None, None, {"gpu": 1}, nodes)
     check_fits_somewhere("train", None, None, {"gpu": 1},
                          nodes + [_node("gpu-box", "10.0.0.7", generic_resources={"gpu": 2})])
+
+
+# -- pure: the manager's tasks as the status model's events ----------------------
+
+RUN = "9f1c2d3e-0000-4000-8000-000000000001"
+
+
+def _task(state, *, attempt=1, node="n-b-id", exit_code=None, desired="running",
+          at="2026-11-30T09:32:22.450891214Z"):
+    """A task as Docker's API lists it (the fields we read, shaped as measured on 20.10)."""
+    container = {} if state in ("new", "pending") else {
+        "ContainerID": "b418abbc4109f727ce3ce818", "PID": 0,
+        "ExitCode": 0 if exit_code is None else exit_code}
+    return {"ID": f"task{attempt}", "ServiceID": f"svc{attempt}", "NodeID": node,
+            "CreatedAt": "2026-11-30T09:32:20.0Z", "DesiredState": desired,
+            "Spec": {"ContainerSpec": {"Labels": {
+                STEP_LABEL: "train", ATTEMPT_LABEL: str(attempt), PIPELINE_RUN_ID_LABEL: RUN}}},
+            "Status": {"Timestamp": at, "State": state, "ContainerStatus": container}}
+
+
+def _through(*tasks, node="node-b"):
+    status = new_run_status(RUN, {"train": {"upstream": [], "max_retries": 1},
+                                  "report": {"upstream": ["train"]}})
+    for task in tasks:
+        for event in events_from_task(task, node if task["NodeID"] else None):
+            status = apply(status, event)
+    return status
+
+
+def test_a_tasks_states_become_a_steps_phases_with_its_node_container_and_exit():
+    pending = _task("pending", node="")
+    status = _through(pending)
+    train = status.step("train")
+    assert (train.phase, train.node, train.container_id) == (StepPhase.STARTING, None, None)
+    status = _through(pending, _task("running", at="2026-11-30T09:32:20.5Z"))
+    train = status.step("train")
+    assert (train.phase, train.node, train.container_id) == (StepPhase.RUNNING, "node-b",
+                                                             "b418abbc4109")
+    assert train.started_at == pytest.approx(1796031140.5)
+    status = _through(pending, _task("running", at="2026-11-30T09:32:20.5Z"),
+                      _task("complete"))
+    train = status.step("train")
+    assert (train.phase, train.exit_code, train.duration()) == (
+        StepPhase.COMPLETED, 0, pytest.approx(1.950891214))
+    assert status.step("report").phase == StepPhase.PENDING
+
+
+def test_a_failed_task_is_retried_a_shut_down_one_stopped_and_repeats_change_nothing():
+    failed = _through(_task("running"), _task("failed", exit_code=137))
+    assert (failed.step("train").phase, failed.step("train").exit_code) == (
+        StepPhase.RETRYING, 137)
+    assert apply(failed, events_from_task(_task("failed", exit_code=137), "node-b")[-1]) is failed
+    again = _through(_task("running"), _task("failed", exit_code=137),
+                     _task("running", attempt=2, node="n-a-id"), node="node-a")
+    assert [(a.number, a.node) for a in again.step("train").attempts] == [(1, "node-a"),
+                                                                         (2, "node-a")]
+    stopping = _through(_task("running", desired="shutdown"))
+    assert stopping.step("train").latest.killed
+    stopped = _through(_task("running"), _task("shutdown", exit_code=143, desired="shutdown"))
+    assert (stopped.step("train").phase, stopped.step("report").phase) == (
+        StepPhase.STOPPED, StepPhase.SKIPPED)
+    rejected = _through(_task("rejected", node=""))
+    assert rejected.step("train").exit_code == -1
+    assert events_from_task({"Spec": {"ContainerSpec": {"Labels": {}}}}, None) == []
+
+
+def test_a_run_is_a_swarm_run_when_its_stacks_orchestrator_is_my_swarm():
+    from types import SimpleNamespace
+
+    from zenml.enums import StackComponentType
+
+    def run_on(flavor, configuration):
+        component = SimpleNamespace(flavor_name=flavor, configuration=configuration)
+        stack = SimpleNamespace(components={StackComponentType.ORCHESTRATOR: [component]})
+        return SimpleNamespace(stack=stack)
+
+    assert swarm_manager_of(run_on("my_swarm", {"manager_url": "ssh://u@h"})) == "ssh://u@h"
+    assert swarm_manager_of(run_on("my_swarm", {})) == ""  # DOCKER_HOST, else the local swarm
+    assert swarm_manager_of(run_on("my_docker", {})) is None
+    assert swarm_manager_of(SimpleNamespace(stack=None)) is None  # its stack was deleted
 
 
 # -- the real two-node swarm ------------------------------------------------------
@@ -321,11 +409,15 @@ def step_output(run, step_name):
 
 
 def test_fan_out_on_both_nodes_placed_by_memory_and_constraints_with_a_killed_task_retried(
-        swarm_project, local_swarm, run_containers):
+        swarm_project, local_swarm, run_containers, capsys):
     """One run shows: outputs right, both nodes used, a 4 GiB reservation on the node that
-    offers it, a constraint obeyed, and a task killed on its node retried by the runner."""
+    offers it, a constraint obeyed, and a task killed on its node retried by the runner.
+    The live panel follows it from the manager's tasks, names each step's node and ends
+    with the run, its threads released."""
     from zenml.client import Client
     from zenml.enums import ExecutionStatus
+
+    from orchestrator.status.widget import live_panel
 
     _, pipelines = swarm_project
     result = {}
@@ -336,14 +428,19 @@ def test_fan_out_on_both_nodes_placed_by_memory_and_constraints_with_a_killed_ta
         except BaseException as error:  # noqa: BLE001 - reported by the assertion below
             result["error"] = error
 
-    thread = threading.Thread(target=run_it)
-    thread.start()
-    killed_on, container = _find_container(local_swarm, "killed_once", 1)
-    deadline = time.monotonic() + 120
-    while b"waits to be killed" not in container.logs() and time.monotonic() < deadline:
-        time.sleep(0.3)  # the step itself runs: killing it now fails the attempt, not its start
-    container.kill()
-    thread.join(timeout=300)
+    with live_panel(display=False, wait_timeout=240) as panel:
+        thread = threading.Thread(target=run_it)
+        thread.start()
+        killed_on, container = _find_container(local_swarm, "killed_once", 1)
+        deadline = time.monotonic() + 120
+        while b"waits to be killed" not in container.logs() and time.monotonic() < deadline:
+            time.sleep(0.3)  # the step itself runs: killing it now fails the attempt, not its start
+        live = _wait_for(lambda: panel.status.step("killed_once"),
+                         lambda step: "waits to be killed" in step.last_line, seconds=30)
+        assert (live.phase, live.node, live.container_id) == (  # read live, through the manager
+            StepPhase.RUNNING, killed_on, container.id[:12]), live
+        container.kill()
+        thread.join(timeout=300)
     assert not thread.is_alive(), "the run did not end after the retry"
     assert "error" not in result, result.get("error")
     run = Client().get_pipeline_run(result["run"].id)
@@ -359,6 +456,38 @@ def test_fan_out_on_both_nodes_placed_by_memory_and_constraints_with_a_killed_ta
     assert json.loads((log_dir / "nodes.json").read_text())["killed_once"]["1"] == killed_on
     assert what_is_left(local_swarm, run.id) == []
     assert run_containers(run.id) == []  # nothing on the machine's own engine either
+
+    status = panel.status  # the panel: every step's node, as the steps themselves saw it
+    assert (status.run_id, status.outcome) == (str(run.id), "completed")
+    assert set(status.phases.values()) == {StepPhase.COMPLETED}, status.phases
+    for name in ("part", "part_2", "part_3", "needs_four_gib", "pinned_to_a", "killed_once"):
+        assert status.step(name).node == step_output(run, name).split("=")[0], name
+    killed = status.step("killed_once")
+    assert [(a.number, a.node, a.phase) for a in killed.attempts][0] == (
+        1, killed_on, StepPhase.RETRYING)
+    assert killed.attempts[0].container_id == container.id[:12]
+    assert {status.step(name).node for name in ("seed", "total")} <= {"node-a", "node-b"}
+    assert "NODE" in panel.text().splitlines()[2], panel.text()
+    assert panel.watcher.alive_threads == []
+    # Outside a notebook the panel prints each step's change of phase: none ever looked
+    # failed or stopped (a task's end the poll missed waits for ZenML's word), and the
+    # lines name the nodes, the retried step's second attempt included.
+    changes = re.findall(r"^\d\d:\d\d:\d\d  (\w+: \w+.*)$", capsys.readouterr().out, re.M)
+    shown = "\n".join(changes)
+    assert not re.search(r"^\w+: (failed|stopped)", shown, re.M), shown
+    assert re.search(r"^killed_once: running +\(container \w+, on " + killed_on, shown, re.M), shown
+    assert re.search(r"^killed_once: completed +\(container \w+, on node-\w, attempt 2\)$",
+                     shown, re.M), shown
+
+
+def _wait_for(read, check, seconds):
+    """`read()` once `check` holds for it, else the last reading (the assertion shows it)."""
+    deadline = time.monotonic() + seconds
+    value = read()
+    while not check(value) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = read()
+    return value
 
 
 def test_a_step_no_node_can_hold_fails_before_anything_runs(swarm_project, local_swarm):
@@ -420,6 +549,9 @@ def _running_everywhere(local_swarm, run):
     view = swarm_status_text(str(run.id))  # the terminal view names the node of each step
     assert "long_on_a: 1 -> node-a" in view and "long_on_b: 1 -> node-b" in view, view
     assert "after: -" in view, view
+    # the common table, read from the manager's tasks: state, container and node of each step
+    assert re.search(r"^long_on_a +running +1 +[0-9a-f]{12} +node-a ", view, re.M), view
+    assert re.search(r"^long_on_b +running +1 +[0-9a-f]{12} +node-b ", view, re.M), view
 
 
 @pytest.mark.parametrize("how", ["stop request", "client interrupt"])

@@ -8,6 +8,7 @@ test_on_docker_* need the Docker engine and a ZenML store.
 import time
 
 from orchestrator.status.model import (
+    AttemptPlaced,
     ContainerEvent,
     LogLine,
     RunEnded,
@@ -72,6 +73,22 @@ def test_the_panel_has_one_row_per_step_in_order_with_its_state_and_facts():
     assert (panel.bar.value, panel.bar.max, panel.bar.bar_style) == (1, 4, "info")
     assert "<b>1/4</b> steps finished" in panel.counts.value
     assert ">1 completed<" in panel.counts.value and ">2 waiting<" not in panel.counts.value
+
+
+def test_the_step_table_names_each_steps_node_only_for_a_run_on_a_swarm():
+    panel = RunPanel()
+    one_engine = status_with(*run_step("load"), *run_step("left", t=104)[:2])
+    panel.render_all(one_engine)
+    assert ">node<" not in panel.table.value and "data-node" not in panel.table.value
+    panel.render_all(status_with(*run_step("load"), AttemptPlaced("load", 1, "node-b", 100),
+                                 *run_step("left", t=104)[:2],
+                                 AttemptPlaced("left", 1, "node-a", 104)))
+    table = panel.table.value
+    assert ">node<" in table
+    assert 'data-step="load" data-state="completed" data-node="node-b"' in table
+    assert 'data-step="left" data-state="running" data-node="node-a"' in table
+    assert 'data-step="right" data-state="pending">' in table
+    assert "on node node-a" in panel.graph.value  # the step's box says it too
 
 
 def test_the_bar_turns_red_at_the_first_failure_and_green_for_a_completed_run():

@@ -18,8 +18,9 @@ replay events recorded from real runs:
   container `Attempt` and ZenML step run `ZenmlRun`, each with how it went,
   and the engine's latest `ResourceUsage` sample), immutable values;
 * the **events**, the reducer's inputs: `ContainerEvent` (read from a Docker
-  event or a container's inspect data), `LogLine`, `ResourceSample`,
-  `ZenmlFacts`, `RunEnded` and `WatcherProblem`;
+  event or a container's inspect data, or from a Swarm task),
+  `AttemptPlaced` (the node a Swarm task of an attempt runs on), `LogLine`,
+  `ResourceSample`, `ZenmlFacts`, `RunEnded` and `WatcherProblem`;
 * the **reducer** `apply(status, event) -> status`; after every event the
   phases (of steps and of their attempts) are derived again from all facts
   (`resolve`), so the order in which the sources answer does not matter;
@@ -177,6 +178,7 @@ class Attempt:
     oom_killed: bool = False
     usage: Optional[ResourceUsage] = None  # the engine's latest sample, while it ran
     started_early: bool = False  # it waits for its upstream steps before running the step
+    node: Optional[str] = None  # host name of the swarm node its task ran on (my_swarm)
     phase: StepPhase = StepPhase.STARTING
     reason: str = ""
 
@@ -270,6 +272,11 @@ class StepStatus:
     def usage(self) -> Optional[ResourceUsage]:
         return self.latest.usage
 
+    @property
+    def node(self) -> Optional[str]:
+        """The node (host name) the latest attempt ran on; None off a swarm, or not placed yet."""
+        return self.latest.node
+
     # -- times ---------------------------------------------------------------
     @property
     def start_time(self) -> Optional[float]:
@@ -338,6 +345,12 @@ class RunStatus:
         for step in self.steps:
             result[step.phase] = result.get(step.phase, 0) + 1
         return result
+
+    @property
+    def on_nodes(self) -> bool:
+        """Whether some attempt is known to have run on a named node (a my_swarm run):
+        the views show a node column only then."""
+        return any(attempt.node for step in self.steps for attempt in step.attempts)
 
     @property
     def finished_count(self) -> int:
@@ -466,6 +479,22 @@ def int_or(value: Any, default: int) -> int:
 
 
 @dataclass(frozen=True)
+class AttemptPlaced:
+    """A step attempt's Swarm task was placed on a node (my_swarm).
+
+    Read from the task's node id on the swarm's manager, or from the node
+    record a run keeps beside its logs. An attempt seen only this way (its
+    service gone) has no container facts: its phase comes from ZenML.
+    """
+
+    step: str
+    attempt: int
+    node: str  # the node's host name
+    time: float
+    run_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class LogLine:
     """A line a step's container printed."""
 
@@ -550,7 +579,7 @@ class WatcherProblem:
     time: float
 
 
-Event = Union[ContainerEvent, LogLine, ResourceSample, ZenmlFacts, RunEnded,
+Event = Union[ContainerEvent, AttemptPlaced, LogLine, ResourceSample, ZenmlFacts, RunEnded,
               WatcherProblem]
 
 
@@ -620,6 +649,10 @@ def apply(status: RunStatus, event: Event) -> RunStatus:
         if event.run_id and event.run_id != status.run_id:
             return status
         new = _with_step(status, event.step, lambda s: _container_fact(s, event))
+    elif isinstance(event, AttemptPlaced):
+        if event.run_id and event.run_id != status.run_id:
+            return status
+        new = _with_step(status, event.step, lambda s: _placed_fact(s, event))
     elif isinstance(event, LogLine):
         new = _with_step(status, event.step, lambda s: _log_fact(s, event))
     elif isinstance(event, ResourceSample):
@@ -678,6 +711,20 @@ def _container_fact(step: StepStatus, event: ContainerEvent) -> StepStatus:
     if after is before and len(attempts) == len(step.attempts):
         return step
     attempts[index] = after
+    return replace(step, attempts=tuple(attempts))
+
+
+def _placed_fact(step: StepStatus, event: AttemptPlaced) -> StepStatus:
+    """Record the node of one attempt (a task never moves: the first node named stays)."""
+    attempts = list(step.attempts)
+    index = _attempt_index(attempts, event.attempt)
+    if index is None:
+        attempts.append(Attempt(number=event.attempt, node=event.node))
+        attempts.sort(key=lambda a: a.number)
+    elif attempts[index].node is None and event.node:
+        attempts[index] = replace(attempts[index], node=event.node)
+    else:
+        return step
     return replace(step, attempts=tuple(attempts))
 
 

@@ -128,6 +128,8 @@ def step_title(step: StepStatus) -> str:
         parts.append(f"attempt {step.attempt} of {step.max_retries + 1}")
     if step.container_id:
         parts.append(f"container {step.container_id}")
+    if step.node:
+        parts.append(f"on node {step.node}")
     if step.upstream:
         parts.append("after " + ", ".join(step.upstream))
     return " · ".join(parts)
@@ -213,17 +215,18 @@ _HEAD = _CELL + ";color:#616161;font-weight:600;border-bottom:1px solid #e0e0e0"
 
 
 def table_html(status: RunStatus, now: Optional[float] = None) -> str:
-    """One row per step, in pipeline order."""
-    heads = ["step", "state", "try", "container", "started", "duration", "exit", "memory",
-             "last log line"]
+    """One row per step, in pipeline order (with a node column for a run on a swarm)."""
+    nodes = status.on_nodes
+    heads = ["step", "state", "try", "container"] + (["node"] if nodes else []) + [
+        "started", "duration", "exit", "memory", "last log line"]
     rows = ["<tr>" + "".join(f'<th style="{_HEAD}">{h}</th>' for h in heads) + "</tr>"]
     for step in status.steps:
-        rows.append(_row_html(step, now))
+        rows.append(_row_html(step, now, nodes))
     return ('<table class="md-steps" style="border-collapse:collapse;font-size:12.5px;'
             'width:100%;table-layout:auto">' + "".join(rows) + "</table>")
 
 
-def _row_html(step: StepStatus, now: Optional[float]) -> str:
+def _row_html(step: StepStatus, now: Optional[float], nodes: bool = False) -> str:
     line = step.last_line or step.reason
     line_style = ("color:#9e9e9e;font-style:italic" if not step.last_line else "color:#424242")
     exit_code = "" if step.exit_code is None else str(step.exit_code)
@@ -235,6 +238,7 @@ def _row_html(step: StepStatus, now: Optional[float]) -> str:
         f'<td style="{_CELL}">{badge(step.phase.value, BADGE_COLOURS[step.phase])}</td>',
         f'<td style="{_CELL}">{step.attempt or ""}</td>',
         f'<td style="{_CELL}"><code>{esc(step.container_id or "")}</code></td>',
+        *([f'<td class="md-node" style="{_CELL}">{esc(step.node or "")}</td>'] if nodes else []),
         f'<td style="{_CELL}">{format_clock(step.start_time)}</td>',
         f'<td style="{_CELL};font-variant-numeric:tabular-nums">'
         f'{format_duration(step.duration(now))}</td>',
@@ -244,7 +248,8 @@ def _row_html(step: StepStatus, now: Optional[float]) -> str:
         f'white-space:nowrap;font-family:monospace;font-size:11.5px;{line_style}" '
         f'title="{esc(line)}">{esc(line)}</td>',
     ]
-    return f'<tr data-step="{esc(step.name)}" data-state="{step.phase.value}">' \
+    node = f' data-node="{esc(step.node)}"' if step.node else ""
+    return f'<tr data-step="{esc(step.name)}" data-state="{step.phase.value}"{node}>' \
            + "".join(cells) + "</tr>"
 
 

@@ -70,7 +70,10 @@ def render_text(status: RunStatus, *, now: Optional[float] = None, width: Option
     lines.append(f"{progress_bar(status.finished_count, len(status.steps))} {status.summary()}")
     if status.error:
         lines.append(f"! {status.error}")
-    headers = ("STEP", "STATE", "TRY", "CONTAINER", "STARTED", "DURATION", "EXIT", "LAST LOG LINE")
+    # A run on a swarm names each step's node; one engine's runs look as they always did.
+    nodes = status.on_nodes
+    headers = ("STEP", "STATE", "TRY", "CONTAINER") + (("NODE",) if nodes else ()) + (
+        "STARTED", "DURATION", "EXIT", "LAST LOG LINE")
     rows = []
     for step in status.steps:
         rows.append((
@@ -78,6 +81,7 @@ def render_text(status: RunStatus, *, now: Optional[float] = None, width: Option
             step.phase.value,
             str(step.attempt) if step.attempt else "",
             step.container_id or "",
+            *((step.node or "",) if nodes else ()),
             format_clock(step.start_time),
             format_duration(step.duration(now)),
             "" if step.exit_code is None else str(step.exit_code),
@@ -213,6 +217,8 @@ class TerminalPrinter:
                 extra = []
                 if step.container_id:
                     extra.append(f"container {step.container_id}")
+                if step.node:
+                    extra.append(f"on {step.node}")
                 if step.attempt > 1:
                     extra.append(f"attempt {step.attempt}")
                 if step.reason:

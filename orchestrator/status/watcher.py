@@ -5,9 +5,11 @@
 * `NextRun`: finds the run a process starts next (ZenML's store, hurried by
   Docker's create events) and hands its event stream on without losing any.
 * `RunWatcher`: follows one run (Docker events in a background thread, ZenML
-  polled every `poll_seconds`, container logs for the last log line), applies
-  every input to the pure reducer of `orchestrator.status`, tells listeners,
-  and stops, releasing its threads and connections, once the run is over.
+  polled every `poll_seconds`, container logs for the last log line; for a
+  `my_swarm` run, its tasks polled from the swarm's manager instead, see
+  `orchestrator.status.swarm_source`), applies every input to the pure
+  reducer of `orchestrator.status`, tells listeners, and stops, releasing
+  its threads and connections, once the run is over.
 * `read_status` reads a run's status once; `watcher_for` starts a watcher for
   a named run or the next one.
 
@@ -63,6 +65,11 @@ logger = logging.getLogger(__name__)
 
 # The most a watcher waits for its threads to end once it stops (seconds).
 THREADS_END_SECONDS = 30.0
+# How often a my_swarm run's tasks are read from the manager: the runner removes
+# each service within a second of its task's end, so a slower poll misses exits.
+SWARM_POLL_SECONDS = 0.5
+# Problems that stay shown while ZenML is read fine: a source that is not there at all.
+_LASTING_PROBLEMS = ("Docker is not available", "The swarm's manager is not available")
 
 
 # --------------------------------------------------------------------------
@@ -283,6 +290,7 @@ class RunWatcher:
                 log line) is appended to it, for replay in tests.
         """
         self._status = run if isinstance(run, RunStatus) else status_for_run(run)
+        self._run = None if isinstance(run, RunStatus) else run
         self.run_id = self._status.run_id
         self.poll_seconds = poll_seconds
         self.follow_logs = follow_logs
@@ -301,6 +309,10 @@ class RunWatcher:
         self._last_change = time.monotonic()
         self._started = False
         self._finalized = False
+        self._swarm: Any = None  # a SwarmSource, for a my_swarm run
+        self._swarm_lock = threading.Lock()
+        self._swarm_problem: Optional[str] = None
+        self._swarm_looping = False  # the swarm loop reads the tasks (else `_sync` does)
 
     # -- public ------------------------------------------------------------
     @property
@@ -318,12 +330,29 @@ class RunWatcher:
         if self._started:
             return self
         self._started = True
-        if self._events is not None:  # taken over: its kept events show at once
-            self._events.subscribe(self._on_docker_event, run_id=self.run_id)
-        self._connect_docker()
+        self._attach_sources(live=True)
         self._sync()  # containers that exist already, ZenML's record so far
         self._spawn(self._poll_loop, "poll")
+        if self._swarm is not None:
+            self._swarm_looping = True
+            self._spawn(self._swarm_loop, "swarm")
         return self
+
+    def _attach_sources(self, live: bool) -> None:
+        """Connect to where the run's steps run: the swarm's manager for a my_swarm
+        run, else the machine's engine (with its event stream when `live`)."""
+        from orchestrator.status.swarm_source import swarm_manager_of
+
+        manager = swarm_manager_of(self._run) if self._run is not None else None
+        if manager is None:
+            if live and self._events is not None:  # taken over: its kept events show at once
+                self._events.subscribe(self._on_docker_event, run_id=self.run_id)
+            self._connect_docker(events=live)
+            return
+        if self._events is not None:  # the machine's engine has none of this run's containers
+            self._events.close()
+            self._events = None
+        self._connect_swarm(manager, follow_logs=live and self.follow_logs)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the run is over and every thread has ended; False on timeout."""
@@ -342,7 +371,7 @@ class RunWatcher:
         while (self._events is not None and time.monotonic() < deadline
                and any(step.container_alive for step in self.status.steps)):
             time.sleep(0.05)
-        self._sync()
+        self._sync(final=True)
         self._end()
         return self.status
 
@@ -364,6 +393,25 @@ class RunWatcher:
         if new != old:
             self._notify(new)
         return new
+
+    def _feed_together(self, events: Sequence[Event]) -> None:
+        """Apply one reading's events as one change (listeners see no half-read task)."""
+        with self._lock:
+            if self._finalized:
+                return
+            old = self._status
+            for event in events:
+                before = self._status
+                self._status = apply(before, event)
+                if self._status is not before:
+                    kind = ("container_event" if isinstance(event, ContainerEvent)
+                            else "attempt_placed")
+                    self._remember(kind, vars(event))
+            new = self._status
+            if new != old:
+                self._last_change = time.monotonic()
+        if new != old:
+            self._notify(new)
 
     def _notify(self, status: RunStatus) -> None:
         with self._lock:
@@ -487,19 +535,65 @@ class RunWatcher:
         if text and not self._stop.is_set():
             self.feed(LogLine(step, attempt, text, time.time()))
 
+    # -- the swarm (my_swarm runs) --------------------------------------------------
+    def _connect_swarm(self, manager: str, follow_logs: bool) -> None:
+        from orchestrator.status.swarm_source import connect_swarm_source, placements_recorded
+
+        try:
+            self._swarm = connect_swarm_source(
+                manager, self.run_id, self._on_swarm_line if follow_logs else None)
+        except Exception as error:  # noqa: BLE001 - follow ZenML alone then
+            self.feed(WatcherProblem(
+                f"The swarm's manager is not available ({error}); showing ZenML's record "
+                "only.", time.time()))
+        try:  # names the nodes of attempts whose services are gone already
+            for placed in placements_recorded(self.run_id):
+                self._feed_recorded("attempt_placed", vars(placed), placed)
+        except Exception as error:  # noqa: BLE001 - no record on this machine
+            logger.debug("no node record of run %s: %s", self.run_id, error)
+
+    def _poll_swarm(self, final: bool = False) -> None:
+        """Read the run's tasks from the manager once; `final`: what is gone is gone."""
+        from orchestrator.status.swarm_source import GONE_SECONDS
+
+        with self._swarm_lock:
+            if self._swarm is None:
+                return
+            try:
+                events = self._swarm.poll(gone_seconds=0.0 if final else GONE_SECONDS)
+            except Exception as error:  # noqa: BLE001 - shown, and tried again
+                self._swarm_problem = f"could not read the swarm's tasks: {error}"
+                return
+            self._swarm_problem = None
+        self._feed_together(events)
+
+    def _swarm_loop(self) -> None:
+        while not self._stop.wait(SWARM_POLL_SECONDS):
+            self._poll_swarm()
+
+    def _on_swarm_line(self, event: LogLine) -> None:
+        if not self._stop.is_set():
+            self._feed_recorded("log", vars(event), event)
+
     # -- ZenML and the poll loop -----------------------------------------------
-    def _sync(self) -> None:
-        """Read ZenML and the engine once."""
+    def _sync(self, final: bool = False) -> None:
+        """Read ZenML and the engine (or the swarm) once."""
         problems = []
         if self.status.zenml_status not in ZENML_FINAL_RUN_STATUSES:
             try:  # a run whose orchestration process died is ended now, not followed for ever
                 settle_if_orphaned(self.run_id)
             except Exception as error:  # noqa: BLE001
                 problems.append(f"could not end the orphaned run: {error}")
-        try:
-            self._reconcile_containers()
-        except Exception as error:  # noqa: BLE001
-            problems.append(f"could not list containers: {error}")
+        if self._swarm is not None:
+            if final or not self._swarm_looping:  # else the swarm loop reads it
+                self._poll_swarm(final=final)
+            if self._swarm_problem:
+                problems.append(self._swarm_problem)
+        else:
+            try:
+                self._reconcile_containers()
+            except Exception as error:  # noqa: BLE001
+                problems.append(f"could not list containers: {error}")
         if self._events is not None and self._events.closed and not self._stop.is_set():
             problems.append(f"Docker's event stream ended ({self._events.problem}); "
                             f"updates come every {self.poll_seconds:g} s")
@@ -512,7 +606,7 @@ class RunWatcher:
         current = self.status.error
         if problems:
             self.feed(WatcherProblem("; ".join(problems), time.time()))
-        elif current and not current.startswith("Docker is not available"):
+        elif current and not current.startswith(_LASTING_PROBLEMS):
             self.feed(WatcherProblem(None, time.time()))
 
     def _poll_loop(self) -> None:
@@ -544,6 +638,9 @@ class RunWatcher:
             follower.close()
         if self._events is not None:
             self._events.close()
+        if self._swarm is not None:
+            with self._swarm_lock:
+                self._swarm.close()
         for stream in streams:
             _close(stream)
         self._join_threads()
@@ -579,6 +676,8 @@ class RunWatcher:
         names = [t.name for t in self._threads if t.is_alive()]
         if self._events is not None and not self._events.closed:
             names.append("docker-events")
+        if self._swarm is not None:
+            names += self._swarm.alive_threads
         return names
 
 
@@ -612,7 +711,7 @@ def read_status(run: Union[str, Any] = "latest",
     """
     found = resolve_run(run) if isinstance(run, str) else run
     watcher = RunWatcher(found, follow_logs=False, sample_resources=False, record=record)
-    watcher._connect_docker(events=False)
+    watcher._attach_sources(live=False)
     watcher._sync()
     status = watcher.status
     watcher.stop()
