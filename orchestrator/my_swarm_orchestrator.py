@@ -21,11 +21,11 @@ Registered like `my_docker`:
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Dict, List, Optional, Type, cast
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Type, cast
 
 from pydantic import Field
 from zenml.config.base_settings import BaseSettings
-from zenml.enums import ExecutionMode, StackComponentType
+from zenml.enums import ExecutionMode, ExecutionStatus, StackComponentType
 from zenml.orchestrators import (
     BaseOrchestratorConfig,
     BaseOrchestratorFlavor,
@@ -147,6 +147,21 @@ class MySwarmOrchestrator(ContainerizedOrchestrator):
 
         run_pipeline_on_swarm(self, snapshot, stack, step_environments, placeholder_run)
         return None
+
+    def fetch_status(
+        self, run: "PipelineRunResponse", include_steps: bool = False
+    ) -> Tuple[Optional[ExecutionStatus], Optional[Dict[str, ExecutionStatus]]]:
+        """The run's status and its steps', from its tasks on the swarm's manager and
+        ZenML's records, through the same pure model as the live panel
+        (`orchestrator.status`); without a manager, ZenML's record alone."""
+        from orchestrator.status.fetch import execution_statuses
+        from orchestrator.status.records import get_run
+        from orchestrator.status.swarm_source import clients_gone
+        from orchestrator.status.watcher import read_status
+
+        run = get_run(run.id, hydrate=True)
+        run_status, steps = execution_statuses(read_status(run), client_gone=clients_gone(run))
+        return run_status, (steps if include_steps else None)
 
     def _stop_run(self, run: "PipelineRunResponse", graceful: bool = False) -> None:
         """Remove the run's services; the process running it records the steps as stopped."""

@@ -552,6 +552,13 @@ def _running_everywhere(local_swarm, run):
     # the common table, read from the manager's tasks: state, container and node of each step
     assert re.search(r"^long_on_a +running +1 +[0-9a-f]{12} +node-a ", view, re.M), view
     assert re.search(r"^long_on_b +running +1 +[0-9a-f]{12} +node-b ", view, re.M), view
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    # ZenML's refresh (fetch_status) says the same, from the same facts
+    orchestrator = Client().active_stack.orchestrator
+    assert orchestrator.fetch_status(run, include_steps=True) == (ExecutionStatus.RUNNING, {
+        "long_on_a": ExecutionStatus.RUNNING, "long_on_b": ExecutionStatus.RUNNING})
 
 
 @pytest.mark.parametrize("how", ["stop request", "client interrupt"])
@@ -584,3 +591,6 @@ def test_a_stop_and_an_interrupt_leave_nothing_on_either_node(swarm_project, loc
     assert run.status == ExecutionStatus.STOPPED, (run.status, output[-3000:])
     assert {run.steps[name].status for name in ("long_on_a", "long_on_b")} == {ExecutionStatus.STOPPED}
     assert "after" not in run.steps
+    assert Client().active_stack.orchestrator.fetch_status(run, include_steps=True) == (
+        ExecutionStatus.STOPPED, {"long_on_a": ExecutionStatus.STOPPED,
+                                  "long_on_b": ExecutionStatus.STOPPED})

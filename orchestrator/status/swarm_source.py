@@ -268,3 +268,27 @@ def placements_recorded(run_id: str) -> List[AttemptPlaced]:
     recorded = read_nodes(run_log_dir(run_id))
     return [AttemptPlaced(step, int_or(attempt, 1), node, 0.0, run_id=run_id)
             for step, attempts in recorded.items() for attempt, node in attempts.items()]
+
+
+def clients_gone(run: Any) -> bool:
+    """Whether the client driving a my_swarm run died: every task of it left on the
+    swarm names a client process on this machine that is gone (then no further
+    step can start). False when no task is left, or the manager does not answer.
+    """
+    from orchestrator.running.labels import client_is_gone
+
+    manager = swarm_manager_of(run)
+    if manager is None:
+        return False
+    try:
+        source = connect_swarm_source(manager, str(run.id))
+    except Exception:  # noqa: BLE001 - unknown: never call a healthy run failed
+        return False
+    try:
+        tasks = source.client.api.tasks(filters={"label": label_filters(pipeline_run_id=str(run.id))})
+    except Exception:  # noqa: BLE001
+        tasks = []
+    finally:
+        source.close()
+    labels = [((t.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {} for t in tasks]
+    return bool(labels) and all(client_is_gone(one) for one in labels)
