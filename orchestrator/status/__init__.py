@@ -6,7 +6,8 @@ Modules, from facts to views:
   phases out), the one place where a step's phase is decided;
 - `records`: every read of ZenML's records of runs (paginated);
 - `watcher`: follows a run live (Docker's event stream, ZenML polls, logs,
-  CPU and memory samples from `resources`);
+  CPU and memory samples from `resources`; a my_swarm run's tasks on the
+  swarm's manager from `swarm_source`);
 - `fetch`: ZenML's `fetch_status`, from the same facts and rules;
 - `timeline`, `drawing`: a run's attempts as bars, and the SVG pictures
   (graph, Gantt chart) the panel and the notebooks draw;
