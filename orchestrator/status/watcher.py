@@ -259,6 +259,11 @@ class RunWatcher:
     second). Listeners are called after every change, and on every poll
     while the run goes on (so elapsed times can tick), from those threads.
 
+    A run whose stack runs on `my_swarm` has no container on this machine's
+    engine: instead of Docker's events, one thread reads the run's tasks from
+    the swarm's manager every `SWARM_POLL_SECONDS`, and one per running task
+    follows its output through the manager (`orchestrator.status.swarm_source`).
+
     Once the run is over (see `run_is_over`) or `finish()`/`stop()` is
     called, every thread ends and every connection is closed. Problems
     reading a source (no Docker engine, a busy store) are shown in
