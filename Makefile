@@ -17,8 +17,11 @@ demo: setup
 test:
 	bash scripts/setup.sh --browser --swarm
 	$(PYTHON) -m ruff check orchestrator tests benchmarks
-	$(PYTHON) -m pytest tests
-	$(PYTHON) -m pytest --nbmake --nbmake-timeout=600 notebooks/
+	@# Both suites run even when the first fails; the target fails if either did.
+	$(PYTHON) -m pytest tests --durations=20; tests=$$?; \
+	$(PYTHON) -m pytest --nbmake --nbmake-timeout=600 --durations=0 notebooks/; notebooks=$$?; \
+	echo "make test: tests exit $$tests, notebooks exit $$notebooks"; \
+	[ $$tests = 0 ] && [ $$notebooks = 0 ]
 
 # Only the fast tests that need no Docker engine.
 unit:

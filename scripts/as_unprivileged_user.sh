@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
-# Run the real-engine tests and the notebooks as an unprivileged user in the
-# `docker` group: that is how most Linux users reach Docker, and what root
-# never sees (files root can always write, step containers running as uid 0).
+# Run README's test command (`make test`: every test and every notebook) as an
+# unprivileged user in the `docker` group: that is how most Linux users reach
+# Docker, and what root never sees (files root can always write, step
+# containers running as uid 0).
 #
 #   sudo bash scripts/as_unprivileged_user.sh
 #
-# Run it as root on Debian, after `make setup` (or `make test`): it uses the
+# Run it as root on Debian, after `bash scripts/setup.sh --browser --swarm`: it uses the
 # Docker engine and the parent image those made. Safe to run again: the user
 # and its venv are reused, the copy of the repository is refreshed.
 #
 # Environment:
 #   MYDOCKER_CI_USER       the user (default: mydocker-ci), created if missing
-#   UNPRIVILEGED_TESTS     what `pytest` runs (default: tests; empty: skip)
-#   UNPRIVILEGED_NOTEBOOKS what `pytest --nbmake` runs (default: notebooks/; empty: skip)
+#   UNPRIVILEGED_TESTS     with either of these two set, run only what they name instead
+#   UNPRIVILEGED_NOTEBOOKS of `make test`: pytest paths, and notebooks for `pytest --nbmake`
+#                          (empty: none), e.g. UNPRIVILEGED_TESTS=tests/test_swarm.py
 #
 # Tests marked `needs_root` (they mount file systems, create network interfaces
-# or start a second dockerd) are deselected with `-m "not needs_root"`;
-# pytest's summary line counts them as "deselected". Exits non-zero when any
-# test or notebook fails.
+# or start a second dockerd) are deselected for any user but root
+# (tests/conftest.py); pytest's summary counts them as "deselected" and names
+# the command that runs them. Exits non-zero when any test or notebook fails.
 set -euo pipefail
 
 # All in one function, so that bash has read the whole script before running
@@ -25,8 +27,11 @@ set -euo pipefail
 main() {
   SRC="$(cd "$(dirname "$0")/.." && pwd)"
   CI_USER="${MYDOCKER_CI_USER:-mydocker-ci}"
-  TESTS="${UNPRIVILEGED_TESTS-tests}"
-  NOTEBOOKS="${UNPRIVILEGED_NOTEBOOKS-notebooks/}"
+  # Neither variable set: README's `make test`. Either set: only what they name.
+  WHOLE=true
+  if [ -n "${UNPRIVILEGED_TESTS+set}${UNPRIVILEGED_NOTEBOOKS+set}" ]; then WHOLE=false; fi
+  TESTS="${UNPRIVILEGED_TESTS-}"
+  NOTEBOOKS="${UNPRIVILEGED_NOTEBOOKS-}"
   SOCKET=/var/run/docker.sock
   # Debian's own Python: root's Python may live under /root, which others cannot read.
   SYSTEM_PYTHON=/usr/bin/python3
@@ -135,21 +140,24 @@ main() {
   phase_done "engine check"
 
   failed=()
-  if [ -n "$TESTS" ]; then
-    step "python -m pytest -m 'not needs_root' $TESTS"
-    # shellcheck disable=SC2086  # TESTS may name several paths
-    as_user python -m pytest -m "not needs_root" $TESTS || failed+=("tests")
-    phase_done "tests"
-  else
-    echo "UNPRIVILEGED_TESTS is empty: tests skipped"
+  if [ "$WHOLE" = true ]; then
+    # README's test command, as a user runs it: the set-up finds everything in
+    # place (root provisioned it), then the whole suite and every notebook.
+    step "make test PYTHON=python (README's test command)"
+    as_user make test PYTHON=python || failed+=("make test")
+    phase_done "make test"
   fi
-  if [ -n "$NOTEBOOKS" ]; then
+  if [ "$WHOLE" = false ] && [ -n "$TESTS" ]; then
+    step "python -m pytest $TESTS"
+    # shellcheck disable=SC2086  # TESTS may name several paths
+    as_user python -m pytest $TESTS || failed+=("tests")
+    phase_done "tests"
+  fi
+  if [ "$WHOLE" = false ] && [ -n "$NOTEBOOKS" ]; then
     step "python -m pytest --nbmake --nbmake-timeout=600 $NOTEBOOKS"
     # shellcheck disable=SC2086
-    as_user python -m pytest --nbmake --nbmake-timeout=600 $NOTEBOOKS || failed+=("notebooks")
+    as_user python -m pytest --nbmake --nbmake-timeout=600 --durations=0 $NOTEBOOKS || failed+=("notebooks")
     phase_done "notebooks"
-  else
-    echo "UNPRIVILEGED_NOTEBOOKS is empty: notebooks skipped"
   fi
 
   echo

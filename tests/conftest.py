@@ -45,6 +45,29 @@ def zenml_cli(command: str, cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
+def pytest_collection_modifyitems(config, items):
+    """A user who is not root does not run the tests marked `needs_root` (they
+    mount file systems, create network interfaces, start a second dockerd):
+    they are deselected, counted in pytest's summary, and named at the end
+    with the command that runs them."""
+    if os.geteuid() == 0:
+        return
+    kept, needs_root = [], []
+    for item in items:
+        (needs_root if item.get_closest_marker("needs_root") else kept).append(item)
+    if needs_root:
+        config.hook.pytest_deselected(items=needs_root)
+        items[:] = kept
+        config._my_docker_needs_root = len(needs_root)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    count = getattr(config, "_my_docker_needs_root", 0)
+    if count:
+        terminalreporter.line(
+            f"{count} test(s) need root and were not run: sudo python -m pytest -m needs_root tests")
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     """A client of the real engine (started if needed, as in `.ci/run`)."""
