@@ -286,7 +286,6 @@ class RunPanel:
             new_run = previous is None or previous.run_id != status.run_id
             if new_run:
                 self._new_run()
-            self.rendered = status
             self.header.value = header_html(status)
             self.bar.max = max(1, len(status.steps))
             self.bar.value = status.finished_count
@@ -309,8 +308,11 @@ class RunPanel:
                 self._select_run(status.run_id)
             self.draw_seconds = time.perf_counter() - started
             self._last_render = time.monotonic()
-        if self.on_render is not None:
-            self.on_render(status)
+            # Told, then published, only once the whole status is drawn: whoever sees
+            # `rendered` change (a test, the benchmark) sees a finished redraw.
+            if self.on_render is not None:
+                self.on_render(status)
+            self.rendered = status
 
     def render_all(self, status: RunStatus, now: Optional[float] = None) -> None:
         """Draw `status` with every tab (tests, screenshots, the benchmark)."""
