@@ -410,6 +410,26 @@ def test_while_the_kernel_runs_the_pipeline_the_stop_button_is_off_and_says_why(
     assert not panel.stop_button.disabled and "asks first" in panel.stop_button.tooltip
 
 
+def test_when_the_block_ends_the_stop_button_never_comes_on_over_a_run_that_has_ended():
+    panel = RunPanel()
+    panel.on_stop = lambda: None
+    panel.set_busy(True)
+    running = status_with(*run_step("load")[:2])
+    panel.render(running)  # the last reading the watcher drew while the cell ran
+    seen = []
+    panel.stop_button.observe(lambda change: seen.append(change["new"]), "disabled")
+    ended = apply(running, RunEnded(200))
+    panel.block_ended(ended)  # the pipeline call returned; the final reading
+    assert panel.rendered is ended and panel.stop_button.disabled
+    assert False not in seen, seen  # what a browser would have drawn meanwhile
+    goes_on = RunPanel()
+    goes_on.on_stop = lambda: None
+    goes_on.set_busy(True)
+    goes_on.render(running)
+    goes_on.block_ended(None)  # synchronous=False: the run goes on after the block
+    assert not goes_on.stop_button.disabled
+
+
 def test_tabs_not_shown_are_redrawn_at_most_every_hidden_interval():
     panel = RunPanel(hidden_interval=0.5)
     first = status_with(*run_step("load")[:2])

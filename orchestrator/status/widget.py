@@ -358,6 +358,20 @@ class RunPanel:
             if self.rendered is not None:
                 self._update_stop_button(self.rendered)
 
+    def block_ended(self, status: Optional[RunStatus]) -> None:
+        """The `live_panel` block ended: draw `status` (None: nothing new), then allow Stop.
+
+        In that order, under one lock: were the button let on first, it would
+        be on for a moment over a run that has ended but is not drawn so yet
+        (a browser saw it on while the cell was still running).
+        """
+        with self._lock:
+            if status is not None:
+                self._timer_cancel()
+                self._pending = None
+                self.render(status)
+            self.set_busy(False)
+
     def _update_stop_button(self, status: RunStatus) -> None:
         finished = run_is_finished(status)
         self.stop_button.disabled = (finished or self._stopping or self.on_stop is None
@@ -784,18 +798,18 @@ class LivePanel:
             run = self._next.find()  # started just before the end of the block
             if run is not None:
                 self.attach(run)
-        if self.view is not None:
-            self.view.set_busy(False)
         if self.watcher is None:
             self._placeholder = RunStatus(run_id="", error="no pipeline run was started")
             if self.view is not None:
-                self.view.render(self._placeholder)
+                self.view.block_ended(self._placeholder)
             return self._placeholder
         if _still_running(self.watcher.run_id):
+            if self.view is not None:
+                self.view.block_ended(None)  # the run goes on: Stop works from here
             return self.watcher.status  # detached: the watcher ends with the run
         status = self.watcher.finish()
         if self.view is not None:
-            self.view.update(status)
+            self.view.block_ended(status)
         self._finished(status)
         return status
 
@@ -922,9 +936,9 @@ def live_panel(*, poll_seconds: float = 1.0, wait_timeout: Optional[float] = Non
         display: show the panel at once (else use `panel.display()`).
     """
     panel = LivePanel(poll_seconds=poll_seconds)
-    panel.attach_next(timeout=wait_timeout)
     if panel.view is not None:
-        panel.view.set_busy(True)
+        panel.view.set_busy(True)  # before a run can be found and drawn
+    panel.attach_next(timeout=wait_timeout)
     if display:
         panel.display()
     try:
