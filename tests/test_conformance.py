@@ -226,6 +226,29 @@ def test_a_sequential_orchestrator_passes_the_modes_it_honours():
         assert result.passed and "nothing" in result.detail, result.detail
 
 
+def test_a_probe_released_from_waiting_in_vain_is_named_in_the_parallel_verdict():
+    facts = good_facts()
+    facts.runs["shape"].notes.update({"branch_a.alone": note(20.0), "branch_a.ended": note(21.0),
+                                      "branch_b.started": note(24.0, "b" * 64),
+                                      "branch_b.ended": note(25.0, "b" * 64)})
+    found = verdict(facts, "parallel")
+    assert found.passed is False
+    assert "started 3.0 s after the first ended" in found.detail, found.detail
+    assert "branch_a stopped waiting when its sibling still had no container 20 s" \
+        in found.detail, found.detail
+
+
+def test_the_kit_reads_zenml_entrypoint_options_in_both_spellings():
+    from orchestrator.conformance.battery import _option
+
+    words = ["python", "-m", "zenml.entrypoints.entrypoint", "--snapshot_id", "s1",
+             "--step_name=branch_b"]
+    assert _option(words, "--snapshot_id") == "s1"
+    assert _option(words, "--step_name") == "branch_b"
+    assert _option(words, "--run_name") is None
+    assert _option(["--snapshot_id"], "--snapshot_id") is None  # no value: cannot tell
+
+
 def test_report_round_trips_and_renders():
     verdicts = judge(good_facts(), ["parallel", "labels"])
     report = Report(stack="s", flavor="f", verdicts=verdicts, seconds=12.3,
@@ -338,6 +361,8 @@ def test_one_wrong_piece_fails_its_property(batteries, piece):
     key = WRONG_PIECES[piece][1]
     assert report.checked == [key], report.text()
     assert report.failed == [key], report.text()
+    if key == "parallel":  # one step at a time: the kit did not let the probe wait in vain
+        assert "still had no container" in report.verdicts[key].detail, report.text()
 
 
 # --------------------------------------------------------------------------

@@ -57,6 +57,13 @@ KIT_FOLDER = "my_docker_conformance"
 # shorter wait judged a parallel orchestrator sequential. Only an orchestrator
 # that runs steps one at a time waits it in full, once.
 SIBLING_WAIT_SECONDS = 90.0
+# ... unless, this long after the waiting step began, its sibling has no
+# container at all (not even created): then the orchestrator starts steps one
+# at a time, and the kit releases the waiting step (a parallel orchestrator
+# creates the sibling's container long before its step code runs).
+ALONE_AFTER_SECONDS = 20.0
+# The two independent steps of the shape run, each waiting for the other.
+SIBLINGS = {"branch_a": "branch_b", "branch_b": "branch_a"}
 # ... and when the shape run showed that the orchestrator runs steps one at a time.
 SEQUENTIAL_WAIT_SECONDS = 2.0
 # In FAIL_FAST, `slow` lingers after the failure until the kit releases it:
@@ -211,6 +218,7 @@ class NoteWatcher:
 
     def _read(self, folder: Path, facts: RunFacts) -> None:
         self._maybe_release(folder, facts)
+        self._maybe_release_alone(folder, facts)
         for path in folder.glob("*.json"):
             name = path.stem
             if name in facts.notes:
@@ -247,6 +255,50 @@ class NoteWatcher:
                 pass
             facts.notes["slow.release"] = note
 
+    def _maybe_release_alone(self, folder: Path, facts: RunFacts) -> None:
+        """Release a probe that waits for a sibling with no container (see `probe.probe`)."""
+        for name, sibling in SIBLINGS.items():
+            started = facts.notes.get(f"{name}.started")
+            if started is None or f"{name}.alone" in facts.notes \
+                    or f"{name}.ended" in facts.notes or f"{sibling}.started" in facts.notes \
+                    or time.time() - started.get("time", time.time()) < ALONE_AFTER_SECONDS:
+                continue
+            if self._has_container(started.get("container_id"), sibling) is not False:
+                continue  # it has one, or we cannot tell: the probe waits in full
+            note = {"time": time.time()}
+            try:
+                (folder / f"{name}.alone.json").write_text(json.dumps(note))
+            except OSError:  # the run's folder is gone
+                pass
+            facts.notes[f"{name}.alone"] = note
+
+    def _has_container(self, cid: Optional[str], step: str) -> Optional[bool]:
+        """Whether step `step` of the run of container `cid` has a container not yet exited.
+
+        Step containers of any ZenML orchestrator carry ZenML's entrypoint
+        arguments (``--snapshot_id <id> --step_name <name>``); None when that
+        cannot be read (no container, other arguments).
+        """
+        if not cid:
+            return None
+        try:
+            attrs = self.docker.api.inspect_container(cid)
+            candidates = self.docker.api.containers(all=True)
+        except Exception:  # noqa: BLE001 - an engine hiccup: cannot tell
+            return None
+        config = attrs.get("Config") or {}
+        words = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+        snapshot = _option(words, "--snapshot_id")
+        if snapshot is None:
+            return None
+        for container in candidates:
+            words = str(container.get("Command", "")).split()
+            if _option(words, "--snapshot_id") == snapshot \
+                    and _option(words, "--step_name") == step \
+                    and container.get("State") in ("created", "running", "restarting", "paused"):
+                return True
+        return False
+
     def _inspect(self, cid: str) -> Dict[str, Any]:
         try:
             attrs = self.docker.api.inspect_container(cid)
@@ -263,6 +315,16 @@ class NoteWatcher:
             return True
         except Exception:  # noqa: BLE001 - it ended by itself
             return False
+
+
+def _option(words: Sequence[str], option: str) -> Optional[str]:
+    """The value of `option` in a command line (``--x v`` or ``--x=v``), else None."""
+    for index, word in enumerate(words):
+        if word == option and index + 1 < len(words):
+            return words[index + 1]
+        if word.startswith(option + "="):
+            return word[len(option) + 1:]
+    return None
 
 
 # --------------------------------------------------------------------------

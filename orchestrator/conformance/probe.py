@@ -21,7 +21,7 @@ import json
 import os
 import re
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from zenml import get_step_context, pipeline, step
 from zenml.config import ResourceSettings
@@ -94,13 +94,13 @@ def has_note(folder: str, name: str) -> bool:
     return os.path.exists(os.path.join(folder, f"{name}.json"))
 
 
-def wait_for_note(folder: str, name: str, seconds: float, unless: str = "") -> bool:
-    """Wait up to `seconds` for note `name` (and, if given, while note `unless` is absent)."""
+def wait_for_note(folder: str, name: str, seconds: float, unless: Sequence[str] = ()) -> bool:
+    """Wait up to `seconds` for note `name`, while none of the notes `unless` exists."""
     deadline = time.time() + seconds
     while time.time() < deadline:
         if has_note(folder, name):
             return True
-        if unless and has_note(folder, unless):
+        if any(has_note(folder, other) for other in unless):
             return False
         time.sleep(0.1)
     return has_note(folder, name)
@@ -113,11 +113,13 @@ def probe(folder: str, name: str, wait_for: str = "", wait_seconds: float = 0.0,
 
     Waiting for a sibling that is running at the same time is what makes
     independent steps overlap on a parallel orchestrator however slowly
-    their containers start; a sequential orchestrator makes it wait in vain.
+    their containers start. A sequential orchestrator would make it wait in
+    vain: the kit releases it (note ``<name>.alone``) once the sibling has
+    had time to get a container and has none (`battery.NoteWatcher`).
     """
     write_note(folder, f"{name}.started", limits=cgroup_limits())
-    saw = wait_for_note(folder, f"{wait_for}.started", wait_seconds, unless=f"{wait_for}.ended") \
-        if wait_for else False
+    saw = wait_for_note(folder, f"{wait_for}.started", wait_seconds,
+                        unless=(f"{wait_for}.ended", f"{name}.alone")) if wait_for else False
     time.sleep(work_seconds)
     write_note(folder, f"{name}.ended", saw_sibling=saw)
     return name

@@ -229,8 +229,12 @@ def judge_parallel(facts: BatteryFacts) -> Verdict:
     overlap = min(e for _, e in spans.values()) - max(s for s, _ in spans.values())
     if overlap <= 0:
         gap = -overlap
+        released = [name for name in spans if f"{name}.alone" in shape.notes]
+        why = (f"; {released[0]} stopped waiting when its sibling still had no container "
+               f"{shape.time(released[0] + '.alone') - spans[released[0]][0]:.0f} s after "
+               f"it began" if released else "")
         return Verdict(key, False, f"the independent steps ran one after the other "
-                       f"(the second started {gap:.1f} s after the first ended)")
+                       f"(the second started {gap:.1f} s after the first ended{why})")
     return Verdict(key, True, f"branch_a and branch_b ran at the same time for {overlap:.1f} s")
 
 
