@@ -353,35 +353,51 @@ def local_swarm():
 @pytest.fixture(scope="module")
 def swarm_project(project_dir, local_swarm):
     """A project whose active stack runs on the swarm: my_swarm orchestrator, the local
-    registry as ZenML's container registry, the default artifact store."""
+    registry as ZenML's container registry, the default artifact store; ZenML's store
+    is ZenML's own local server, which every node reaches (as on a real cluster), not
+    the session's SQLite file. The server is shut down and the session's store and
+    stack are back afterwards."""
     from zenml.client import Client
 
     from orchestrator.machine.stack import run_zenml
+    from orchestrator.machine.zenml_server import (
+        port_is_taken,
+        start_local_server,
+        stop_local_server,
+    )
 
     folder = project_dir.parent / "swarm-project"
     folder.mkdir(exist_ok=True)
     (folder / "swarm_pipelines.py").write_text(PIPELINES)
     os.chdir(folder)
-    for command in (  # in this process: a `zenml` process costs seconds just to import ZenML
-        "zenml init",
-        "zenml orchestrator flavor register orchestrator.my_swarm_orchestrator.MySwarmOrchestratorFlavor",
-        "zenml orchestrator register swarm_orchestrator -f my_swarm",
-        f"zenml container-registry register swarm_registry -f default --uri={local_swarm.registry}",
-        "zenml stack register swarm_stack -o swarm_orchestrator -a default -c swarm_registry",
-        "zenml stack set swarm_stack",
-    ):
-        run_zenml(command, in_process=True)
-    Client().activate_root(folder)
-    Client().activate_stack("swarm_stack")
-    sys.path.insert(0, str(folder))
+    url = start_local_server()  # fails, saying what to do, if its port is taken
     try:
+        store = Client().zen_store
+        assert store.type.value == "rest" and store.url == url, store.url
+        for command in (  # in this process: a `zenml` process costs seconds to import ZenML
+            "zenml init",
+            "zenml orchestrator flavor register "
+            "orchestrator.my_swarm_orchestrator.MySwarmOrchestratorFlavor",
+            "zenml orchestrator register swarm_orchestrator -f my_swarm",
+            f"zenml container-registry register swarm_registry -f default "
+            f"--uri={local_swarm.registry}",
+            "zenml stack register swarm_stack -o swarm_orchestrator -a default -c swarm_registry",
+            "zenml stack set swarm_stack",
+        ):
+            run_zenml(command, in_process=True)
+        Client().activate_root(folder)
+        Client().activate_stack("swarm_stack")
+        sys.path.insert(0, str(folder))
         yield folder, importlib.import_module("swarm_pipelines")
     finally:
-        sys.path.remove(str(folder))
+        if str(folder) in sys.path:
+            sys.path.remove(str(folder))
         sys.modules.pop("swarm_pipelines", None)
+        stopped = stop_local_server()
         os.chdir(project_dir)
         Client().activate_root(project_dir)
         Client().activate_stack("my_stack")
+    assert stopped and not port_is_taken(), "ZenML's local server still runs"
 
 
 def _engines(local_swarm):
