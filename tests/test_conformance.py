@@ -260,6 +260,24 @@ def test_report_round_trips_and_renders():
     assert "<table" in reports_html([report]) and "notebook 4" in reports_html([report])
 
 
+def test_a_report_saved_for_a_source_comes_back_only_for_that_very_source(tmp_path, monkeypatch):
+    from orchestrator.conformance.saved import report_key, save_report, saved_report
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    report = Report(stack="my_orchestrator_stack", flavor="my_orchestrator", seconds=12.0,
+                    verdicts=judge(good_facts(), list(PROPERTY_KEYS)))
+    source = "class MyOrchestrator: ...\n"
+    assert saved_report(source) is None
+    path = save_report(source, report)
+    assert path.parent == tmp_path / "my-docker" / "conformance"
+    again = saved_report(source)
+    assert again is not None and again.all_passed and again.checked == list(PROPERTY_KEYS)
+    assert saved_report(source + "# changed\n") is None  # the reader changed the file
+    assert report_key(source) != report_key(source + " ")
+    path.write_text("{not json")
+    assert saved_report(source) is None  # unreadable: the battery runs again
+
+
 def test_unknown_property_is_refused():
     from orchestrator.conformance import run_conformance
 

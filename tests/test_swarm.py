@@ -296,6 +296,25 @@ PIPELINES = textwrap.dedent(
         total(part(x, 1), part(x, 2), part(x, 3), needs_four_gib(x), pinned_to_a(x), killed_once(x))
 
 
+    @step(settings={"orchestrator": {"timeout_seconds": 6}})
+    def hangs() -> int:
+        print("hangs", flush=True)
+        time.sleep(300)
+        return 1
+
+
+    @step(settings={"orchestrator": {"placement_constraints": ["node.labels.size==huge"],
+                                     "pending_timeout_seconds": 6}})
+    def no_node_fits() -> int:
+        return 1
+
+
+    @pipeline(enable_cache=False, settings={"orchestrator": {"stop_grace_seconds": 2}})
+    def deadlines_pipeline():
+        hangs()
+        no_node_fits()
+
+
     @step(settings={"resources": ResourceSettings(memory="20GiB")})
     def needs_twenty_gib() -> int:
         return 1
@@ -512,6 +531,26 @@ def test_a_step_no_node_can_hold_fails_before_anything_runs(swarm_project, local
         pipelines.too_big_pipeline()
     assert local_swarm.client().services.list(
         filters={"label": f"{PIPELINE_LABEL}=too_big_pipeline"}) == []
+
+
+def test_a_step_past_its_timeout_and_one_no_node_takes_fail_saying_why_and_leave_nothing(
+        swarm_project, local_swarm, capsys, caplog):
+    from zenml.client import Client
+    from zenml.enums import ExecutionMode, ExecutionStatus
+
+    _, pipelines = swarm_project
+    started = time.monotonic()
+    with pytest.raises(Exception, match="hangs|no_node_fits"):
+        pipelines.deadlines_pipeline.with_options(
+            execution_mode=ExecutionMode.CONTINUE_ON_FAILURE)()
+    assert time.monotonic() - started < 200, "the 300 s sleep should have been cut"
+    said = capsys.readouterr().out + caplog.text
+    assert "[hangs] FAILED: timed out after 6 s" in said, said[-3000:]
+    assert "[no_node_fits] FAILED" in said and "no node could take it within 6 s" in said, \
+        said[-3000:]
+    run = Client().get_pipeline("deadlines_pipeline").last_run
+    assert run.status == ExecutionStatus.FAILED
+    assert what_is_left(local_swarm, run.id) == []
 
 
 def _find_container(local_swarm, step, attempt, timeout=180):
