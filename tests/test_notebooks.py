@@ -224,6 +224,21 @@ def test_max_overlap_counts_simultaneous_intervals():
     assert max_overlap([(0, 5), (1, 2), (1.5, 3), (4, 6)]) == 3
 
 
+def test_orchestrator_spans_take_each_steps_last_attempt_from_release_to_done():
+    from orchestrator.running.step_timing import AttemptTiming
+    from orchestrator.teaching.timing import orchestrator_spans
+
+    timings = [
+        AttemptTiming("train_0", 1, started_early=True, start_returned=100.0, gate_opened=110.0,
+                      success_known=114.0, exit_seen=115.0),
+        AttemptTiming("train_1", 1, start_returned=101.0, exit_seen=105.0),  # failed attempt
+        AttemptTiming("train_1", 2, start_returned=106.0, success_known=109.0),
+        AttemptTiming("pick", 1, start_returned=120.0),  # never finished: left out
+    ]
+    assert orchestrator_spans(timings) == [("train_1", 0.0, 3.0), ("train_0", 4.0, 8.0)]
+    assert orchestrator_spans([]) == []
+
+
 def test_dag_levels_and_drawing():
     graph = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
     assert dag_levels(graph) == {"a": 0, "b": 1, "c": 1, "d": 2}

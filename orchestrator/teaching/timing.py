@@ -77,6 +77,40 @@ def record_times(run: Any, steps: Optional[Iterable[str]] = None
     return sorted(((n, s - origin, e - origin) for n, s, e in found), key=lambda r: (r[1], r[0]))
 
 
+def orchestrator_spans(timings: Iterable[Any]) -> List[Tuple[str, float, float]]:
+    """(step, released, finished) of each step's last attempt, by the orchestrator's clock.
+
+    Released: when the orchestrator let the step run (its gate opened, or
+    its container's start returned); finished: when it counted the step
+    done (else saw the container exit). These spans show what the
+    orchestrator decided: two steps it ran side by side overlap even if
+    their step functions, a second long each, happened not to (one
+    container may still be loading ZenML when the other's function ends).
+
+    Args:
+        timings: `running.step_timing.AttemptTiming`s of one run (`read_timings`).
+
+    Returns:
+        Rows sorted by release, in seconds from the first release; attempts
+        missing either reading are left out.
+    """
+    last: Dict[str, Any] = {}
+    for timing in timings:
+        if timing.step not in last or timing.attempt > last[timing.step].attempt:
+            last[timing.step] = timing
+    found = []
+    for step, timing in last.items():
+        released = timing.gate_opened or timing.start_returned
+        finished = timing.success_known or timing.exit_seen
+        if released is not None and finished is not None:
+            found.append((step, released, finished))
+    if not found:
+        return []
+    origin = min(released for _, released, _ in found)
+    return sorted(((step, r - origin, f - origin) for step, r, f in found),
+                  key=lambda row: (row[1], row[0]))
+
+
 def mode_timeline_rows(notes: Mapping[str, Mapping[str, Any]], statuses: Mapping[str, str],
                        steps: Iterable[str]) -> List[Tuple[str, list]]:
     """Gantt rows for one run of the kit's failing pipeline, from the probe steps' notes.
