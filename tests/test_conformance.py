@@ -26,6 +26,7 @@ from orchestrator.conformance.properties import (
     BatteryFacts,
     ClientFacts,
     RunFacts,
+    Verdict,
     expected_statuses,
     judge,
 )
@@ -276,6 +277,11 @@ def test_a_report_saved_for_a_source_comes_back_only_for_that_very_source(tmp_pa
     assert report_key(source) != report_key(source + " ")
     path.write_text("{not json")
     assert saved_report(source) is None  # unreadable: the battery runs again
+    failed = Report(stack="my_orchestrator_stack", flavor="my_orchestrator", seconds=12.0,
+                    verdicts=judge(good_facts(), list(PROPERTY_KEYS)))
+    failed.verdicts["stop"] = Verdict("stop", False, "the client timed out (a loaded machine)")
+    assert save_report(source, failed) is None  # a failure is worth a new battery: not kept
+    assert saved_report(source) is None
 
 
 def test_unknown_property_is_refused():

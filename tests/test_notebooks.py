@@ -239,6 +239,23 @@ def test_orchestrator_spans_take_each_steps_last_attempt_from_release_to_done():
     assert orchestrator_spans([]) == []
 
 
+def test_notebook_7_keys_the_readers_file_as_notebook_6_left_it(tmp_path):
+    """The same code gives the same key for the saved verdicts, whatever the pieces' notes say."""
+    from orchestrator.conformance.saved import report_key
+    from orchestrator.teaching.my_file import MyFile, reference_piece
+    from orchestrator.teaching.notebooks import Workspace
+
+    workspace = Workspace(name="t", root=tmp_path, config_dir=tmp_path, project_dir=tmp_path,
+                          notebooks_dir=NOTEBOOKS_DIR)
+    sixth = MyFile.start(6, workspace, echo=lambda _: None)
+    for name in sixth.missing():  # as notebook 6's exercise cells leave them, unwritten
+        sixth.pieces[name] = reference_piece(name, "yours is not written yet")
+    seventh = MyFile.start(7, workspace, echo=lambda _: None)
+    assert sixth.text() != seventh.text()  # the notes differ ("... (saved copy)")
+    assert sixth.code() == seventh.code()
+    assert report_key(sixth.code()) == report_key(seventh.code())
+
+
 def test_dag_levels_and_drawing():
     graph = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
     assert dag_levels(graph) == {"a": 0, "b": 1, "c": 1, "d": 2}

@@ -223,6 +223,10 @@ def saved_piece(name: str, notebooks_dir: Optional[Path]) -> Piece:
 # --------------------------------------------------------------------------
 
 
+# Each piece's header comment says where it came from (differently in each notebook).
+PIECE_HEADER = "# ---- "
+
+
 def assemble(stage: int, pieces: Dict[str, Piece]) -> str:
     """The text of ``my_orchestrator.py`` at `stage` with these pieces.
 
@@ -239,7 +243,7 @@ def assemble(stage: int, pieces: Dict[str, Piece]) -> str:
             name = line[len("# <<piece:"):-2]
             piece = pieces[name]
             whose = "yours" if piece.origin == "yours" else "the reference solution"
-            lines.append(f"# ---- {name} (notebook {piece.notebook}): {whose}; {piece.note} ----")
+            lines.append(f"{PIECE_HEADER}{name} (notebook {piece.notebook}): {whose}; {piece.note} ----")
             lines.extend(piece.source.rstrip().splitlines())
             continue
         lines.append(line)
@@ -355,6 +359,17 @@ class MyFile:
         for name in self.missing():
             pieces[name] = reference_piece(name, "not checked in this notebook yet")
         return assemble(self.stage, pieces)
+
+    def code(self) -> str:
+        """The file's text without the pieces' header comments: what runs.
+
+        Those comments say where each piece came from, in words that differ
+        from notebook to notebook for the same code (notebook 7 reads the
+        pieces from the saved notebook 6); the saved conformance verdicts
+        are keyed by this text (`orchestrator.conformance.saved`).
+        """
+        return "\n".join(line for line in self.text().splitlines()
+                         if not line.startswith(PIECE_HEADER)) + "\n"
 
     def write(self) -> Path:
         """Write ``my_orchestrator.py`` into the project folder; forget any imported copy.
