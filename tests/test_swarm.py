@@ -152,6 +152,24 @@ def test_stores_on_this_machine_are_refused_when_a_node_is_elsewhere():
     check_stores_reachable(remote, shared_paths=True, **sqlite)  # NFS, said so
 
 
+def test_a_zenml_server_on_loopback_is_refused_where_the_nodes_cannot_reach_it():
+    local = [_node("node-a", "127.0.0.2"), _node("node-b", "127.0.0.3")]
+    remote = local + [_node("gpu-box", "10.0.0.7")]
+    shared = {"artifact_store_is_local": False, "artifact_path": "s3://bucket", "shared_paths": False}
+    for url in ("http://127.0.0.1:8237", "http://localhost:8237"):  # `zenml login --local`
+        check_stores_reachable(local, store_type="rest", store_url=url, reachable_ports=[5000, 8237],
+                               **shared)
+        with pytest.raises(ClusterStackError, match="loopback.*gpu-box.*means the node itself"):
+            check_stores_reachable(remote, store_type="rest", store_url=url, **shared)
+    with pytest.raises(ClusterStackError, match=r"port 8300.*reach only its ports 5000, 8237.*"
+                                                r"--forward 8300"):
+        check_stores_reachable(local, store_type="rest", store_url="http://127.0.0.1:8300",
+                               reachable_ports=[8237, 5000], **shared)
+    check_stores_reachable(remote, store_type="rest", store_url="https://zenml.example", **shared)
+    check_stores_reachable(local, store_type="rest", store_url="http://127.0.0.1:8300",
+                           **shared)  # not the local swarm: nothing known about its ports
+
+
 def test_a_step_no_node_can_hold_is_refused_naming_the_largest_node():
     nodes = [_node("node-a", "127.0.0.2", 2 * GiB), _node("node-b", "127.0.0.3", 8 * GiB)]
     check_fits_somewhere("big", 6 * GiB, None, {}, nodes)

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
@@ -137,18 +138,24 @@ def list_nodes(client: docker.DockerClient) -> List[SwarmNode]:
 
 def check_stores_reachable(nodes: Sequence[SwarmNode], *, store_type: str, store_url: str,
                            artifact_store_is_local: bool, artifact_path: str,
-                           shared_paths: bool) -> None:
+                           shared_paths: bool,
+                           reachable_ports: Optional[Sequence[int]] = None) -> None:
     """Refuse a stack whose stores some node cannot reach.
 
     A step task may run on any node: it reads and writes ZenML's store and the
     artifact store from there. A SQLite store and a local artifact store are
     paths on the client's machine: fine when every node is an engine on this
     machine (the local swarm), or when those paths are mounted at the same
-    place on every node (NFS; say so with `shared_paths=True`).
+    place on every node (NFS; say so with `shared_paths=True`). A ZenML
+    server on this machine's loopback address (``zenml login --local``)
+    means each node itself to a node elsewhere; on the local swarm, whose
+    nodes live in a network namespace of their own, only the host ports in
+    `reachable_ports` answer them (None: not the local swarm).
 
     Raises:
         ClusterStackError: naming the store and what to use instead.
     """
+    _check_server_reachable(nodes, store_type, store_url, reachable_ports)
     remote = [node.hostname for node in nodes if not node.on_this_machine]
     if not remote or shared_paths:
         return
@@ -168,6 +175,35 @@ def check_stores_reachable(nodes: Sequence[SwarmNode], *, store_type: str, store
             "or mount the folder at the same path on every node (NFS) and set the "
             "orchestrator's shared_paths=True."
         )
+
+
+def _check_server_reachable(nodes: Sequence[SwarmNode], store_type: str, store_url: str,
+                            reachable_ports: Optional[Sequence[int]]) -> None:
+    if store_type != "rest":
+        return
+    parsed = urllib.parse.urlsplit(store_url)
+    host = parsed.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return
+    remote = [node.hostname for node in nodes if not node.on_this_machine]
+    if remote:
+        raise ClusterStackError(
+            f"ZenML's server is at {store_url}, this machine's loopback address, which on the "
+            f"swarm's node(s) {', '.join(remote)} means the node itself. Connect to the server "
+            "by an address every node reaches (`zenml login http://<this machine's name>:<port>`, "
+            "or a ZenML server of your team).")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if reachable_ports is not None and port not in reachable_ports:
+        raise ClusterStackError(
+            f"ZenML's server listens on port {port} of this machine, but the local swarm's nodes "
+            f"reach only its ports {', '.join(map(str, sorted(reachable_ports)))}. Start the "
+            "local server on the port they reach (`zenml logout --local`, then `zenml login "
+            "--local`: port 8237), or restart the swarm forwarding that port (`sudo python -m "
+            f"orchestrator.machine.swarm down`, then `up --forward {port}`).")
 
 
 def check_fits_somewhere(step_name: str, memory_bytes: Optional[int], nano_cpus: Optional[int],

@@ -11,7 +11,7 @@ reserving more than any node offers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 
 import docker
 
@@ -93,7 +93,8 @@ def plan_swarm_run(
     from zenml.entrypoints import StepEntrypointConfiguration
 
     nodes = list_nodes(client)
-    check_cluster_stack(stack, nodes, shared_paths=orchestrator.config.shared_paths)
+    check_cluster_stack(stack, nodes, shared_paths=orchestrator.config.shared_paths,
+                        reachable_ports=local_swarm_ports(orchestrator.config.manager_url))
     settings = orchestrator.get_settings(snapshot)
     local_stores_path = GlobalConfiguration().local_stores_path
     run_name = pipeline_run.name if pipeline_run else snapshot.pipeline_configuration.name
@@ -161,7 +162,19 @@ def plan_swarm_run(
     return plan
 
 
-def check_cluster_stack(stack: "Stack", nodes: Sequence[SwarmNode], *, shared_paths: bool) -> None:
+def local_swarm_ports(manager_url: Optional[str]) -> Optional[List[int]]:
+    """The host ports the local swarm's nodes reach, if the run goes to the local swarm; else None."""
+    from orchestrator.machine.swarm import LocalSwarm
+    from orchestrator.swarm.cluster import default_manager_url
+
+    swarm = LocalSwarm()
+    if (manager_url or default_manager_url()) != swarm.manager_url:
+        return None
+    return list(swarm.status().forwarded_ports) or None
+
+
+def check_cluster_stack(stack: "Stack", nodes: Sequence[SwarmNode], *, shared_paths: bool,
+                        reachable_ports: Optional[Sequence[int]] = None) -> None:
     """The stack's stores, checked against where the nodes are (see `check_stores_reachable`).
 
     Raises:
@@ -178,4 +191,5 @@ def check_cluster_stack(stack: "Stack", nodes: Sequence[SwarmNode], *, shared_pa
         artifact_store_is_local=artifact_store.flavor == "local",
         artifact_path=str(artifact_store.path),
         shared_paths=shared_paths,
+        reachable_ports=reachable_ports,
     )
