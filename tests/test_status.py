@@ -774,6 +774,22 @@ def test_on_docker_a_finished_run_is_read_from_zenml_without_its_containers(proj
     assert watcher.alive_threads == []
 
 
+def test_a_store_that_does_not_answer_is_told_as_such_however_deep_the_cause():
+    import requests
+
+    from orchestrator.status.cli import _is_unreachable_store
+
+    try:
+        try:
+            raise requests.exceptions.ConnectionError("Max retries exceeded")
+        except requests.exceptions.ConnectionError as cause:
+            raise RuntimeError("Error connecting to URL 'http://127.0.0.1:8237'") from cause
+    except RuntimeError as wrapped:  # what ZenML's REST store raises
+        assert _is_unreachable_store(wrapped)
+    assert _is_unreachable_store(ConnectionRefusedError())
+    assert not _is_unreachable_store(ValueError("a bug of ours: shown as a traceback"))
+
+
 def test_on_docker_the_command_line_prints_a_run_and_explains_a_wrong_name(project_dir):
     command = [sys.executable, "-m", "orchestrator.status"]
     shown = subprocess.run(command + ["latest"], capture_output=True, text=True, timeout=120)

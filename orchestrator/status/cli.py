@@ -108,10 +108,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        if not _is_unreachable_store(error):
+            raise
+        print(f"error: ZenML's store does not answer ({_store_url()}). "
+              "If it is ZenML's local server, start it again (`zenml login --local`), or go "
+              "back to the local SQLite store (`zenml logout`).", file=sys.stderr)
+        return 2
     if args.record:
         with open(args.record, "w") as handle:
             json.dump(_recording(final, record or []), handle, indent=1, default=str)
     return 0
+
+
+def _is_unreachable_store(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is a connection to ZenML's server that failed."""
+    import requests
+
+    seen = error
+    while seen is not None:
+        if isinstance(seen, (requests.exceptions.ConnectionError, ConnectionError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _store_url() -> str:
+    try:
+        from zenml.config.global_config import GlobalConfiguration
+
+        return str(GlobalConfiguration().store_configuration.url)
+    except Exception:  # noqa: BLE001 - shown without it then
+        return "its URL unknown"
 
 
 def print_logs(run: str, stream: Optional[TextIO] = None) -> int:
