@@ -250,6 +250,28 @@ def test_the_kit_reads_zenml_entrypoint_options_in_both_spellings():
     assert _option(["--snapshot_id"], "--snapshot_id") is None  # no value: cannot tell
 
 
+def test_a_waiting_probe_is_released_only_when_its_sibling_has_no_live_container():
+    from orchestrator.conformance.battery import sibling_has_container
+
+    zenml = ["python", "-m", "zenml.entrypoints.entrypoint", "--entrypoint_config_source", "x"]
+    waiter = {"Config": {"Entrypoint": zenml[:3], "Cmd": zenml[3:] + [
+        "--snapshot_id", "s1", "--step_name", "branch_a"]}}
+
+    def listed(step, state, snapshot="s1"):
+        return {"Command": " ".join(zenml + ["--snapshot_id", snapshot, "--step_name", step]),
+                "State": state}
+
+    for state in ("created", "running", "paused", "restarting"):  # a parallel orchestrator's
+        assert sibling_has_container(waiter, [listed("branch_b", state)], "branch_b") is True
+    assert sibling_has_container(waiter, [], "branch_b") is False  # a sequential one
+    assert sibling_has_container(waiter, [listed("branch_b", "exited")], "branch_b") is False
+    assert sibling_has_container(waiter, [listed("victim", "running")], "branch_b") is False
+    assert sibling_has_container(  # another run's branch_b (another battery at the same time)
+        waiter, [listed("branch_b", "running", snapshot="s2")], "branch_b") is False
+    unknown = {"Config": {"Entrypoint": ["sh", "-c"], "Cmd": ["python my_runner.py"]}}
+    assert sibling_has_container(unknown, [], "branch_b") is None  # cannot tell: waits in full
+
+
 def test_report_round_trips_and_renders():
     verdicts = judge(good_facts(), ["parallel", "labels"])
     report = Report(stack="s", flavor="f", verdicts=verdicts, seconds=12.3,

@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 from orchestrator.conformance.properties import (
     STOP_EXIT_SECONDS,
@@ -286,18 +286,7 @@ class NoteWatcher:
             candidates = self.docker.api.containers(all=True)
         except Exception:  # noqa: BLE001 - an engine hiccup: cannot tell
             return None
-        config = attrs.get("Config") or {}
-        words = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
-        snapshot = _option(words, "--snapshot_id")
-        if snapshot is None:
-            return None
-        for container in candidates:
-            words = str(container.get("Command", "")).split()
-            if _option(words, "--snapshot_id") == snapshot \
-                    and _option(words, "--step_name") == step \
-                    and container.get("State") in ("created", "running", "restarting", "paused"):
-                return True
-        return False
+        return sibling_has_container(attrs, candidates, step)
 
     def _inspect(self, cid: str) -> Dict[str, Any]:
         try:
@@ -315,6 +304,33 @@ class NoteWatcher:
             return True
         except Exception:  # noqa: BLE001 - it ended by itself
             return False
+
+
+def sibling_has_container(waiter: Mapping[str, Any], containers: Iterable[Mapping[str, Any]],
+                          step: str) -> Optional[bool]:
+    """Whether step `step` of the waiting container's run has a container not yet exited.
+
+    Args:
+        waiter: the waiting step's container, as the engine inspects it.
+        containers: every container on the engine, as the engine lists them
+            (``Command`` a string, ``State`` a word).
+        step: the sibling step's name.
+
+    Returns:
+        True or False; None when the waiter's command has no snapshot id
+        (then nobody can tell, and the probe waits in full).
+    """
+    config = waiter.get("Config") or {}
+    words = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+    snapshot = _option(words, "--snapshot_id")
+    if snapshot is None:
+        return None
+    for container in containers:
+        words = str(container.get("Command", "")).split()
+        if _option(words, "--snapshot_id") == snapshot and _option(words, "--step_name") == step \
+                and container.get("State") in ("created", "running", "restarting", "paused"):
+            return True
+    return False
 
 
 def _option(words: Sequence[str], option: str) -> Optional[str]:
