@@ -55,8 +55,9 @@ def start_local_server(port: int = ZENML_LOCAL_SERVER_PORT,
                        echo: Callable[[str], None] = print) -> str:
     """Start ZenML's local server and connect this process's ZenML configuration to it.
 
-    Everything registered or run afterwards is recorded in the server, not in
-    the SQLite file. It takes about 15 s.
+    Everything registered or run afterwards goes through the server (the
+    local server serves this configuration's own records over HTTP, so what
+    was registered before is there too). It takes about 15 s.
 
     Args:
         port: where it listens on 127.0.0.1 (the local swarm's nodes reach 8237).
@@ -90,7 +91,13 @@ def start_local_server(port: int = ZENML_LOCAL_SERVER_PORT,
         [sys.executable, "-m", "orchestrator.machine.zenml_server", "--stop-when-gone",
          str(os.getpid())], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True)  # survives a killed process group
-    run_zenml(command, in_process=True)
+    try:
+        run_zenml(command, in_process=True)
+    except BaseException:
+        _started_here = False
+        _watchdog.terminate()
+        _watchdog = None
+        raise
     return url
 
 
