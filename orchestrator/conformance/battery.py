@@ -187,6 +187,9 @@ class NoteWatcher:
         self.docker = docker_client
         self._folders: Dict[str, tuple] = {}  # run key -> (folder, RunFacts)
         self._exited: Dict[Path, float] = {}  # run folder -> when fail_soon's container ended
+        # (run folder, probe) whose sibling was seen with a container: never released, not
+        # asked again (a Docker inspect and list every 0.2 s while it waits would be waste)
+        self._sibling_seen: set = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="conformance-notes", daemon=True)
@@ -263,8 +266,11 @@ class NoteWatcher:
                     or f"{name}.ended" in facts.notes or f"{sibling}.started" in facts.notes \
                     or time.time() - started.get("time", time.time()) < ALONE_AFTER_SECONDS:
                 continue
+            if (folder, name) in self._sibling_seen:
+                continue
             if self._has_container(started.get("container_id"), sibling) is not False:
-                continue  # it has one, or we cannot tell: the probe waits in full
+                self._sibling_seen.add((folder, name))  # it has one, or we cannot tell:
+                continue  # the probe waits in full
             note = {"time": time.time()}
             try:
                 (folder / f"{name}.alone.json").write_text(json.dumps(note))

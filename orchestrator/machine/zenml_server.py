@@ -119,11 +119,12 @@ def stop_local_server(echo: Callable[[str], None] = print) -> bool:
 
 
 def _store_url() -> Optional[str]:
+    """The store this process's ZenML configuration names (read, not connected to)."""
     try:
-        from zenml.client import Client
+        from zenml.config.global_config import GlobalConfiguration
 
-        return str(Client().zen_store.url)
-    except Exception:  # noqa: BLE001 - no store to ask: not ours then
+        return str(GlobalConfiguration().store_configuration.url)
+    except Exception:  # noqa: BLE001 - no configuration to read: not ours then
         return None
 
 

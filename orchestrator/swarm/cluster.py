@@ -155,8 +155,8 @@ def check_stores_reachable(nodes: Sequence[SwarmNode], *, store_type: str, store
     Raises:
         ClusterStackError: naming the store and what to use instead.
     """
-    _check_server_reachable(nodes, store_type, store_url, reachable_ports)
     remote = [node.hostname for node in nodes if not node.on_this_machine]
+    _check_server_reachable(remote, store_type, store_url, reachable_ports)
     if not remote or shared_paths:
         return
     if store_type == "sql" and store_url.startswith("sqlite"):
@@ -177,7 +177,7 @@ def check_stores_reachable(nodes: Sequence[SwarmNode], *, store_type: str, store
         )
 
 
-def _check_server_reachable(nodes: Sequence[SwarmNode], store_type: str, store_url: str,
+def _check_server_reachable(remote: Sequence[str], store_type: str, store_url: str,
                             reachable_ports: Optional[Sequence[int]]) -> None:
     if store_type != "rest":
         return
@@ -189,7 +189,6 @@ def _check_server_reachable(nodes: Sequence[SwarmNode], store_type: str, store_u
         loopback = False
     if not loopback:
         return
-    remote = [node.hostname for node in nodes if not node.on_this_machine]
     if remote:
         raise ClusterStackError(
             f"ZenML's server is at {store_url}, this machine's loopback address, which on the "
