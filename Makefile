@@ -1,31 +1,32 @@
-# The two commands a newcomer needs (see README.md):
+# The commands a newcomer needs (see README.md):
 #   make demo   set everything up, then run the example pipeline on my_stack
-#   make test   set everything up, then run the whole test suite
+#   make test   set everything up, then run the whole test suite and every notebook
+#   make check  lint and every test that needs no Docker engine (under 2 minutes)
 #   make swarm  (as root) start the local two-node swarm the my_swarm tests and notebook 8 use;
 #               make swarm-down ends it
 PYTHON ?= python3
 export ZENML_ANALYTICS_OPT_IN ?= false
 
-.PHONY: setup demo test unit lint lab swarm swarm-down
+.PHONY: setup demo test check lint lab swarm swarm-down
 
-setup:
-	bash scripts/setup.sh
-
-demo: setup
-	$(PYTHON) -m orchestrator.teaching.demo
+# Tests and notebooks run in one parallel session (pytest-xdist): most of their time
+# is spent waiting on containers, so more workers than cores pay off. Each test file
+# and each notebook runs on one worker (a module's shared pipeline run is made once),
+# the longest first (tests/conftest.py). TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 3
+PARALLEL = -n $(1) --dist loadgroup --no-loadscope-reorder
 
 test:
 	bash scripts/setup.sh --browser --swarm
 	$(PYTHON) -m ruff check orchestrator tests benchmarks
-	@# Both suites run even when the first fails; the target fails if either did.
-	$(PYTHON) -m pytest tests --durations=20; tests=$$?; \
-	$(PYTHON) -m pytest --nbmake --nbmake-timeout=600 --durations=0 notebooks/; notebooks=$$?; \
-	echo "make test: tests exit $$tests, notebooks exit $$notebooks"; \
-	[ $$tests = 0 ] && [ $$notebooks = 0 ]
+	@# Every test and every notebook; ends with the 25 slowest items and each notebook's time.
+	$(PYTHON) -m pytest tests notebooks --nbmake --nbmake-timeout=600 --ignore-glob='tests/browser/*.ipynb' \
+		$(call PARALLEL,$(TEST_WORKERS)) --durations=25
 
-# Only the fast tests that need no Docker engine.
-unit:
-	$(PYTHON) -m pytest tests/test_dag.py tests/test_container_spec.py tests/test_step_logs.py tests/test_status.py tests/test_widget.py tests/test_layout.py -q -k "not on_docker"
+# Lint and every test that needs no Docker engine: the fast tier while working
+# on the code (no engine has to run; under 2 minutes on 2 cores).
+check: lint
+	$(PYTHON) -m pytest tests -m "not engine and not needs_root and not rootless_engine" -q $(call PARALLEL,2) --durations=10
 
 # The lint rules kept clean (pyproject.toml, [tool.ruff]).
 lint:

@@ -310,7 +310,7 @@ class Session:
     def _cleanup_after(self, client: Any) -> int:
         """Remove what local_docker leaves behind; returns how many containers."""
         leftovers = client.containers.list(
-            all=True, filters={"label": f"{BENCH_LABEL}={self.session_id}"})
+            ignore_removed=True, all=True, filters={"label": f"{BENCH_LABEL}={self.session_id}"})
         for container in leftovers:  # local_docker never removes its containers
             container.remove(force=True)
         return len(leftovers)

@@ -295,7 +295,7 @@ def _left_containers(label_value: str) -> List[Dict[str, Any]]:
 
     found = []
     for container in connect().containers.list(
-            all=True, filters={"label": f"{BENCH_LABEL}={label_value}"}):
+            ignore_removed=True, all=True, filters={"label": f"{BENCH_LABEL}={label_value}"}):
         args = " ".join(container.attrs.get("Args") or [])
         match = re.search(r"--step_name (\S+)", args)
         state = container.attrs.get("State") or {}

@@ -10,12 +10,21 @@ The names a user needs, importable from here::
 - setting up: `register_stack` (the four reference commands);
 - errors: `MyDockerError` and its kinds.
 
-The package, by responsibility (see README.md's table):
+The package, by responsibility (each subpackage's docstring lists its modules);
+imports point down, with no cycle (`tests/test_layout.py`):
 
-- `my_docker_orchestrator`: the flavor (ZenML's interface), glue only;
-- `running`: running a pipeline (planning, scheduler, containers, runner, reporting);
-- `status`: what a run's steps are doing (model, ZenML records, watcher, views);
-- `machine`: a Docker engine, the parent image, the registered stack;
+- `my_docker_orchestrator`, `my_swarm_orchestrator`: the flavors (ZenML's
+  interface), glue only: they resolve what a run needs into plain data
+  (`running.request`) and hand it down;
+- `errors`: every error raised on purpose, each saying what to do;
+- `running`: running a pipeline (planning, scheduler, containers, runner,
+  dynamic and detached runs, reporting to ZenML);
+- `status`: what a run's steps are doing (model, ZenML records, watcher,
+  `fetch_status`, views);
+- `swarm`: the `my_swarm` flavor's running code, on a Docker Swarm;
+- `machine`: a Docker engine, the parent image, the registered stack, the
+  local swarm, ZenML's local server;
+- `conformance`: the conformance kit;
 - `teaching`: notebook helpers, example pipelines, the demo.
 
 Names are imported on first use: ZenML imports this package inside every

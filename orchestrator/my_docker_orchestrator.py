@@ -4,11 +4,13 @@ ZenML asks an orchestrator flavor for three things: a flavor (its name and
 classes), a config/settings model (what users may set), and an orchestrator
 whose `submit_pipeline` runs a compiled pipeline, and, for dynamic pipelines,
 whose `submit_dynamic_pipeline` runs the pipeline function and whose
-isolated-step methods run single steps. This module is only that glue; the
-work happens in `orchestrator.running` (planning, the scheduler, containers,
-the runner, dynamic runs, detached runs, reporting to ZenML) and
-`orchestrator.status` (`fetch_status`). It is imported inside every step
-container, so it imports nothing heavy at module level.
+isolated-step methods run single steps. This module is only that glue: it
+asks ZenML for the run's settings, images and environments once, hands them
+down as plain data (`running.request`), and the work happens in
+`orchestrator.running` (planning, the scheduler, containers, the runner,
+dynamic runs, detached runs, reporting to ZenML) and `orchestrator.status`
+(`fetch_status`). It is imported inside every step container, so it imports
+nothing heavy at module level.
 
 Registered with the reference commands:
 
@@ -156,11 +158,28 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
             RunStoppedError: the run was stopped.
             InvalidSettingsError, ImageNotFoundError: the run could not start.
         """
+        from orchestrator.running.request import RunRequest
         from orchestrator.running.submission import submit_run
 
-        submit_run(self, snapshot, stack, environment=base_environment,
-                   step_environments=step_environments, placeholder_run=placeholder_run)
+        request = RunRequest.resolve(self, snapshot, stack, environment=base_environment,
+                                     step_environments=step_environments,
+                                     placeholder_run=placeholder_run)
+        self._remember_builds(snapshot, stack)
+        submit_run(request)
         return None
+
+    def _remember_builds(self, snapshot: "PipelineSnapshotResponse", stack: "Stack") -> None:
+        """Keep this run's freshly built images for the next call (`running.builds`):
+        ZenML's builds are the orchestrator's to describe, so this is asked here."""
+        from orchestrator.errors import DockerEngineUnavailableError
+        from orchestrator.machine.engine import connect
+        from orchestrator.running.builds import remember_builds
+
+        try:
+            client = connect()
+        except DockerEngineUnavailableError:
+            return  # the run itself reports it, recorded as failed
+        remember_builds(self, snapshot, stack, client)
 
     def submit_dynamic_pipeline(
         self,
@@ -180,10 +199,11 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
             RunStoppedError: the run was stopped.
             Exception: what the pipeline function raised (a step's error).
         """
+        from orchestrator.running.request import RunRequest
         from orchestrator.running.submission import submit_run
 
-        submit_run(self, snapshot, stack, environment=environment, step_environments=None,
-                   placeholder_run=placeholder_run)
+        submit_run(RunRequest.resolve(self, snapshot, stack, environment=environment,
+                                      step_environments=None, placeholder_run=placeholder_run))
         return None
 
     def submit_isolated_step(self, step_run_info: "StepRunInfo",
@@ -194,8 +214,9 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
             MyDockerError: the step's container cannot be made or started.
         """
         from orchestrator.running.dynamic import submit_isolated_step
+        from orchestrator.running.request import IsolatedStepRequest
 
-        submit_isolated_step(self, step_run_info, environment)
+        submit_isolated_step(IsolatedStepRequest.resolve(self, step_run_info, environment))
 
     def get_isolated_step_status(self, step_run: "StepRunResponse") -> ExecutionStatus:
         """An isolated step's status, from ZenML's record and its container."""
@@ -235,18 +256,19 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
         The process that orchestrates the run (the client, or a detached
         process) notices its containers ending, sees the run marked as
         stopping and records the steps as stopped; if that process is gone,
-        the run is ended here.
+        the run is ended here. The grace is the run's own setting (a
+        pipeline's `stop_grace_seconds` wins over the component's).
         """
         if run.snapshot is not None and run.snapshot.is_dynamic:
             from orchestrator.running.dynamic import stop_dynamic_run
 
             stop_dynamic_run(run, graceful=graceful,
-                             grace_seconds=self.config.stop_grace_seconds)
+                             grace_seconds=self.get_settings(run).stop_grace_seconds)
             return
         from orchestrator.running.reporting import stop_run_containers
 
         stop_run_containers(run, graceful=graceful,
-                            grace_seconds=self.config.stop_grace_seconds)
+                            grace_seconds=self.get_settings(run).stop_grace_seconds)
 
 
 class MyDockerOrchestratorFlavor(BaseOrchestratorFlavor):

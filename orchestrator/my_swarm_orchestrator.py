@@ -143,9 +143,17 @@ class MySwarmOrchestrator(ContainerizedOrchestrator):
             RunStoppedError: the run was stopped.
             SwarmUnavailableError, ClusterStackError, InvalidSettingsError: it could not start.
         """
+        from orchestrator.running.request import RunRequest
         from orchestrator.swarm.pipeline_run import run_pipeline_on_swarm
+        from orchestrator.swarm.settings import SwarmCluster
 
-        run_pipeline_on_swarm(self, snapshot, stack, step_environments, placeholder_run)
+        request = RunRequest.resolve(self, snapshot, stack, environment=base_environment,
+                                     step_environments=step_environments,
+                                     placeholder_run=placeholder_run)
+        cluster = SwarmCluster(manager_url=self.config.manager_url,
+                               shared_paths=self.config.shared_paths,
+                               mount_package=self.config.mount_package)
+        run_pipeline_on_swarm(request, cluster)
         return None
 
     def fetch_status(
@@ -155,9 +163,9 @@ class MySwarmOrchestrator(ContainerizedOrchestrator):
         ZenML's records, through the same pure model as the live panel
         (`orchestrator.status`); without a manager, ZenML's record alone."""
         from orchestrator.status.fetch import execution_statuses
-        from orchestrator.status.records import get_run
         from orchestrator.status.swarm_source import clients_gone
         from orchestrator.status.watcher import read_status
+        from orchestrator.zenml_records import get_run
 
         run = get_run(run.id, hydrate=True)
         run_status, steps = execution_statuses(read_status(run), client_gone=clients_gone(run))

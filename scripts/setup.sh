@@ -54,7 +54,10 @@ if $with_swarm; then
       echo "installed Debian's docker-registry"
     fi
     "$PYTHON" -m orchestrator.machine.swarm up   # does nothing when it is up already
-  elif "$PYTHON" -m orchestrator.machine.swarm status | grep -q ': up$'; then
+  elif swarm_status="$("$PYTHON" -m orchestrator.machine.swarm status 2>&1)" \
+       && grep -q ': up$' <<<"$swarm_status"; then
+    # (read whole first: `status | grep -q` closes the pipe at the first match, and
+    # the status command's next line then failed with BrokenPipeError under pipefail)
     echo "the local swarm is up"
   else
     echo "The local swarm starts its own Docker engines, which needs root: run \`sudo make swarm\`." >&2

@@ -11,11 +11,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
 
-from tests import leftovers
+from tests import leftovers, parallel
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="my-docker-tests-"))
@@ -45,11 +46,23 @@ def zenml_cli(command: str, cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
+def _engine_marks(items):
+    """Mark the tests that need a Docker engine (`-m "not engine"`: the fast tier)."""
+    for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engine)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """A user who is not root does not run the tests marked `needs_root` (they
+    """Mark engine tests; in a parallel session, group tests by file (a module's
+    shared run stays on one worker) and order the groups longest first; and a
+    user who is not root does not run the tests marked `needs_root` (they
     mount file systems, create network interfaces, start a second dockerd):
     they are deselected, counted in pytest's summary, and named at the end
     with the command that runs them."""
+    _engine_marks(items)
+    parallel.group_and_order(config, items)
     if os.geteuid() == 0:
         return
     kept, needs_root = [], []
@@ -114,6 +127,12 @@ def session_run_ids():
 ENGINE_FIXTURES = frozenset({"docker_client", "parent_image", "project_dir", "run_containers"})
 
 
+def pytest_configure(config):
+    """In the controller of a parallel session (`-n N`), the engine-wide check."""
+    leftovers.register_controller_check(config)
+    parallel.GroupTimes.register(config)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_containers_left_behind(request):
     """After the whole session, no container it created may remain on the engine.
@@ -124,21 +143,32 @@ def _no_containers_left_behind(request):
     too. A session of pure tests only (none asked for an engine fixture) made
     no container: it neither checks nor removes anything, so that running the
     fast tests beside a real-engine session cannot remove that session's work.
+
+    In a parallel session's worker, the containers of its own runs (by label)
+    are checked here, and the engine-wide check is the controller's, once every
+    worker has ended (`leftovers.ControllerCheck`).
     """
+    config = request.config
     uses_engine = any(ENGINE_FIXTURES & set(getattr(item, "fixturenames", ()))
                       for item in request.session.items)
     if not uses_engine:
         yield
         shutil.rmtree(_SESSION_DIR, ignore_errors=True)
         return
-    baseline = leftovers.take_baseline()
+    worker = parallel.is_worker(config)
+    if worker:
+        config.workeroutput[parallel.USED_ENGINE] = True
+    baseline = None if worker else leftovers.take_baseline()
     yield
     try:
         owned = session_run_ids() if (_SESSION_DIR / "zenml-config").exists() else []
     except Exception:  # noqa: BLE001 - no store was ever created: no run of ours
         owned = []
     try:
-        found = leftovers.remove_new_containers(baseline, owned_run_ids=owned)
+        if worker:
+            found = leftovers.remove_containers_of(owned, client_pid=os.getpid())
+        else:
+            found = leftovers.remove_new_containers(baseline, owned_run_ids=owned)
     finally:
         shutil.rmtree(_SESSION_DIR, ignore_errors=True)
     assert not found, leftovers.report(found)
@@ -153,3 +183,77 @@ def run_containers(docker_client):
         return find_containers(docker_client, pipeline_run_id=str(pipeline_run_id))
 
     return _list
+
+
+def _project_state():
+    """What decides which code a step container gets and which stack runs it:
+    ZenML's source root comes from a custom root or the working directory."""
+    from zenml.client import Client
+    from zenml.utils import source_utils
+
+    return {
+        "working directory": os.getcwd(),
+        "ZenML's custom source root": source_utils._CUSTOM_SOURCE_ROOT,
+        "ZenML's source root": source_utils.get_source_root(),
+        "ZENML_REPOSITORY_PATH": os.environ.get("ZENML_REPOSITORY_PATH"),
+        "ZenML's project root": str(Client().root),
+        "the active stack": Client().active_stack_model.name,
+    }
+
+
+def _restore_project_state(state):
+    from zenml.client import Client
+    from zenml.utils import source_utils
+
+    os.chdir(state["working directory"])
+    source_utils.set_custom_source_root(state["ZenML's custom source root"])
+    if state["ZENML_REPOSITORY_PATH"] is None:
+        os.environ.pop("ZENML_REPOSITORY_PATH", None)
+    else:
+        os.environ["ZENML_REPOSITORY_PATH"] = state["ZENML_REPOSITORY_PATH"]
+    Client().activate_root(Path(state["ZenML's project root"]))
+    Client().activate_stack(state["the active stack"])
+
+
+_LAST_TEST = {"nodeid": None}
+
+
+@pytest.fixture(autouse=True)
+def _project_state_kept(request):
+    """Each test that uses the project starts with the project's state, and a
+    test that leaves it changed fails (the state is restored either way).
+
+    Many tests share one worker process: a pipeline run after a test that
+    moved the working directory (or ZenML's source root) packs the wrong
+    folder as its code, and its steps fail far away with
+    `ModuleNotFoundError` (seen in a parallel session). Module fixtures that
+    change it on purpose (another stack, a server) count as the state.
+    """
+    previous, _LAST_TEST["nodeid"] = _LAST_TEST["nodeid"], request.node.nodeid
+    if "project_dir" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("project_dir")
+    before = _project_state()
+    root = before["ZenML's project root"]
+    if Path(before["working directory"]) != Path(root) or (
+            Path(before["ZenML's source root"]) != Path(root)):
+        # Something that asked for no project (a notebook's item, a test of
+        # another kind) or a module fixture's teardown left the working
+        # directory or ZenML's source root away from the project.
+        from zenml.utils import source_utils
+
+        os.chdir(root)
+        source_utils.set_custom_source_root(None)
+        where = (before["working directory"], before["ZenML's source root"])
+        warnings.warn(f"the working directory and ZenML's source root were {where}, not the "
+                      f"project {root}, after {previous}: put back before "
+                      f"{request.node.nodeid}", stacklevel=1)
+        before = _project_state()
+    yield
+    after = _project_state()
+    if after != before:
+        _restore_project_state(before)
+        changed = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
+        pytest.fail(f"{request.node.nodeid} left ZenML's project changed (restored now): "
+                    f"{changed}")

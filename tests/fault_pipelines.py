@@ -89,3 +89,154 @@ def sleeps_unless_retried(seconds: float = 60.0) -> int:
 @pipeline(enable_cache=False)
 def hanging_pipeline() -> None:
     sleeps_unless_retried()
+
+
+# -- faults from public bug reports (issue 19) --------------------------------------
+
+@step(enable_cache=True)
+def constant(token: str) -> str:
+    """The same step, called twice with the same input: ZenML caches the second."""
+    return token
+
+
+@pipeline(enable_cache=True)
+def cached_twice_pipeline(token: str) -> None:
+    constant(token, id="first")
+    constant(token, id="second", after="first")
+
+
+@step(enable_cache=False)
+def speak(word: str) -> str:
+    for _ in range(3):
+        print(f"I am {word}", flush=True)
+    return word
+
+
+@pipeline(enable_cache=False)
+def non_ascii_names_pipeline() -> None:
+    for word in ("数据加载", "モデル学習", "обучение"):
+        speak(word, id=word)
+
+
+# A tool that prints 64 MiB of carriage-return progress without a newline, then
+# its last lines (the last without a newline either).
+PROGRESS_TOOL = """
+import sys
+block = "".join("\\rfetching shard %5d of 99999 [%3d%%]" % (i, i % 100)
+                for i in range(1, 30001)).encode()
+out = sys.stdout.buffer
+out.write(block * ({megabytes} * 1024 * 1024 // len(block)))
+out.write(b"\\nlast line one\\nlast line two, no newline")
+"""
+
+
+@step(enable_cache=False)
+def progress_flood(megabytes: int) -> int:
+    """Runs the progress tool (its output goes straight to the container's)."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", PROGRESS_TOOL.format(megabytes=megabytes)],
+                   check=True)
+    return megabytes
+
+
+@pipeline(enable_cache=False)
+def progress_flood_pipeline(megabytes: int = 64) -> None:
+    progress_flood(megabytes)
+
+
+@step(enable_cache=False)
+def loads_too_much() -> int:
+    """Prints what it does (no flush), then runs out of memory."""
+    for shard in (1, 2, 3):
+        print(f"loading shard {shard} of 3")
+    hoard = []
+    while True:
+        hoard.append(bytearray(32 * 1024 * 1024))
+
+
+@pipeline(enable_cache=False)
+def out_of_memory_pipeline() -> None:
+    loads_too_much()
+
+
+@step(enable_cache=False)
+def leaves_a_thread() -> int:
+    """Returns at once, but leaves a thread that is not a daemon running."""
+    import threading
+    import time
+
+    threading.Thread(target=time.sleep, args=(300,), daemon=False).start()
+    return 1
+
+
+@pipeline(enable_cache=False)
+def lingering_pipeline() -> None:
+    needs_value(leaves_a_thread())
+
+
+@step(enable_cache=False)
+def checkpoints_on_sigterm(checkpoint_seconds: float = 13.0) -> int:
+    """Trains until SIGTERM, then needs `checkpoint_seconds` to save a checkpoint."""
+    import signal
+    import time
+
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    print("training", flush=True)
+    deadline = time.monotonic() + 300
+    while not stopping and time.monotonic() < deadline:
+        time.sleep(0.1)
+    print("SIGTERM: saving a checkpoint", flush=True)
+    time.sleep(checkpoint_seconds)
+    print("checkpoint saved", flush=True)
+    os._exit(0)
+
+
+@pipeline(enable_cache=False)
+def checkpoint_pipeline() -> None:
+    checkpoints_on_sigterm()
+
+
+@step(enable_cache=False)
+def slow_to_stop(stop_seconds: float = 1.8) -> int:
+    """Runs long; on SIGTERM takes `stop_seconds` to stop."""
+    import signal
+    import time
+
+    def stop(signum, frame):
+        time.sleep(stop_seconds)
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, stop)
+    print("working", flush=True)
+    time.sleep(300)
+    return 1
+
+
+@pipeline(enable_cache=False)
+def slow_to_stop_pipeline() -> None:
+    slow_to_stop(id="slow_a")
+    slow_to_stop(id="slow_b")
+
+
+@step(enable_cache=False)
+def ticks(seconds: int = 14) -> int:
+    """Prints one numbered line a second."""
+    import time
+
+    for number in range(seconds):
+        print(f"tick {number}", flush=True)
+        time.sleep(1)
+    return seconds
+
+
+@pipeline(enable_cache=False)
+def ticking_pipeline() -> None:
+    ticks()
+
+
+@pipeline(enable_cache=False)
+def other_process_pipeline(seconds: float = 20.0) -> None:
+    """Started by another process on the same store, while a live panel waits."""
+    sleeps_unless_retried(seconds=seconds)

@@ -8,7 +8,14 @@ not (a step container, a container of one of ZenML's image builds, one a test
 or notebook made itself): a user sees them all in `docker ps -a`.
 
 So the check assumes that nothing else creates containers on the same engine
-during the session, as in CI. Leftovers are removed after being reported, so
+during the session, as in CI.
+
+When a session runs its tests in parallel (pytest-xdist: `-n N`), each worker
+checks only what is provably its own, the containers labelled with one of its
+pipeline runs or with its own client pid (`remove_containers_of`), and the
+controller makes the engine-wide check once, after every worker has ended
+(`ControllerCheck`): a container that appeared on the engine during the
+session and is still there fails it, labelled or not, as in a serial session. Leftovers are removed after being reported, so
 that they do not pile up, except those that may be another process's work on
 a shared engine, which are reported and left alone (`docker rm -f NAME`
 removes one): a container still running, or one whose orchestrator client
@@ -31,6 +38,7 @@ from docker.models.containers import Container
 from orchestrator.errors import DockerEngineUnavailableError
 from orchestrator.machine.engine import connect
 from orchestrator.running.labels import CLIENT_HOST_LABEL, CLIENT_PID_LABEL, PIPELINE_RUN_ID_LABEL
+from tests import parallel
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,85 @@ def remove_new_containers(baseline: Baseline, owned_run_ids: Collection[str] = (
     finally:
         client.close()
     return found
+
+
+def remove_containers_of(run_ids: Collection[str], client_pid: int) -> List[Leftover]:
+    """Find, remove and return the containers labelled with one of `run_ids`
+    or with `client_pid` as their orchestrator client on this host.
+
+    A parallel worker's own check: other workers' containers are on the same
+    engine at the same time, so it judges only what its labels prove is its
+    own; the controller's engine-wide check counts everything else.
+    """
+    client = _client()
+    if client is None:
+        return []
+    owned = frozenset(run_ids)
+    host = socket.gethostname()
+    found = []
+    try:
+        for container in _all_containers(client):
+            labels = dict(container.labels or {})
+            mine = labels.get(PIPELINE_RUN_ID_LABEL) in owned or (
+                labels.get(CLIENT_HOST_LABEL) == host and labels.get(CLIENT_PID_LABEL) == str(client_pid))
+            if not mine:
+                continue
+            kept_because = None
+            try:
+                container.remove(force=True, v=True)
+            except NotFound:
+                pass
+            except APIError as error:
+                kept_because = f"removal failed: {error.explanation or error}"
+            found.append(Leftover(
+                name=container.name,
+                image=container.attrs.get("Config", {}).get("Image") or container.attrs.get("Image", "?"),
+                status=container.status, labels=labels, kept_because=kept_because))
+    finally:
+        client.close()
+    return found
+
+
+def register_controller_check(config) -> None:
+    """In the controller of a parallel session, register the engine-wide check
+    once (both conftests ask when a session collects tests and notebooks)."""
+    if parallel.is_controller(config) and not config.pluginmanager.has_plugin("my_docker_leftovers"):
+        config.pluginmanager.register(ControllerCheck(), "my_docker_leftovers")
+
+
+class ControllerCheck:
+    """The engine-wide leftover check of a parallel session, made by its controller.
+
+    Registered as a pytest plugin in the controller only. The baseline is taken
+    before any worker starts; the check runs once every worker has ended, if
+    any of them reported using the engine (`parallel.USED_ENGINE` in its
+    `workeroutput`), so that a session of pure tests never touches the engine.
+    A leftover fails the session (its exit status) and is named in the summary.
+    """
+
+    def __init__(self) -> None:
+        self.baseline = Baseline(ids=None)
+        self.used_engine = False
+        self.found: List[Leftover] = []
+
+    def pytest_sessionstart(self, session) -> None:
+        self.baseline = take_baseline()
+
+    def pytest_testnodedown(self, node, error) -> None:
+        if getattr(node, "workeroutput", {}).get(parallel.USED_ENGINE):
+            self.used_engine = True
+
+    def pytest_sessionfinish(self, session, exitstatus) -> None:
+        if not self.used_engine:
+            return
+        self.found = remove_new_containers(self.baseline)
+        if self.found and session.exitstatus == 0:
+            session.exitstatus = 1
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.found:
+            terminalreporter.section("containers left behind", sep="=", red=True, bold=True)
+            terminalreporter.line(report(self.found))
 
 
 def report(leftovers: List[Leftover]) -> str:

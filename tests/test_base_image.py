@@ -24,6 +24,8 @@ from orchestrator.errors import BaseImageError
 from orchestrator.machine import base_image
 from orchestrator.machine.engine import ensure_engine
 
+pytestmark = pytest.mark.engine  # every test here builds or runs images
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -10,11 +10,17 @@ a user would, while each cell runs:
    while the cell executes and ends with every step completed; its Stop
    button is off while the cell (the kernel) is busy; the Resources tab,
    picked while the cell runs, shows a running container's memory against
-   the 300 MiB limit; the Timeline tab's bars have the containers' own
-   start and exit times (Docker's events, read by this test), in the same
-   order and with the same overlaps;
-2. a failing pipeline: the failed step's whole output (its log file) is
-   shown in the panel, after picking the step in "log of";
+   the 300 MiB limit; a step's log tab picked while the cell runs is shown at
+   once and stays; the Timeline tab's bars have the containers' own start
+   and exit times (Docker's events, read by this test), in the same order
+   and with the same overlaps;
+2. a failing pipeline (a failed step, a skipped step whose container was
+   started early and only waited): the failed step's log opens with its
+   last line in view and is its whole log file; the timeline's work
+   segments are the step runs' own start and end (ZenML's record), in their
+   order; the skipped step's container shows no work and no exit code; at
+   800 px with the file browser open the Stop button and every tab are on
+   screen; both panels on the page draw their own arrowheads;
 3. a long pipeline submitted with `synchronous=False` (the cell ends, the
    panel goes on following the run), stopped with the panel's Stop button
    and its confirmation: the panel shows the run stopped and no container
@@ -23,7 +29,9 @@ a user would, while each cell runs:
    panel to it (its graph shows that run's phases).
 
 The journey runs once (a module fixture); each test checks one of its
-findings. Screenshots go to artifacts/ (repository root): browser_panel_*.png.
+findings. Screenshots go to artifacts/ (repository root): browser_panel_*.png,
+among them the failing run's panel at 1,100 px and at 800 px with the file
+browser open (browser_panel_1100.png, browser_panel_800.png).
 """
 
 import importlib.util
@@ -70,11 +78,55 @@ def failing_phases_match(graph):
                 if step != "after_failure"}
     return rest == expected and graph.get("after_failure") in NEVER_RAN
 STAGE_TIMEOUT = 600  # seconds for one cell, on a busy shared machine
+WORK = "the step's work"
+
+# Where the visible log box of a panel stands: its last line, and whether that
+# line is inside the box as it is shown (no scrolling by the reader).
+LOG_END = """p => {
+  const box = [...p.querySelectorAll('.md-log-view')].find(b => b.offsetParent !== null);
+  if (!box) return null;
+  const pre = box.querySelector('.md-log-text');
+  const text = pre.textContent, end = text.replace(/\\s+$/, '').length;
+  const last = text.slice(0, end).split('\\n').pop();
+  const range = document.createRange();
+  range.setStart(pre.firstChild, end - last.length);
+  range.setEnd(pre.firstChild, end);
+  const rects = [...range.getClientRects()], outer = box.getBoundingClientRect();
+  return {last, rects: rects.length, outer: [outer.top, outer.bottom],
+          inside: rects.length > 0 && rects.every(r => r.top >= outer.top - 1
+                                                   && r.bottom <= outer.bottom + 1),
+          scrollHeight: box.scrollHeight, clientHeight: box.clientHeight};
+}"""
+
+# Whether an element is on screen and not covered or clipped: the page's
+# topmost element at its centre is it (or inside it).
+ON_SCREEN = """e => {
+  const r = e.getBoundingClientRect();
+  const x = r.left + r.width / 2, y = r.top + r.height / 2;
+  if (r.width < 8 || r.height < 8 || x < 0 || y < 0 || x > innerWidth || y > innerHeight)
+    return false;
+  const top = document.elementFromPoint(x, y);
+  return !!top && (e === top || e.contains(top));
+}"""
+
+# Each panel's graph: every arrow's marker is found by its id in the same <svg>
+# (an id shared by two drawings is found in the first one only: a hidden first
+# panel would take the second one's arrowheads).
+ARROWS = """() => [...document.querySelectorAll('.md-graph-svg')].map(svg => {
+  const refs = [...svg.querySelectorAll('[marker-end]')]
+    .map(e => e.getAttribute('marker-end').match(/#([^)]+)/)[1]);
+  return {arrows: refs.length,
+          own: refs.every(id => { const m = document.getElementById(id);
+                                  return !!m && svg.contains(m)
+                                    && document.querySelectorAll('[id="' + id + '"]').length === 1; })};
+})"""
 PANEL = ".my-docker-run-panel"
 
 # One reading of the page: each code cell (its marker, prompt, output's end) and
 # each panel (which cell it is in, its run, graph, bars, resources, log).
 READ_PAGE = """() => {
+  const shown = (root, selector) => [...root.querySelectorAll(selector)]
+    .find(e => e.offsetParent !== null);
   const codeCells = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')];
   const cells = codeCells.map(c => {
     const source = (c.querySelector('.jp-InputArea-editor') || {}).innerText || '';
@@ -84,21 +136,28 @@ READ_PAGE = """() => {
   });
   const panels = [...document.querySelectorAll('%s')].map(p => {
     const cell = codeCells.indexOf(p.closest('.jp-CodeCell'));
-    const header = p.querySelector('.widget-html');
+    const header = p.querySelector('.md-header');
     return {
       marker: cell >= 0 ? cells[cell].marker : '',
       run: ((header && header.querySelector('code')) || {}).innerText || '',
       text: p.innerText,
       graph: Object.fromEntries([...p.querySelectorAll('.md-graph-svg g[data-step]')]
                                 .map(g => [g.dataset.step, g.dataset.state])),
-      bars: [...p.querySelectorAll('.md-timeline-svg rect[data-step]')].map(r => ({
-        step: r.dataset.step, attempt: +r.dataset.attempt, state: r.dataset.state,
-        started: +r.dataset.started, ended: +r.dataset.ended, source: r.dataset.source})),
+      bars: [...p.querySelectorAll('.md-timeline span[data-bar]')].map(r => ({
+        step: r.dataset.bar, attempt: +r.dataset.attempt, state: r.dataset.state,
+        started: +r.dataset.started, ended: +r.dataset.ended, source: r.dataset.source,
+        neverRan: r.dataset.neverRan === '1'})),
+      segments: [...p.querySelectorAll('.md-timeline-svg rect[data-phase]')].map(r => ({
+        step: r.dataset.step, attempt: +r.dataset.attempt, phase: r.dataset.phase,
+        started: +r.dataset.started, ended: +r.dataset.ended})),
+      rows: [...p.querySelectorAll('table.md-steps tr[data-step]')].map(r => ({
+        step: r.dataset.step, state: r.dataset.state,
+        cells: [...r.cells].map(c => c.textContent.trim())})),
       resources: [...p.querySelectorAll('table.md-resources tr[data-step]')].map(r => ({
         step: r.dataset.step, memory: r.dataset.memory, limit: r.dataset.limit,
         text: r.innerText})),
-      log: (p.querySelector('.md-log-text') || {}).innerText || '',
-      logTitle: (p.querySelector('.md-log-title') || {}).innerText || '',
+      log: (shown(p, '.md-log-text') || {}).innerText || '',
+      logTitle: (shown(p, '.md-log-title') || {}).innerText || '',
       stopDisabled: !!(p.querySelector('button.md-stop') || {}).disabled,
       message: (p.querySelector('.md-message') || {}).innerText || '',
     };
@@ -220,6 +279,29 @@ class Journey:
         self.note(f"{marker}: click the {title} tab")
         self.panel_locator(marker).locator(".lm-TabBar-tab", has_text=title).first.click()
 
+    def show_file_browser(self, shown):
+        """Open (or close) JupyterLab's left sidebar with the file browser."""
+        browser = self.page.locator("#filebrowser")
+        if browser.is_visible() != shown:
+            self.page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="filebrowser"]'
+                              ).first.click()
+            self.page.wait_for_timeout(400)
+
+    def layout_shots(self, marker, tag):
+        """The user's view of a panel at 1,100 px, then at 800 px with the file browser
+        open (JupyterLab's default): artifacts/browser_panel_<width>[_<tag>].png."""
+        suffix = f"_{tag}" if tag else ""
+        for width, files in ((1100, False), (800, True)):
+            self.page.set_viewport_size({"width": width, "height": 1000})
+            self.show_file_browser(files)
+            locator = self.panel_locator(marker)
+            locator.scroll_into_view_if_needed()
+            locator.evaluate("p => p.scrollIntoView({block: 'start'})")
+            self.page.wait_for_timeout(600)
+            self.page.screenshot(path=str(ARTIFACTS / f"browser_panel_{width}{suffix}.png"))
+        self.page.set_viewport_size({"width": 1500, "height": 1100})
+        self.show_file_browser(False)
+
     def shot(self, marker, name):
         locator = self.panel_locator(marker)
         locator.scroll_into_view_if_needed()
@@ -264,6 +346,16 @@ class Journey:
             if state["resources_tab"] and panel["resources"] != state.get("rows"):
                 state["rows"] = panel["resources"]
                 self.note(f"limited: resources {panel['resources']}")
+            if panel["graph"].get("load_numbers") == "completed" and "picked_at" not in state \
+                    and any(p == "running" for p in panel["graph"].values()):
+                # As a user would while the cell runs: another step's log.
+                self.note("limited: pick the log of load_numbers while the cell runs")
+                self.panel_locator(marker).locator(".md-log-tabs .lm-TabBar-tab",
+                                                   has_text="load_numbers").first.click()
+                state["picked_at"] = time.monotonic()
+            if "picked_at" in state:
+                state.setdefault("titles_after_pick", []).append(
+                    (round(time.monotonic() - state["picked_at"], 2), panel["logTitle"]))
             live_rows = [r for r in panel["resources"] if "limit" in r["text"]]
             if live_rows:
                 if not memory_rows:
@@ -277,6 +369,7 @@ class Journey:
         self.found["graphs_while_running"] = graphs_while_running
         self.found["stop_while_busy"] = state.get("stop_while_busy", [])
         self.found["memory_rows"] = memory_rows
+        self.found["titles_after_pick"] = state.get("titles_after_pick", [])
         self.click_tab(marker, "Graph")
         reading = self.wait_for(marker, lambda r: self.panel(r, marker)["graph"], "the graph")
         self.found["final_graph"] = self.panel(reading, marker)["graph"]
@@ -293,12 +386,17 @@ class Journey:
         self.note("failing: waiting for the run")
         self.wait_for(marker, lambda r: self.executed(r, marker), "the failing run's end")
         panel = self.panel_locator(marker)
-        # Show another step's log first, then the failed step's: as a user would.
-        select = panel.locator(".md-log-step select")
-        select.select_option(label="independent (completed)")
+        # The failed step's log is shown by default, opened at its end.
+        reading = self.wait_for(
+            marker, lambda r: self.panel(r, marker)["logTitle"].startswith("fail_with")
+            and self.panel(r, marker)["log"].strip(), "the log of 'fail_with'", timeout=60)
+        panel.scroll_into_view_if_needed()
+        self.found["failing_log_end"] = panel.evaluate(LOG_END)
+        # Another step's log, then the failed step's again: as a user would.
+        panel.locator(".md-log-tabs .lm-TabBar-tab", has_text="independent").first.click()
         self.wait_for(marker, lambda r: "independent" in self.panel(r, marker)["logTitle"],
                       "the log of 'independent'", timeout=60)
-        select.select_option(label="fail_with (failed)")
+        panel.locator(".md-log-tabs .lm-TabBar-tab", has_text="fail_with").first.click()
         reading = self.wait_for(
             marker, lambda r: self.panel(r, marker)["logTitle"].startswith("fail_with")
             and self.panel(r, marker)["log"].strip(), "the log of 'fail_with'", timeout=60)
@@ -307,7 +405,35 @@ class Journey:
         self.found["failing_log"] = panel_reading["log"]
         self.found["failing_log_title"] = panel_reading["logTitle"]
         self.found["failing_graph"] = panel_reading["graph"]
+        self.found["failing_rows"] = panel_reading["rows"]
         self.shot(marker, "failing_log")
+        self.click_tab(marker, "Timeline")
+        reading = self.wait_for(marker, lambda r: self.panel(r, marker)["segments"],
+                                "the failing run's timeline")
+        self.found["failing_bars"] = self.panel(reading, marker)["bars"]
+        self.found["failing_segments"] = self.panel(reading, marker)["segments"]
+        self.found["arrows"] = self.page.evaluate(ARROWS)
+        self.narrow_page(marker)
+        self.layout_shots(marker, "")
+
+    def narrow_page(self, marker):
+        """JupyterLab at 800 px with its file browser open: is every control on screen?"""
+        self.page.set_viewport_size({"width": 800, "height": 1000})
+        self.show_file_browser(True)
+        panel = self.panel_locator(marker)
+        panel.evaluate("p => p.scrollIntoView({block: 'start'})")
+        self.page.wait_for_timeout(600)
+        self.found["narrow_panel_width"] = panel.evaluate("p => p.getBoundingClientRect().width")
+        self.found["narrow_stop"] = panel.locator("button.md-stop").evaluate(ON_SCREEN)
+        tabs = panel.locator(".md-tabs .lm-TabBar-tab")
+        self.found["narrow_tabs"] = {tabs.nth(i).inner_text(): tabs.nth(i).evaluate(ON_SCREEN)
+                                     for i in range(tabs.count())}
+        self.found["narrow_timeline_fits"] = panel.evaluate(
+            """p => { const t = p.querySelector('.md-timeline-scroll');
+                      const r = t.getBoundingClientRect(), o = p.getBoundingClientRect();
+                      return r.right <= o.right + 1 && r.left >= o.left - 1; }""")
+        self.page.set_viewport_size({"width": 1500, "height": 1100})
+        self.show_file_browser(False)
 
     def stopped_run(self):
         marker = "stop"
@@ -467,6 +593,89 @@ def test_the_timeline_bars_have_the_containers_own_start_and_exit_times(journey)
     assert overlap((shown[("double_left", 1)]["started"], shown[("double_left", 1)]["ended"]),
                    (shown[("double_right", 1)]["started"],
                     shown[("double_right", 1)]["ended"]))
+
+
+def test_picking_another_steps_log_while_the_cell_runs_shows_that_log(journey):
+    (titles,) = found(journey, "titles_after_pick")
+    shown = [i for i, (_, title) in enumerate(titles) if title.startswith("load_numbers")]
+    assert shown, f"the picked log never showed while the cell ran: {titles}"
+    first = shown[0]
+    assert titles[first][0] < 5.0, titles  # at once, not once the cell ended
+    after = titles[first:]
+    assert len(after) >= 3 and all(t.startswith("load_numbers") for _, t in after), (
+        f"the pick was taken back while the cell ran: {titles}")
+
+
+def test_the_failing_runs_timeline_draws_each_steps_work_where_zenml_says_it_ran(journey):
+    from zenml.client import Client
+
+    from orchestrator.running.labels import STARTED_EARLY_LABEL
+    from orchestrator.status.records import epoch_seconds
+
+    run_name, bars, segments = found(journey, "failing_run", "failing_bars",
+                                     "failing_segments")
+    run = Client().get_pipeline_run(run_name)
+    own = {name: (epoch_seconds(step.start_time), epoch_seconds(step.end_time))
+           for name, step in run.steps.items()
+           if step.start_time is not None and str(step.status.value) != "skipped"}
+    work = {seg["step"]: (seg["started"], seg["ended"]) for seg in segments
+            if seg["phase"] == WORK}
+    assert set(work) == set(own), (work, own)
+    for step, (start, end) in own.items():
+        assert work[step][0] == pytest.approx(start, abs=0.01), (step, work[step], own[step])
+        assert work[step][1] == pytest.approx(end, abs=0.01), (step, work[step], own[step])
+    assert sorted(work, key=lambda s: work[s][0]) == sorted(own, key=lambda s: own[s][0])
+    # Within a container, phases follow one another and never overlap.
+    for bar in bars:
+        mine = sorted((seg for seg in segments if seg["step"] == bar["step"]
+                       and seg["attempt"] == bar["attempt"]), key=lambda seg: seg["started"])
+        assert mine and mine[0]["started"] == pytest.approx(bar["started"], abs=0.002)
+        for a, b in zip(mine, mine[1:]):
+            assert a["ended"] <= b["started"] + 0.002, mine
+    # Some container was started early (its upstream step still ran): after_failure's.
+    events = journey.docker_events.of_run(run_id_of(run_name))
+    early = {raw["Actor"]["Attributes"]["io.my-docker.step"] for raw in events
+             if raw["Actor"]["Attributes"].get(STARTED_EARLY_LABEL) == "true"}
+    assert "after_failure" in early, early
+
+
+def test_a_skipped_steps_container_shows_no_exit_code_and_no_work(journey):
+    bars, segments, rows = found(journey, "failing_bars", "failing_segments", "failing_rows")
+    skipped = [bar for bar in bars if bar["step"] == "after_failure"]
+    assert skipped and all(bar["neverRan"] and bar["state"] == "skipped" for bar in skipped), bars
+    assert not [seg for seg in segments if seg["step"] == "after_failure"
+                and seg["phase"] == WORK], segments
+    row = next(row for row in rows if row["step"] == "after_failure")
+    exit_cell, memory_cell = row["cells"][6], row["cells"][7]
+    assert exit_cell == "" and memory_cell == "", row
+    failed = next(row for row in rows if row["step"] == "fail_with")
+    assert failed["cells"][6] == "1", failed  # a step that ran keeps its exit code
+
+
+def test_the_failed_steps_log_opens_with_its_last_line_in_view(journey):
+    from orchestrator.status.logs import log_path
+
+    run_name, end = found(journey, "failing_run", "failing_log_end")
+    kept = log_path(run_id_of(run_name), "fail_with", 1).read_text()
+    last = [line for line in kept.splitlines() if line.strip()][-1]
+    assert end is not None and end["last"].strip() == last.strip(), (end, last)
+    assert end["inside"], f"the last line is not in view without scrolling: {end}"
+    assert end["scrollHeight"] > end["clientHeight"], end  # (a log longer than its box)
+
+
+def test_at_800_px_with_the_file_browser_open_stop_and_every_tab_are_on_screen(journey):
+    width, stop, tabs, fits = found(journey, "narrow_panel_width", "narrow_stop",
+                                    "narrow_tabs", "narrow_timeline_fits")
+    assert width < 500, width  # (the file browser took its share)
+    assert stop, "the Stop button is not on screen"
+    assert set(tabs) == {"Graph", "Timeline", "Steps", "Resources"} and all(tabs.values()), tabs
+    assert fits, "the timeline is wider than the panel"
+
+
+def test_two_panels_on_one_page_both_draw_arrowheads(journey):
+    (arrows,) = found(journey, "arrows")
+    drawn = [graph for graph in arrows if graph["arrows"]]
+    assert len(drawn) >= 2 and all(graph["own"] for graph in drawn), arrows
 
 
 def test_a_failing_steps_whole_log_is_reachable_from_the_panel(journey):

@@ -321,6 +321,7 @@ def test_command_line_says_what_is_wrong(project_dir):
     assert "No stack named 'no_such_stack'" in result.stderr
 
 
+@pytest.mark.engine
 def test_command_line_needs_a_project(tmp_path):
     import os
 
@@ -440,13 +441,22 @@ def _wait_for_child_run(starter, docker_client, timeout=400.0):
     """
     import time
 
+    import psutil
+
+    def command_line(process):  # a short-lived process may end between listing and reading
+        try:
+            return process.cmdline()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return []
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         family = _family(starter.pid)
-        battery = [p for p in family if "--stack" in p.cmdline()]
-        child = [p for p in family if "orchestrator.conformance.child" in p.cmdline()]
+        battery = [p for p in family if "--stack" in command_line(p)]
+        child = [p for p in family if "orchestrator.conformance.child" in command_line(p)]
         if battery and child and docker_client.containers.list(
-                all=True, filters={"label": f"io.my-docker.client-pid={child[0].pid}"}):
+                all=True, ignore_removed=True,
+                filters={"label": f"io.my-docker.client-pid={child[0].pid}"}):
             return battery[0], _family(starter.pid)
         assert starter.poll() is None, "the starter ended early"
         time.sleep(0.2)
@@ -472,7 +482,7 @@ def _assert_all_gone(family, docker_client, timeout=240.0):
     assert not alive, f"still running: {[' '.join(p.cmdline())[:120] for p in alive]}"
     time.sleep(5)  # a container created at the last moment shows up
     pids = {str(p.pid) for p in family}
-    left = [c.name for c in docker_client.containers.list(all=True)
+    left = [c.name for c in docker_client.containers.list(ignore_removed=True, all=True)
             if (c.labels or {}).get("io.my-docker.client-pid") in pids]
     assert not left, f"containers of the battery's runs left behind: {left}"
 

@@ -135,6 +135,45 @@ def test_a_process_on_another_machine_is_assumed_alive():
     assert record.process_is_alive()
 
 
+def test_a_detached_runs_record_names_its_submitter_after_the_process_rewrites_it(tmp_path):
+    """The submitting process writes the first record (naming the watchdog and
+    itself); the detached process's own record keeps the submitter."""
+    watchdog = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        first = write_record(tmp_path, "run-id", detached=True, pid=watchdog.pid,
+                             submitted_by=os.getpid())
+        assert first.pid == watchdog.pid and first.process_is_alive()
+        again = write_record(tmp_path, "run-id", detached=True, supervisor_pid=watchdog.pid)
+        assert again.pid == os.getpid() and again.submitted_by == os.getpid()
+        assert write_record(tmp_path, "another-run").submitted_by is None
+    finally:
+        watchdog.kill()
+        watchdog.wait()
+
+
+def test_live_panel_counts_a_run_this_process_submitted_but_not_one_its_child_started(
+        tmp_path, monkeypatch):
+    """`with live_panel(): pipeline()` follows a run this kernel submitted with
+    synchronous=False (orchestrated by a grandchild), and not a run that a
+    script it started (`!python other.py`) orchestrates."""
+    from orchestrator.status import watcher
+
+    monkeypatch.setattr(watcher, "run_log_dir", lambda run_id: tmp_path / run_id)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert watcher._orchestrated_here("none-yet") is None
+        write_record(tmp_path / "submitted", "submitted", detached=True, pid=child.pid,
+                     submitted_by=os.getpid())
+        assert watcher._orchestrated_here("submitted") is True
+        write_record(tmp_path / "childs", "childs", pid=child.pid)
+        assert watcher._orchestrated_here("childs") is False
+        write_record(tmp_path / "mine", "mine")
+        assert watcher._orchestrated_here("mine") is True
+    finally:
+        child.kill()
+        child.wait()
+
+
 # -- detached runs on the real engine ---------------------------------------------------
 
 
@@ -172,9 +211,12 @@ def test_a_non_blocking_run_returns_at_once_outlives_its_client_and_is_followed_
     assert panel.wait(timeout=600), "the run did not end"
     assert panel.status.outcome == "completed", panel.text()
     assert run_status(run_id) == ExecutionStatus.COMPLETED
-    assert run_containers(run_id) == []
+    # ZenML records the run as completed when its last step publishes its end,
+    # while that step's container still finishes ZenML's teardown; the
+    # orchestration process removes it before it exits: nothing is left then.
     wait_for(lambda: not process_is_alive(record.pid, record.started_at), 60,
              "the orchestration process to exit")
+    assert run_containers(run_id) == []
     # The detached process wrote its log, which the status command prints first.
     logs = io.StringIO()
     assert print_logs(submitted["name"], logs) == 0

@@ -45,6 +45,7 @@ def _run_cli(env_changes: dict) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.engine
 def test_connect_returns_a_client_that_answers() -> None:
     client = engine.connect()
     assert client.ping() is True
@@ -83,6 +84,7 @@ def test_ensure_engine_does_not_start_a_local_engine_for_a_remote_docker_host(
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.engine
 def test_cli_prints_the_engine_version() -> None:
     result = _run_cli({})
     assert result.returncode == 0, result.stderr
@@ -260,3 +262,99 @@ def test_ensure_engine_reports_the_log_when_dockerd_cannot_start(
     message = str(caught.value)
     assert "dockerd exited" in message
     assert "no-such-option" in message  # from the daemon's log
+
+
+# --------------------------------------------------------------------------
+# docker context: the CLI's engine is the orchestrator's and ZenML's build's
+# --------------------------------------------------------------------------
+
+
+def _docker_cli(*args: str, config: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+    env["DOCKER_CONFIG"] = str(config)
+    return subprocess.run(["docker", *args], env=env, check=True, capture_output=True,
+                          text=True, timeout=60).stdout.strip()
+
+
+def test_a_context_whose_engine_is_down_is_named_with_advice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _docker_cli("context", "create", "laptop", "--docker",
+                "host=unix:///run/user/4242/docker.sock", config=tmp_path)
+    _docker_cli("context", "use", "laptop", config=tmp_path)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    with pytest.raises(DockerEngineUnavailableError) as caught:
+        engine.connect(timeout=2)
+    message = str(caught.value)
+    assert "unix:///run/user/4242/docker.sock" in message
+    assert "docker context 'laptop'" in message and "docker context use" in message
+    assert "dockerd-rootless.sh" in message  # a rootless engine's socket: its own advice
+    assert "docker` group" not in message
+    # Nor does ensure_engine start the system engine for it.
+    with pytest.raises(DockerEngineUnavailableError, match="context 'laptop'"):
+        engine.ensure_engine(wait_seconds=1, log=lambda line: None)
+
+
+@pytest.mark.needs_root  # a network interface and a second dockerd
+def test_the_current_context_chooses_the_engine_for_us_and_for_zenmls_build(
+        private_layout: engine.DaemonLayout, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two engines (the shared one, a private one) and a context naming the private
+    one: the orchestrator and ZenML's image build both use the context's engine."""
+    from zenml.container_engines import get_container_engine
+    from zenml.image_builders import BuildContext
+
+    private = engine.ensure_engine(wait_seconds=60, log=lambda line: None, layout=private_layout)
+    # Both daemons share /etc/docker's key (same ID): their data roots tell them apart.
+    shared_id = docker.DockerClient(base_url=engine.DEFAULT_HOST).info()["DockerRootDir"]
+    private_id = private.info()["DockerRootDir"]
+    assert private_id != shared_id
+    config = tmp_path / "docker-config"
+    _docker_cli("context", "create", "second", "--docker", f"host={private_layout.host}",
+                config=config)
+    _docker_cli("context", "use", "second", config=config)
+    # Recorded first as they are now, so that the end of the test restores them
+    # (use_context_engine_everywhere below sets DOCKER_HOST in os.environ).
+    monkeypatch.setenv("DOCKER_HOST", "unset-below")
+    monkeypatch.delenv("DOCKER_HOST")
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+
+    # The CLI, the orchestrator and our stack validator agree.
+    assert _docker_cli("info", "--format", "{{.DockerRootDir}}", config=config) == private_id
+    assert engine.connect().info()["DockerRootDir"] == private_id
+    assert engine.describe_target().endswith("(docker context 'second', the CLI's current context)")
+
+    # ZenML's image build (docker-py's from_env) lands on the same engine.
+    target = engine.use_context_engine_everywhere()
+    assert os.environ["DOCKER_HOST"] == private_layout.host == target.host
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM scratch\nLABEL io.my-docker.test=context\n")
+    context = BuildContext()
+    context.add_file(str(dockerfile), "Dockerfile")
+    tag = f"my-docker-context-test:{os.getpid()}"
+    get_container_engine().build(image_name=tag, build_context=context)
+    assert private.images.get(tag).labels == {"io.my-docker.test": "context"}
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker.DockerClient(base_url=engine.DEFAULT_HOST).images.get(tag)
+
+    # DOCKER_CONTEXT wins over the current context, DOCKER_HOST over both.
+    monkeypatch.setenv("DOCKER_CONTEXT", "default")
+    monkeypatch.delenv("DOCKER_HOST")
+    assert engine.connect().info()["DockerRootDir"] == shared_id
+    monkeypatch.setenv("DOCKER_CONTEXT", "second")
+    monkeypatch.setenv("DOCKER_HOST", engine.DEFAULT_HOST)
+    assert engine.connect().info()["DockerRootDir"] == shared_id
+
+
+@pytest.mark.engine
+def test_the_shared_engine_is_rootful_docker_and_steps_keep_the_callers_ids() -> None:
+    from orchestrator.running.planning import step_user
+
+    client = engine.connect()
+    facts = engine.read_engine_facts(client)
+    assert (facts.product, facts.rootless, facts.memory_limit, facts.cpu_limit) == \
+        ("Docker", False, True, True)
+    assert facts.address == engine.DEFAULT_HOST
+    assert step_user(client) == f"{os.getuid()}:{os.getgid()}"

@@ -159,8 +159,8 @@ def test_from_the_second_on_exercises_are_checked_on_the_readers_code(notebook):
         assert [ast.dump(n) for n in body] == [ast.dump(ast.Expr(ast.Constant(Ellipsis)))], \
             f"{name}: stored with its body as `...` (the reader writes it)"
         later = cells[cells.index(exercise) + 1:]
-        assert "exercise check passed" in later[0].source and name in later[0].source, \
-            f"the cell after {name} checks it"
+        assert ("exercise(" in later[0].source or "check_exercise(" in later[0].source) \
+            and name in later[0].source, f"the cell after {name} checks it"
         for cell in later:
             assert f"def {name}(" not in cell.source, f"{name} is redefined later: a solution cell"
 
@@ -239,6 +239,7 @@ def test_orchestrator_spans_take_each_steps_last_attempt_from_release_to_done():
     assert orchestrator_spans([]) == []
 
 
+@pytest.mark.engine
 def test_notebook_7_keys_the_readers_file_as_notebook_6_left_it(tmp_path):
     """The same code gives the same key for the saved verdicts, whatever the pieces' notes say."""
     from orchestrator.conformance.saved import report_key
@@ -260,7 +261,7 @@ def test_dag_levels_and_drawing():
     graph = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
     assert dag_levels(graph) == {"a": 0, "b": 1, "c": 1, "d": 2}
     svg = dag_svg(graph, states={"a": "completed", "b": "failed"})
-    assert svg.startswith("<svg") and svg.count("<line") == 4
+    assert svg.startswith("<svg") and svg.count("data-edge=") == 4  # one drawn edge per dependency
     assert all(f">{name}</text>" in svg for name in graph)
     assert "#86efac" in svg and "#fca5a5" in svg
 
@@ -365,11 +366,15 @@ def test_panel_shows_a_failing_branch_of_the_readers_orchestrator(tmp_path):
 
 @pytest.mark.usefixtures("parent_image")
 def test_notebook_checks_fail_when_a_claim_is_false(tmp_path):
-    """The notebooks' checks have teeth: demand an accuracy no model reaches."""
+    """The notebooks' checks have teeth: demand an accuracy no model reaches.
+
+    One model, not a sweep (four containers per run instead of six: the checks
+    cell is what is tested, not the sweep, which notebook 7's own run checks)."""
     import papermill
 
     with pytest.raises(papermill.PapermillExecutionError) as raised:
-        execute("07_putting_it_together", tmp_path, min_accuracy=1.01, run_kit=False)
+        execute("07_putting_it_together", tmp_path, min_accuracy=1.01, gammas=[0.001],
+                run_kit=False)
     assert raised.value.ename == "AssertionError"
     executed = nbformat.read(tmp_path / "07_putting_it_together.out.ipynb", as_version=4)
     with pytest.raises(LookupError):  # it stopped at the checks, before the summary
@@ -386,6 +391,13 @@ WRONG_ANSWERS = {
 def run_order(upstreams):
     return list(upstreams)  # ignores the graph
 """, "after its upstream steps"),
+    "get_orchestrator_run_id": ("02_anatomy", """
+from uuid import uuid4
+
+
+def get_orchestrator_run_id(self):
+    return str(uuid4())  # a new id on every call: each step a run of its own
+""", "the same on every call"),
     "container_kwargs": ("03_one_container_per_step", """
 import os
 
@@ -399,6 +411,12 @@ def container_kwargs(image, entrypoint, arguments, environment, stores_path, run
             "environment": environment, "user": f"{os.getuid()}:{os.getgid()}",
             "detach": True}  # forgets to mount the stores
 """, "volumes"),
+    "follow_container": ("03_one_container_per_step", """
+def follow_container(container, echo):
+    for line in container.logs(stream=True, follow=True):
+        echo(line.decode(errors="replace").rstrip())
+    return container.wait()["StatusCode"]  # never removes the container
+""", "removed after its end"),
     "ready_steps": ("04_scheduling", """
 def ready_steps(upstreams, states, max_parallelism):
     return [s for s in upstreams if states[s] == "pending"
@@ -464,6 +482,11 @@ def wire_sweep(loader, trainer, evaluator, pick_best, gammas, test_size):
 }
 
 
+CHECKED_IN_TUTORIAL_CHECKS = {"run", "start_step", "follow_step", "start_due_retries", "on_end",
+                              "check_stop_request", "on_interrupt", "client_is_gone",
+                              "fetch_status"}
+
+
 def test_every_exercise_has_a_wrong_answer_test():
     from orchestrator.teaching.my_file import PIECES
 
@@ -472,18 +495,22 @@ def test_every_exercise_has_a_wrong_answer_test():
         for cell in exercise_cells(nbformat.read(path, as_version=4)):
             found |= {node.name for node in ast.parse(cell.source).body
                       if isinstance(node, ast.FunctionDef)}
-    assert found == set(WRONG_ANSWERS) and set(PIECES) <= found
+    assert set(WRONG_ANSWERS) <= found and set(PIECES) <= found
+    # The other methods of the reader's file are rejected, wrong answer by wrong
+    # answer, by tests/test_tutorial_checks.py (on stand-in runners and the engine);
+    # one notebook run per exercise would cost CI minutes for the same check.
+    assert found - set(WRONG_ANSWERS) == CHECKED_IN_TUTORIAL_CHECKS
 
 
 def _stop_gracefully_always(client, label, graceful, grace_seconds):
-    containers = client.containers.list(filters={"label": label})
+    containers = client.containers.list(ignore_removed=True, filters={"label": label})
     for container in containers:
         container.stop(timeout=grace_seconds)
     return len(containers)
 
 
 def _kill_always(client, label, graceful, grace_seconds):
-    containers = client.containers.list(filters={"label": label})
+    containers = client.containers.list(ignore_removed=True, filters={"label": label})
     for container in containers:
         container.kill()
     return len(containers)
@@ -512,27 +539,90 @@ def test_stop_containers_check_tells_a_kill_from_a_graceful_stop():
             check_stop_containers(function)
 
 
-@pytest.mark.usefixtures("parent_image")
-@pytest.mark.parametrize("exercise", sorted(WRONG_ANSWERS))
-def test_a_wrong_answer_is_rejected_by_its_check(exercise, tmp_path):
-    """The check runs on the reader's function: a wrong one stops the notebook there."""
+_wrong_runs = {}
+
+
+def run_with_wrong_answers(name, tmp_path_factory):
+    """Notebook `name` with every exercise of WRONG_ANSWERS in it answered wrongly,
+    cut after the last one's check cell, run in one kernel that goes on past
+    errors (papermill's `allow_errors`); the executed notebook, made once per
+    notebook for the module (one kernel per notebook, not per exercise: a kernel
+    and a workspace cost half a minute of CPU on 2 cores)."""
     import papermill
 
-    name, wrong, message = WRONG_ANSWERS[exercise]
+    if name in _wrong_runs:
+        return _wrong_runs[name]
+    folder = tmp_path_factory.mktemp(name)
     notebook = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
-    cell = next(c for c in exercise_cells(notebook) if f"def {exercise}(" in c.source)
-    cell.source = wrong.strip()
-    path = tmp_path / f"{name}.wrong.ipynb"
+    last = 0
+    for exercise, (in_notebook, wrong, _) in WRONG_ANSWERS.items():
+        if in_notebook != name:
+            continue
+        cell = next(c for c in exercise_cells(notebook) if f"def {exercise}(" in c.source)
+        index = notebook.cells.index(cell)
+        cell.source = wrong.strip()
+        last = max(last, next(i for i in range(index + 1, len(notebook.cells))
+                              if _is_check_cell_of(notebook.cells[i], exercise)))
+    notebook.cells = notebook.cells[:last + 1]
+    path = folder / f"{name}.wrong.ipynb"
     nbformat.write(notebook, path)
-    output = tmp_path / f"{name}.out.ipynb"
-    with pytest.raises(papermill.PapermillExecutionError) as raised:
+    output = folder / f"{name}.out.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError):
         papermill.execute_notebook(
-            str(path), str(output), parameters={"workspace_root": str(tmp_path / "w")},
+            str(path), str(output), parameters={"workspace_root": str(folder / "w")},
             cwd=str(NOTEBOOKS_DIR), kernel_name="python3", progress_bar=False,
-            execution_timeout=600)
-    assert raised.value.ename == "ExerciseCheckError", (raised.value.ename, raised.value.evalue)
-    assert exercise in raised.value.evalue and message in raised.value.evalue, raised.value.evalue
-    executed = nbformat.read(output, as_version=4)
-    failed = next(c for c in executed.cells if c.cell_type == "code"
-                  and any(o.get("output_type") == "error" for o in c.outputs))
-    assert exercise in failed.source and "exercise check passed" in failed.source
+            execution_timeout=600, allow_errors=True)
+    _wrong_runs[name] = nbformat.read(output, as_version=4)
+    return _wrong_runs[name]
+
+
+def _is_check_cell_of(cell, exercise):
+    return cell.cell_type == "code" and exercise in cell.source and "exercise(" in cell.source
+
+
+@pytest.mark.usefixtures("parent_image")
+@pytest.mark.parametrize("exercise", sorted(WRONG_ANSWERS))
+def test_a_wrong_answer_is_rejected_by_its_check(exercise, tmp_path_factory):
+    """The check runs on the reader's function: a wrong one fails the check cell
+    with what was wrong (in a plain run, the notebook stops there)."""
+    name, _, message = WRONG_ANSWERS[exercise]
+    executed = run_with_wrong_answers(name, tmp_path_factory)
+    check_cell = next(c for c in executed.cells if _is_check_cell_of(c, exercise))
+    errors = [o for o in check_cell.outputs if o.get("output_type") == "error"]
+    assert errors, f"the check cell of {exercise} did not fail:\n{check_cell.source}"
+    assert errors[0].ename == "ExerciseCheckError", (errors[0].ename, errors[0].evalue)
+    assert exercise in errors[0].evalue and message in errors[0].evalue, errors[0].evalue
+    # Nothing before the exercise failed (the first error of the run is an exercise's).
+    first = next(c for c in executed.cells if c.cell_type == "code"
+                 and any(o.get("output_type") == "error" for o in c.outputs))
+    assert "exercise(" in first.source, first.source
+
+
+def test_terminal_commands_carry_the_notebooks_zenml_state(tmp_path):
+    """A line printed for a terminal sets ZENML_CONFIG_PATH: a terminal does not share the kernel's."""
+    import shlex
+
+    from orchestrator.teaching.notebooks import Workspace, terminal_command
+
+    workspace = Workspace(name="t", root=tmp_path, config_dir=tmp_path / "my config",
+                          project_dir=tmp_path / "project")
+    line = terminal_command("python -m orchestrator.status latest", workspace)
+    words = shlex.split(line)
+    assert words[:3] == ["cd", str(tmp_path / "project"), "&&"]
+    assert f"ZENML_CONFIG_PATH={tmp_path / 'my config'}" in words
+    assert line.endswith("python -m orchestrator.status latest")
+    with pytest.raises(RuntimeError):
+        terminal_command("x")  # no workspace in this process
+
+
+def test_terminal_hints_in_the_notebooks_are_printed_with_the_environment():
+    """Every `python -m orchestrator...` a notebook shows in prose is printed by a cell through
+    terminal_command (with ZENML_CONFIG_PATH), except where it needs none (machine.swarm)."""
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        prose = " ".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+        code = " ".join(c.source for c in code_cells(notebook))
+        for module in ("orchestrator.conformance", "orchestrator.status"):
+            if f"python -m {module}" in prose:
+                assert f'terminal_command(f"python -m {module}' in code \
+                    or f'terminal_command("python -m {module}' in code, (path.name, module)

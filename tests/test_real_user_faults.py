@@ -252,6 +252,7 @@ def _fresh_project(root: Path, config: Path, umask: int = 0o022) -> dict:
     return env
 
 
+@pytest.mark.engine
 def test_a_store_inside_the_project_folder_is_warned_about_once(tmp_path):
     project = tmp_path / "project"
     env = _fresh_project(project, project / ".zen-config")
@@ -298,12 +299,16 @@ def test_any_uid_runs_steps_from_an_image_without_app(tmp_path):
 
 
 def _unlabelled_container_ids(docker_client):
-    """What a build leaves behind: containers without our labels (step containers
-    of runs going on elsewhere on the engine carry them)."""
+    """What a build leaves behind: containers of a build step. Docker's classic
+    builder runs each step in a container made from the previous layer, named
+    by its id (``sha256:...``); step containers carry our labels, and other
+    containers made while this test runs (other tests of a parallel session,
+    a reader's orchestrator) name their image."""
     from orchestrator.running.labels import MANAGED_BY_LABEL
 
     return {c.id for c in docker_client.containers.list(all=True, ignore_removed=True)
-            if MANAGED_BY_LABEL not in c.labels}
+            if MANAGED_BY_LABEL not in c.labels
+            and str(c.attrs["Config"].get("Image", "")).startswith("sha256:")}
 
 
 def test_image_builds_leave_no_container_behind(project_dir, faults, docker_client):

@@ -186,7 +186,7 @@ def test_the_waiting_container_of_a_skipped_step_is_removed(project_dir, run_con
     assert "after_failure" not in timings_by_step(run)
     assert run_containers(run.id) == []
     assert docker_client.containers.list(
-        all=True, filters={"label": [f"{STARTED_EARLY_LABEL}=true",
+        ignore_removed=True, all=True, filters={"label": [f"{STARTED_EARLY_LABEL}=true",
                                      f"io.my-docker.pipeline-run-id={run.id}"]}) == []
 
 
@@ -208,7 +208,7 @@ def test_interrupting_the_client_removes_waiting_containers_too(project_dir, doc
         waiting = []
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not waiting:
-            waiting = docker_client.containers.list(filters={"label": [
+            waiting = docker_client.containers.list(ignore_removed=True, filters={"label": [
                 f"{STARTED_EARLY_LABEL}=true", f"io.my-docker.client-pid={process.pid}",
                 "io.my-docker.step=join_two"]})
             if process.poll() is not None:
@@ -220,7 +220,7 @@ def test_interrupting_the_client_removes_waiting_containers_too(project_dir, doc
         os.killpg(process.pid, signal.SIGINT)
     output, _ = process.communicate(timeout=120)
     assert re.search(r"removing \d waiting one\(s\)", output), output[-2000:]
-    left = docker_client.containers.list(all=True, filters={
+    left = docker_client.containers.list(ignore_removed=True, all=True, filters={
         "label": f"io.my-docker.client-pid={process.pid}"})
     assert left == []
 

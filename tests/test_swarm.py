@@ -453,7 +453,7 @@ def what_is_left(local_swarm, run_id):
                  PIPELINE_RUN_ID_LABEL) == str(run_id)]
     for name, engine in _engines(local_swarm).items():
         left += [f"container {c.name} on {name}" for c in
-                 engine.containers.list(all=True, filters={"label": labels})]
+                 engine.containers.list(ignore_removed=True, all=True, filters={"label": labels})]
     return left
 
 
@@ -575,7 +575,7 @@ def _find_container(local_swarm, step, attempt, timeout=180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for name, engine in _engines(local_swarm).items():
-            found = engine.containers.list(filters={
+            found = engine.containers.list(ignore_removed=True, filters={
                 "label": [f"{STEP_LABEL}={step}", f"{ATTEMPT_LABEL}={attempt}"], "status": "running"})
             if found:
                 return name, found[0]
@@ -614,10 +614,11 @@ def _running_everywhere(local_swarm, run):
     """Labelled like step containers: the run's services on the manager, a container per node."""
     labels = label_filters(pipeline_run_id=str(run.id))
     assert len(local_swarm.client().services.list(filters={"label": labels})) == 2
-    per_node = {name: [c.labels[STEP_LABEL] for c in engine.containers.list(filters={"label": labels})]
+    per_node = {name: [c.labels[STEP_LABEL] for c in engine.containers.list(
+                           ignore_removed=True, filters={"label": labels})]
                 for name, engine in _engines(local_swarm).items()}
     assert per_node == {"node-a": ["long_on_a"], "node-b": ["long_on_b"]}
-    from orchestrator.swarm.status import swarm_status_text
+    from orchestrator.status.swarm_text import swarm_status_text
 
     view = swarm_status_text(str(run.id))  # the terminal view names the node of each step
     assert "long_on_a: 1 -> node-a" in view and "long_on_b: 1 -> node-b" in view, view

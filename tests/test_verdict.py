@@ -3,7 +3,7 @@
 import pytest
 
 from orchestrator.running.containers import ContainerExit
-from orchestrator.running.verdict import Verdict, judge_attempt
+from orchestrator.running.verdict import Verdict, judge_attempt, recorded_outcome
 
 
 def exit_(code, error=None, oom=False):
@@ -73,3 +73,21 @@ def test_a_timeout_is_a_failure_that_says_so_even_while_a_stop_is_requested(stop
 
 def test_a_step_that_completed_before_its_timeout_struck_succeeded():
     assert judge(exit_(137), recorded=True, timed_out_after=2.0)[0].verdict == Verdict.SUCCEEDED
+
+
+def test_every_status_zenml_counts_as_a_success_is_one_and_no_other():
+    """Fault 5 (zenml-io/zenml#3719): a step ZenML found in its cache inside the
+    container records CACHED and exits 0; it succeeded, like COMPLETED."""
+    from zenml.enums import ExecutionStatus
+
+    for status in ExecutionStatus:
+        assert recorded_outcome(status) == status.is_successful, status
+        assert recorded_outcome(status.value) == status.is_successful, status
+
+
+def test_an_attempt_recorded_as_cached_succeeded_whatever_its_exit():
+    for code in (0, 1, 137):
+        judgement, _ = judge(exit_(code), recorded=recorded_outcome("cached"))
+        assert judgement.verdict == Verdict.SUCCEEDED, code
+    still_running, _ = judge(exit_(0), recorded=recorded_outcome("running"))
+    assert still_running.verdict == Verdict.FAILED

@@ -6,11 +6,13 @@ test_on_docker_* need the Docker engine and a ZenML store.
 """
 
 import time
+from dataclasses import replace
 
 from orchestrator.status.model import (
     AttemptPlaced,
     ContainerEvent,
     LogLine,
+    ResourceSample,
     RunEnded,
     RunStatus,
     StepPhase,
@@ -26,6 +28,7 @@ from orchestrator.status.widget import (
     header_html,
     in_notebook_kernel,
     live_panel,
+    timeline_html,
 )
 
 RUN_ID = "0c978854-d447-47c0-b746-76f6a6a72625"
@@ -223,12 +226,23 @@ def graph_states(panel):
 
 
 def timeline_bars_shown(panel):
-    """(step, attempt, state, started, ended) of every bar of the timeline."""
-    return [(step, int(attempt), state, float(started), float(ended)) for state, step, attempt,
+    """(step, attempt, state, started, ended) of every bar (a container's span) of the timeline."""
+    return [(step, int(attempt), state, float(started), float(ended)) for step, attempt,
+            started, ended, state in re.findall(
+                r'data-bar="([^"]*)" data-attempt="(\d+)" data-started="([^"]*)" '
+                r'data-ended="([^"]*)" data-state="([^"]*)"', panel.timeline.value)]
+
+
+def timeline_segments_shown(panel):
+    """(step, attempt, phase, started, ended) of every segment drawn on the timeline."""
+    from html import unescape
+
+    return [(step, int(attempt), unescape(phase), float(started), float(ended))
+            for step, attempt, phase,
             started, ended in re.findall(
-                r'data-state="([^"]*)" data-start="[^"]*" data-end="[^"]*" data-step="([^"]*)" '
-                r'data-attempt="(\d+)" data-started="([^"]*)" data-ended="([^"]*)"',
-                panel.timeline.value)]
+                r'data-step="([^"]*)" data-attempt="(\d+)" data-source="[^"]*" '
+                r'data-oom="[01]" data-never-ran="[01]" data-phase="([^"]*)" '
+                r'data-started="([^"]*)" data-ended="([^"]*)"', panel.timeline.value)]
 
 
 def test_the_graph_is_the_runs_dag_coloured_by_each_steps_phase_with_a_legend():
@@ -238,7 +252,7 @@ def test_the_graph_is_the_runs_dag_coloured_by_each_steps_phase_with_a_legend():
     assert graph_states(panel) == {name: phase.value for name, phase in status.phases.items()}
     assert graph_states(panel)["join"] == "skipped"
     # One arrow per dependency, and every phase in the legend.
-    assert panel.graph.value.count("<line") == 4
+    assert panel.graph.value.count("data-edge=") == 4
     for phase in StepPhase:
         assert f'data-legend="{phase.value}"' in panel.graph.value
     assert "upstream step &#x27;left&#x27; failed" in panel.graph.value  # the box's tooltip
@@ -343,21 +357,21 @@ def test_a_steps_log_is_shown_whole_and_followed_while_it_runs(tmp_path):
                                                   run_id=run_id))
         panel = RunPanel()
         panel.render(status)
-        assert panel.log_step.value == "left"  # a running step is shown by default
-        assert "first line\nsecond &lt;line&gt;" in panel.log.value
-        assert "following" in panel.log.value and str(path) in panel.log.value
+        assert panel.log_step == "left"  # a running step is shown by default
+        assert "first line\nsecond &lt;line&gt;" in panel.shown_log()
+        assert "following" in panel.shown_log() and str(path) in panel.shown_log()
         with open(path, "a") as handle:
             handle.write("third line\n")
         panel.render(status)
-        assert "second &lt;line&gt;\nthird line" in panel.log.value
+        assert "second &lt;line&gt;\nthird line" in panel.shown_log()
         status = apply(status, ContainerEvent("die", "left", 1, "c" * 12, 9.0, 3, run_id))
         panel.render(status)
-        assert "following" not in panel.log.value and "exit code 3" in panel.log.value
+        assert "following" not in panel.shown_log() and "exit code 3" in panel.shown_log()
         # A step that never ran has no log to pick; an attempt without a file says so.
-        assert [value for _, value in panel.log_step.options] == ["left"]
+        assert list(panel.log_tabs.titles) == ["left (failed)"]
         path.unlink()
         panel.show_log("left", 1)
-        assert "first line" not in panel.log.value and "No output kept" in panel.log.value
+        assert "first line" not in panel.shown_log() and "No output kept" in panel.shown_log()
     finally:
         for leftover in path.parent.glob("*"):
             leftover.unlink()
@@ -589,9 +603,25 @@ def test_a_container_started_early_shows_its_wait_apart_on_the_timeline():
     panel = RunPanel()
     panel.render_all(status, now=110.0)
     assert ("left", 1, "running", 101.0, 110.0) in timeline_bars_shown(panel)
-    assert 'data-work-started="105.500"' in panel.timeline.value
-    assert panel.timeline.value.count('data-wait="1"') == 1  # only the early one waited
-    assert "waited for its upstream steps until 5.0 s" in panel.timeline.value
+    # Live, where its warm-up ended is not known yet: said so, not drawn as work.
+    assert timeline_segments_shown(panel) == [
+        ("load", 1, "warm-up", 100.5, 102.0), ("load", 1, "the step's work", 102.0, 104.0),
+        ("load", 1, "ZenML's finish", 104.0, 105.0),
+        ("left", 1, "warm-up or waiting", 101.0, 105.5),
+        ("left", 1, "the step's work", 105.5, 110.0)]
+    for kind in ("warm-up", "warm-up or waiting", "the step&#x27;s work", "ZenML&#x27;s finish"):
+        assert f'data-legend="{kind}"' in panel.timeline.value
+    assert 'data-legend="waiting at the gate"' not in panel.timeline.value
+    # Once the runner's record says when it was warm (and when its gate let it
+    # through), the wait is drawn apart, in the legend's words.
+    from orchestrator.status.timeline import StageTimes
+
+    html = timeline_html(status, 110.0, {("left", 1): StageTimes(ready=103.0, gate=105.2)})
+    panel.timeline.value = html
+    assert [seg for seg in timeline_segments_shown(panel) if seg[0] == "left"] == [
+        ("left", 1, "warm-up", 101.0, 103.0), ("left", 1, "waiting at the gate", 103.0, 105.2),
+        ("left", 1, "warm-up", 105.2, 105.5), ("left", 1, "the step's work", 105.5, 110.0)]
+    assert 'data-legend="waiting at the gate"' in html
 
     from orchestrator.status.text import render_timeline
 
@@ -599,3 +629,288 @@ def test_a_container_started_early_shows_its_wait_apart_on_the_timeline():
                if line.startswith("left"))
     bars = row.split("|", 1)[1]
     assert bars.lstrip().startswith(":") and bars.rstrip().endswith(">")
+
+
+# --------------------------------------------------------------------------
+# The graph's drawing: ids of its own, edges around boxes
+# --------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from orchestrator.status.drawing import dag_layout, dag_svg, edge_route  # noqa: E402
+
+
+def _crosses_box(a, b, box):
+    """Whether the segment a-b passes through the inside of `box` (x, y, w, h)."""
+    x, y, w, h = box
+    inner = (x + 0.5, y + 0.5, x + w - 0.5, y + h - 0.5)
+    steps = 200
+    for i in range(steps + 1):
+        px = a[0] + (b[0] - a[0]) * i / steps
+        py = a[1] + (b[1] - a[1]) * i / steps
+        if inner[0] < px < inner[2] and inner[1] < py < inner[3]:
+            return True
+    return False
+
+
+@st.composite
+def dags(draw):
+    count = draw(st.integers(2, 14))
+    names = [f"s{i}" for i in range(count)]
+    return {name: sorted(set(draw(st.lists(st.sampled_from(names[:i]), max_size=3))))
+            if i else [] for i, name in enumerate(names)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(dags(), st.integers(1, 5))
+def test_no_edge_of_the_graph_passes_through_a_box(upstreams, max_rows):
+    layout = dag_layout(upstreams, max_rows=max_rows)
+    boxes = {step: (x, y, layout.box_width, layout.box_height)
+             for step, (x, y) in layout.position.items()}
+    for step, ups in upstreams.items():
+        for up in ups:
+            points = edge_route(layout, up, step)
+            assert points[0] == (boxes[up][0] + layout.box_width, boxes[up][1] + 17)
+            assert points[-1] == (boxes[step][0], boxes[step][1] + 17)
+            for a, b in zip(points, points[1:]):
+                for other, box in boxes.items():
+                    assert not _crosses_box(a, b, box), (up, step, other, points)
+                assert 0 <= a[1] <= layout.height and 0 <= b[1] <= layout.height
+
+
+def test_an_edge_that_skips_a_column_goes_around_the_box_between():
+    upstreams = {"load": [], "middle": ["load"], "join": ["load", "middle"]}
+    layout = dag_layout(upstreams)
+    assert len(edge_route(layout, "load", "middle")) == 2  # next door: straight
+    around = edge_route(layout, "load", "join")
+    mx, my = layout.position["middle"]
+    assert len(around) > 2 and not any(
+        _crosses_box(a, b, (mx, my, layout.box_width, layout.box_height))
+        for a, b in zip(around, around[1:]))
+
+
+def test_two_drawings_never_share_an_id_and_each_arrow_uses_its_own_marker():
+    upstreams = {"a": [], "b": ["a"]}
+    first, second = dag_svg(upstreams), dag_svg(upstreams)
+    ids = [re.findall(r' id="([^"]+)"', svg) for svg in (first, second)]
+    assert ids[0] and ids[1] and not set(ids[0]) & set(ids[1])
+    for svg, own in zip((first, second), ids):
+        assert set(re.findall(r'url\(#([^)]+)\)', svg)) <= set(own)
+    # Two panels: each its own prefix, kept from one redraw to the next.
+    one, two = RunPanel(), RunPanel()
+    status = status_with(*run_step("load"))
+    for panel in (one, two, one):
+        panel.render_all(status)
+    one_ids = set(re.findall(r' id="([^"]+)"', one.graph.value))
+    two_ids = set(re.findall(r' id="([^"]+)"', two.graph.value))
+    assert one_ids and two_ids and not one_ids & two_ids
+    before = one.graph.value
+    one.render_all(status)
+    assert one.graph.value == before
+
+
+# --------------------------------------------------------------------------
+# The timeline's phases (pure: a status in, segments out)
+# --------------------------------------------------------------------------
+
+from orchestrator.status.model import Attempt, StepStatus, ZenmlRun  # noqa: E402
+from orchestrator.status.timeline import (  # noqa: E402
+    SEGMENT_KINDS,
+    WORK,
+    StageTimes,
+    attempt_segments,
+)
+
+moments = st.floats(0, 100, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def attempts_with_runs(draw):
+    start = draw(moments)
+    end = start + draw(st.floats(0, 50, allow_nan=False))
+    early = draw(st.booleans())
+    run = None
+    if draw(st.booleans()):
+        began = draw(st.floats(start - 5, end + 5, allow_nan=False))
+        ended = draw(st.one_of(st.none(), st.floats(began, began + 60, allow_nan=False)))
+        run = ZenmlRun("completed" if ended is not None else "running", began, ended)
+    stages = None
+    if draw(st.booleans()):
+        stages = StageTimes(draw(st.one_of(st.none(), st.floats(start - 5, end + 5))),
+                            draw(st.one_of(st.none(), st.floats(start - 5, end + 5))))
+    attempt = Attempt(1, "c" * 12, "exited", start, start, end, 0, started_early=early,
+                      never_ran=draw(st.booleans()) and early and run is None)
+    step = StepStatus("s", attempts=(attempt,), zenml_runs=(run,) if run else ())
+    return step, attempt, end, draw(st.booleans()), stages
+
+
+@settings(max_examples=300, deadline=None)
+@given(attempts_with_runs())
+def test_a_containers_phases_never_overlap_and_its_work_is_the_steps_own(case):
+    step, attempt, end, live, stages = case
+    segments = attempt_segments(step, attempt, end=end, live=live, stages=stages)
+    assert all(seg.kind in SEGMENT_KINDS for seg in segments)
+    if end > attempt.started_at:  # (a container that lived no time has no phase to draw)
+        assert segments and segments[0].start == attempt.started_at
+    for before, after in zip(segments, segments[1:]):
+        assert before.end <= after.start + 1e-9, segments  # in order, never overlapping
+    assert all(attempt.started_at <= seg.start <= seg.end <= end for seg in segments)
+    works = [seg for seg in segments if seg.kind == WORK]
+    run = step.zenml_runs[0] if step.zenml_runs else None
+    if run is not None and attempt.started_at <= run.started_at <= end:
+        # The step's work is the step run's own start and end (cut at the container's exit).
+        assert len(works) == 1 and works[0].start == run.started_at
+        assert works[0].end == (end if run.finished_at is None else min(run.finished_at, end))
+    else:
+        assert works == []  # no step run in this container: no work drawn
+    if not attempt.started_early:
+        assert all(seg.kind not in ("waiting at the gate", "warm-up or waiting")
+                   for seg in segments)
+
+
+def test_a_container_that_only_waited_and_was_removed_shows_no_work_and_no_exit_code():
+    steps = {"source": {"upstream": []}, "fails": {"upstream": []},
+             "after": {"upstream": ["fails"]}}
+    status = new_run_status(RUN_ID, steps, run_name="demo-run-1")
+    for step, action, t, code, early in [
+            ("source", "create", 100.0, None, False), ("source", "start", 100.2, None, False),
+            ("fails", "create", 100.0, None, False), ("fails", "start", 100.3, None, False),
+            ("after", "create", 100.4, None, True), ("after", "start", 100.6, None, True),
+            ("source", "die", 104.0, 0, False), ("fails", "die", 106.0, 1, False),
+            ("after", "die", 106.5, 137, True), ("after", "destroy", 106.6, None, True)]:
+        status = apply(status, ContainerEvent(action, step, 1, f"{step:0<12}", t, code, RUN_ID,
+                                              started_early=early))
+    status = apply(status, ResourceSample("after", 1, 103.0, 0.5, 200 * 1024 * 1024))
+    status = apply(status, ZenmlFacts("failed", {
+        "source": ZenmlStepFact("completed", 1, 101.0, 103.5, runs=[("completed", 101.0, 103.5)]),
+        "fails": ZenmlStepFact("failed", 1, 101.5, 105.5, runs=[("failed", 101.5, 105.5)])},
+        107.0))
+    status = apply(status, RunEnded(108.0))
+    after = status.step("after")
+    assert after.phase == StepPhase.SKIPPED and after.latest.never_ran
+    assert not status.step("fails").latest.never_ran
+    panel = RunPanel()
+    panel.render_all(status)
+    segments = [seg for seg in timeline_segments_shown(panel) if seg[0] == "after"]
+    assert segments == [("after", 1, "warm-up or waiting", 100.6, 106.5)]
+    assert 'data-bar="after" data-attempt="1"' in panel.timeline.value
+    assert "its step never ran" in panel.timeline.value
+    row = re.search(r'<tr data-step="after".*?</tr>', panel.table.value).group(0)
+    assert "137" not in row and "MiB" not in row and "killed" not in row, row
+    failed_row = re.search(r'<tr data-step="fails".*?</tr>', panel.table.value).group(0)
+    assert ">1<" in failed_row  # a step that ran keeps its exit code
+    from orchestrator.status.text import render_text
+
+    text_row = next(line for line in render_text(status).splitlines()
+                    if line.startswith("after "))
+    assert "137" not in text_row, text_row
+
+
+def test_one_colour_and_one_word_per_state_on_every_view():
+    from orchestrator.status.drawing import STATE_STROKES
+    from orchestrator.status.panel_html import BADGE_COLOURS
+
+    # A stopped run: the progress bar, the header's badge, the table's badge and
+    # the graph's outline share the stopped colour.
+    events = [*run_step("load"), ContainerEvent("create", "left", 1, "l" * 12, 104.0,
+                                                 run_id=RUN_ID),
+              ContainerEvent("start", "left", 1, "l" * 12, 104.2, run_id=RUN_ID),
+              ContainerEvent("kill", "left", 1, "l" * 12, 106.0, run_id=RUN_ID),
+              ContainerEvent("die", "left", 1, "l" * 12, 106.1, 137, RUN_ID),
+              ZenmlFacts("stopped", {}, 107.0), RunEnded(108.0)]
+    stopped = status_with(*events)
+    assert stopped.outcome == "stopped"
+    panel = RunPanel()
+    panel.render_all(stopped)
+    purple = BADGE_COLOURS[StepPhase.STOPPED][0]
+    assert purple == STATE_STROKES["stopped"]
+    assert panel.bar.style.bar_color == purple
+    assert f"background:{purple}" in panel.header.value
+    assert f"background:{purple}" in re.search(r'<tr data-step="left".*?</tr>',
+                                              panel.table.value).group(0)
+    assert f'stroke="{purple}"' in panel.graph.value
+    # A container that exists but does not run yet: "starting" on the graph and
+    # in the Resources tab alike.
+    starting = status_with(*run_step("load"),
+                           ContainerEvent("create", "left", 1, "l" * 12, 104.0, run_id=RUN_ID),
+                           ContainerEvent("start", "left", 1, "l" * 12, 104.0, run_id=RUN_ID))
+    starting = apply(starting, ContainerEvent("create", "right", 1, "r" * 12, 104.0,
+                                              run_id=RUN_ID))
+    starting = apply(starting, ResourceSample("right", 1, 105.0, 0.1, 50 * 1024 * 1024))
+    panel.render_all(starting)
+    assert graph_states(panel)["right"] == "starting"
+    row = re.search(r'<tr data-step="right".*?</tr>', panel.resources.value).group(0)
+    assert ">starting<" in row and ">running<" not in row
+    # After the run ended, an attempt followed by another one was retried.
+    steps = {"flaky": {"upstream": [], "max_retries": 1}}
+    status = new_run_status(RUN_ID, steps)
+    for attempt, action, t, code in [(1, "create", 1.0, None), (1, "start", 1.1, None),
+                                     (1, "die", 2.0, 1), (2, "create", 3.0, None),
+                                     (2, "start", 3.1, None), (2, "die", 4.0, 0)]:
+        status = apply(status, ContainerEvent(action, "flaky", attempt, f"f{attempt}", t,
+                                              code, RUN_ID))
+    status = apply(status, RunEnded(5.0))
+    panel = RunPanel()
+    panel.render_all(status)
+    panel.show_log("flaky")
+    labels = [label for label, _ in panel.log_attempt.options]
+    assert labels == ["attempt 2 (completed)", "attempt 1 (retried (exit code 1))"], labels
+    titles = re.findall(r"<title>([^<]*)</title>", panel.timeline.value)
+    assert not any("retrying" in title for title in titles), titles
+    assert any("attempt 1" in title and "retried (exit code 1)" in title for title in titles)
+
+
+def test_every_started_step_has_its_log_in_the_page_and_redraws_never_take_a_pick_back():
+    """While the cell runs the kernel hears no click: the browser shows a picked tab
+    from what it holds, so every step's log is kept current in its own tab, and a
+    redraw selects a tab only when the panel's own choice changes (a first failure)."""
+    from orchestrator.status.logs import log_path
+
+    run_id = f"test-logs-{time.monotonic_ns()}"
+    folder = log_path(run_id, "left", 1).parent
+    folder.mkdir(parents=True)
+    try:
+        for step in ("load", "left", "right"):
+            log_path(run_id, step, 1).write_text(f"{step} says hello\n")
+        status = new_run_status(run_id, STEPS)
+        for event in [*run_step("load")] + [
+                ContainerEvent(action, step, 1, f"{step:0<12}", t, run_id=run_id)
+                for step in ("left", "right") for action, t in (("create", 104.0),
+                                                                ("start", 104.5))]:
+            status = apply(status, replace(event, run_id=run_id))
+        panel = RunPanel()
+        picks = []
+        panel.log_tabs.observe(lambda change: picks.append(change["new"]), "selected_index")
+        panel.render(status)
+        assert panel.log_step == "left"  # a running step, by default
+        picks.clear()
+        for step in ("load", "left", "right"):
+            view = panel._log_views[step]
+            assert f"{step} says hello" in view.text.value  # each tab holds its own log
+            assert view.text.layout.flex_flow == "column-reverse"  # its end in view
+            assert "flex:none" in view.text.value  # the text never scrolls by itself
+        for line in range(5):
+            with open(log_path(run_id, "right", 1), "a") as handle:
+                handle.write(f"line {line}\n")
+            panel.render(status)
+        assert picks == [], picks  # redraws left the pick alone
+        assert "line 4" in panel._log_views["right"].text.value  # the other tab follows too
+        status = apply(status, ContainerEvent("die", "right", 1, "right0000000", 110.0, 1,
+                                              run_id))
+        panel.render(status)
+        assert panel.log_step == "right" and len(picks) == 1  # the first failure is shown
+    finally:
+        for leftover in folder.glob("*"):
+            leftover.unlink()
+        folder.rmdir()
+
+
+def test_a_log_title_says_the_attempts_phase_now_even_without_new_output():
+    status = status_with(ContainerEvent("create", "load", 1, "a" * 12, 1.0, run_id=RUN_ID))
+    panel = RunPanel()
+    panel.render(status)
+    assert "attempt 1 · starting" in panel.shown_log()
+    panel.render(apply(status, ContainerEvent("start", "load", 1, "a" * 12, 2.0,
+                                              run_id=RUN_ID)))
+    assert "attempt 1 · running" in panel.shown_log()

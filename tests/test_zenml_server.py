@@ -20,6 +20,8 @@ from orchestrator.machine.zenml_server import (
     start_local_server,
 )
 
+pytestmark = pytest.mark.engine  # ZenML's local server, a service like the engine
+
 STARTER = textwrap.dedent("""
     import time
     from orchestrator.machine.zenml_server import start_local_server

@@ -21,6 +21,16 @@ The kit changes nothing of the stack or the project it is given: the stack
 is chosen for its own process only, its probe module is put into the
 project folder (ZenML ships that folder to step containers) and taken out
 again, and every container of its runs is removed afterwards.
+
+Modules:
+
+- `probe`, `image`: the battery's steps, shipped as user code, and the small
+  image they run in;
+- `battery`, `child`: running the battery on a stack and collecting facts;
+  the runs another process starts (to stop or interrupt);
+- `properties`, `report`: the pure judges, and the report as text and HTML;
+- `saved`: reports kept per orchestrator source (notebook 7 reuses notebook
+  6's verdicts on the same file).
 """
 
 from __future__ import annotations

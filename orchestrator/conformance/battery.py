@@ -371,12 +371,16 @@ def collect_facts(stack_name: str, keys: Sequence[str], *, image: Optional[str] 
     from zenml.config import DockerSettings
 
     from orchestrator.conformance.image import step_image
-    from orchestrator.machine.engine import connect
+    from orchestrator.machine.engine import connect, read_engine_facts
 
     docker_client = connect()
     image = image or step_image(docker_client)
     needed = runs_needed(keys)
     facts = BatteryFacts()
+    engine = read_engine_facts(docker_client)
+    facts.engine = engine.name
+    facts.unenforced = tuple(name for name, held in (("memory", engine.memory_limit),
+                                                     ("cpu_count", engine.cpu_limit)) if not held)
     token = uuid.uuid4().hex[:12]
     with battery_environment(stack_name, token) as env:
         probe, root = env["probe"], env["root"]

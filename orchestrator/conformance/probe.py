@@ -27,16 +27,24 @@ from zenml import get_step_context, pipeline, step
 from zenml.config import ResourceSettings
 from zenml.config.retry_config import StepRetryConfig
 
-_CONTAINER_ID = re.compile(r"/containers/([0-9a-f]{64})/")
+# Docker keeps a container's files in .../containers/<id>/, Podman in
+# .../overlay-containers/<id>/userdata/ (or vfs-containers/ without overlay).
+_CONTAINER_ID = re.compile(r"/(?:[a-z0-9]+-)?containers/([0-9a-f]{64})/")
 
 
-def container_id() -> Optional[str]:
-    """The id of the Docker container this process runs in, or None (not in one)."""
-    try:
-        with open("/proc/self/mountinfo") as mounts:
-            found = _CONTAINER_ID.search(mounts.read())
-    except OSError:
-        return None
+def container_id(mountinfo: Optional[str] = None) -> Optional[str]:
+    """The id of the Docker or Podman container this process runs in, or None (not in one).
+
+    Args:
+        mountinfo: the text of ``/proc/self/mountinfo`` (read when not given).
+    """
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo") as mounts:
+                mountinfo = mounts.read()
+        except OSError:
+            return None
+    found = _CONTAINER_ID.search(mountinfo)
     return found.group(1) if found else None
 
 

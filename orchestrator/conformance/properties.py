@@ -68,7 +68,6 @@ PROPERTIES: Tuple[Property, ...] = (
 )
 PROPERTY_KEYS: Tuple[str, ...] = tuple(p.key for p in PROPERTIES)
 BY_KEY: Dict[str, Property] = {p.key: p for p in PROPERTIES}
-MODES = ("fail_fast", "stop_on_failure", "continue_on_failure")
 
 
 def properties_up_to(notebook: int) -> List[str]:
@@ -91,6 +90,8 @@ class Verdict:
 
     @property
     def mark(self) -> str:
+        if self.passed is None and self.detail.startswith("not enforced by this engine"):
+            return "n/e"
         return {True: "pass", False: "FAIL", None: "-"}[self.passed]
 
 
@@ -157,6 +158,10 @@ class BatteryFacts:
     leftovers: List[str] = field(default_factory=list)  # "name (status)" of containers left
     kit_container_id: Optional[str] = None
     containers_checked: int = 0
+    # The engine, as messages name it, and the ResourceSettings it cannot
+    # enforce (``memory``, ``cpu_count``): a rootless engine on cgroup v1.
+    engine: str = ""
+    unenforced: Tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------
@@ -338,15 +343,28 @@ def judge_resource_limits(facts: BatteryFacts) -> Verdict:
         return Verdict(key, False, f"branch_a never ran ({_error(run)})")
     limits = note.get("limits") or {}
     memory, cpus = limits.get("memory_bytes"), limits.get("cpus")
-    problems = []
-    if memory != REQUESTED_MEMORY_BYTES:
+    problems, held = [], []
+    if "memory" in facts.unenforced:
+        pass  # judged below: named, not failed
+    elif memory != REQUESTED_MEMORY_BYTES:
         problems.append(f"memory limit {_mib(memory)} (asked for {_mib(REQUESTED_MEMORY_BYTES)})")
-    if cpus is None or abs(cpus - REQUESTED_CPUS) > 0.01:
+    else:
+        held.append(_mib(memory))
+    if "cpu_count" in facts.unenforced:
+        pass
+    elif cpus is None or abs(cpus - REQUESTED_CPUS) > 0.01:
         problems.append(f"CPU limit {cpus if cpus is not None else 'none'} (asked for "
                         f"{REQUESTED_CPUS:g})")
+    else:
+        held.append(f"{cpus:g} CPU")
     if problems:
         return Verdict(key, False, "inside the step's container: " + "; ".join(problems))
-    return Verdict(key, True, f"the container's cgroup enforces {_mib(memory)} and {cpus:g} CPU")
+    if facts.unenforced:
+        engine = f" ({facts.engine})" if facts.engine else ""
+        kept = f"; the cgroup enforces {' and '.join(held)}" if held else ""
+        return Verdict(key, None, f"not enforced by this engine{engine}: "
+                       f"{', '.join(facts.unenforced)}{kept}")
+    return Verdict(key, True, f"the container's cgroup enforces {' and '.join(held)}")
 
 
 def judge_stop(facts: BatteryFacts) -> Verdict:

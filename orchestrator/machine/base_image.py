@@ -259,10 +259,31 @@ def find_parent_image(
     return min(candidates, key=lambda candidate: candidate.attrs.get("Created", ""))
 
 
+def canonical_image_name(name: str) -> str:
+    """An image name as Docker Hub's short form, whatever registry prefix an engine adds.
+
+    Podman reports a local image named ``my-docker/zenml-parent:TAG`` as
+    ``localhost/my-docker/zenml-parent:TAG`` and a loaded
+    ``zenmldocker/zenml:TAG`` as ``docker.io/zenmldocker/zenml:TAG``; Docker
+    reports both as given. All spell the same image here.
+    """
+    for prefix in ("localhost/", "docker.io/library/", "docker.io/", "index.docker.io/library/",
+                   "index.docker.io/"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def image_has_name(tags: Sequence[str], name: str) -> bool:
+    """Whether an image's tags (as the engine reports them) include `name`."""
+    wanted = canonical_image_name(name)
+    return any(canonical_image_name(tag) == wanted for tag in tags)
+
+
 def _tag_both_names(image: docker.models.images.Image, log: Log) -> None:
     """Point our name and ZenML's default parent name at `image`."""
     for name in (parent_image_name(), zenml_default_parent_image_name()):
-        if name not in image.tags:
+        if not image_has_name(image.tags, name):
             repository, tag = name.rsplit(":", 1)
             image.tag(repository, tag)
             log(f"Tagged {image.short_id} as {name}.")

@@ -68,9 +68,18 @@ def run_zenml(command: str, cwd: Optional[Union[str, Path]] = None, *,
 
 
 def _run_in_process(arguments: Sequence[str]) -> Any:
+    """ZenML's command line interface, called in this process.
+
+    ZenML's `zenml` group, run outside a ZenML project (as `zenml init` is),
+    makes the working directory the process's source root for good
+    (`set_custom_source_root`): in a long-lived process every later pipeline
+    run would pack that folder as its code, wherever it runs from. The source
+    root is put back as it was.
+    """
     import rich
     from zenml.cli.cli import cli
     from zenml.console import console
+    from zenml.utils import source_utils
 
     # In a notebook, rich would render spinners as widgets; plain text reads
     # like the terminal and keeps the output in order.
@@ -78,9 +87,11 @@ def _run_in_process(arguments: Sequence[str]) -> Any:
     previous = [(c, c.is_jupyter) for c in consoles]
     for c in consoles:
         c.is_jupyter = False
+    source_root = source_utils._CUSTOM_SOURCE_ROOT
     try:
         return cli.main(list(arguments), prog_name="zenml", standalone_mode=False)
     finally:
+        source_utils.set_custom_source_root(source_root)
         for c, was_jupyter in previous:
             c.is_jupyter = was_jupyter
         sys.stdout.flush()

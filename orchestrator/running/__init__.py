@@ -2,22 +2,40 @@
 
 Modules, in the order a run flows through them:
 
-- `settings`: what users may set, and the names the orchestrator owns;
-- `builds`: ZenML's image builds, checked and leaving no container behind;
-- `submission`: where a run goes on: here or detached, static or dynamic;
-- `pipeline_run`: one static run from `submit_pipeline` to its end;
-- `dynamic`: one dynamic run: ZenML's runner on the host, isolated steps in containers;
-- `detached`: runs that do not block: a detached orchestration process and its watchdog;
-- `orchestration_record`: which process orchestrates a run, and whether it lives;
-- `orphans`: runs whose orchestration process died, ended;
-- `planning`: a snapshot -> a typed `plan.RunPlan`, checked before anything starts;
-- `plan`: the run plan and each step's container template (pure);
-- `scheduler`: which steps may start now; failures, retries, stops (pure);
-- `container_spec`: settings -> `docker create` arguments (pure);
+- `settings`: what users may set (`MyDockerOrchestratorSettings`), and the
+  names the orchestrator owns;
+- `request`: what a run asks for (settings, images, environments, run
+  identity), resolved once by the flavor: plain data handed down;
+- `builds`: ZenML's image builds on our stack: the parent image checked and
+  never pulled when it is on the engine, bytecode compiled, builds reused
+  without a registry, no intermediate container left;
+- `submission`: where a run goes on: in the call or detached; static or dynamic;
+- `pipeline_run`: one static run, from `submit_pipeline` to its end;
+- `dynamic`: one dynamic run: ZenML's runner on the host, each isolated step
+  in its own container;
+- `detached`, `orchestration_record`, `orphans`: runs that do not block: the
+  detached orchestration process and its watchdog, which process
+  orchestrates a run, runs whose orchestrator died ended as failed;
+- `planning`: a snapshot -> a typed `plan.RunPlan`, checked by the engine
+  before any step starts;
+- `plan`: the run plan and each step's container template (pure dataclasses);
+- `scheduler`: which steps may start now; failures, retries, stops (pure,
+  property-tested);
+- `early_start`, `gates`: which step containers start before their upstream
+  steps succeeded (pure rules), and the gates they wait at;
+- `container_spec`: settings -> `docker create` arguments, the environment
+  merge, container names (pure);
 - `labels`: the label schema and every container query by label;
-- `containers`: a step as a container (docker-py);
-- `step_logs`: a step's output, kept whole, shown folded (pure);
+- `containers`: a step as a container: create, start, logs, wait, stop,
+  remove; image checks;
+- `step_entrypoint`, `step_timing`: the command every step container runs
+  (ZenML's entrypoint, warmed up, timed), and where a step's time went;
+- `step_logs`: a step's output, kept whole in a file, shown with tracebacks folded;
 - `runner`: the loop that runs a plan and cleans up whatever happens;
-- `reporting`: ZenML's record kept true, stop requests;
-- `error_display`: our errors shown as their message.
+- `verdict`: what an ended attempt was (succeeded, stopped, failed; ZenML's
+  record has the last word), one rule for containers and Swarm tasks;
+- `reporting`: ZenML's record kept true (statuses a step cannot write
+  itself), stop requests;
+- `error_display`: our own errors printed as their message, in a terminal
+  and in notebooks.
 """

@@ -78,9 +78,10 @@ logger = get_logger("orchestrator.my_docker_orchestrator")
 def engine_answers(stack: "Stack") -> Tuple[bool, str]:
     """The stack validator: (True, "") if a Docker engine answers, else (False, why)."""
     from orchestrator.errors import DockerEngineUnavailableError
-    from orchestrator.machine.engine import connect
+    from orchestrator.machine.engine import connect, use_context_engine_everywhere
 
     try:
+        use_context_engine_everywhere()
         connect()
     except DockerEngineUnavailableError as error:
         return False, str(error)
@@ -102,10 +103,14 @@ def prepare_builds(builds: List["BuildConfiguration"],
     from zenml.client import Client
     from zenml.utils.pipeline_docker_image_builder import DEFAULT_DOCKER_PARENT_IMAGE
 
-    from orchestrator.machine.engine import connect
+    from orchestrator.machine.engine import connect, use_context_engine_everywhere
     from orchestrator.running.containers import require_parent_image
 
-    prepared = [as_we_build(build) for build in builds]
+    # ZenML builds with `docker.from_env()` (DOCKER_HOST only): the docker
+    # context's engine, if one chose it, becomes DOCKER_HOST for this process.
+    use_context_engine_everywhere()
+    cli = builds_with_cli(Client().active_stack)
+    prepared = [as_we_build(build, cli=cli) for build in builds]
     client = None
     for build in prepared:
         settings = build.settings
@@ -125,26 +130,69 @@ def prepare_builds(builds: List["BuildConfiguration"],
     return ready
 
 
-def as_we_build(build: "BuildConfiguration") -> "BuildConfiguration":
-    """A build configuration with our changes: no build containers left, bytecode compiled."""
-    settings = compiling_bytecode(removing_build_containers(build.settings))
+def as_we_build(build: "BuildConfiguration", cli: bool = False) -> "BuildConfiguration":
+    """A build configuration with our changes: no build containers left, bytecode compiled.
+
+    Args:
+        cli: ZenML builds with a ``docker build``/``podman build`` command
+            (`builds_with_cli`), not docker-py: options are spelled as flags.
+    """
+    settings = compiling_bytecode(removing_build_containers(build.settings, cli=cli))
     return build.model_copy(update={"settings": settings})
 
 
-def removing_build_containers(settings: "DockerSettings") -> "DockerSettings":
-    """`settings` with docker-py's `rm` and `forcerm` build options turned on."""
-    update = {"build_config": _with_removal(settings.build_config)}
+def builds_with_cli(stack: "Stack") -> bool:
+    """Whether ZenML's image build for `stack` runs a CLI instead of docker-py.
+
+    ZenML's local image builder builds with Podman's CLI when the container
+    engine is Podman (configured, or found alone: no ``docker`` command), and
+    with the ``docker`` CLI when the builder's ``use_subprocess_call`` is set.
+    Build options then become command line flags (``--force-rm``), where
+    docker-py's spelling (``forcerm``) would be an unknown flag.
+    """
+    import shutil
+
+    from zenml.config.global_config import GlobalConfiguration
+    from zenml.enums import ContainerEngineType
+
+    builder = getattr(stack, "image_builder", None)
+    if getattr(getattr(builder, "config", None), "use_subprocess_call", False):
+        return True
+    configured = GlobalConfiguration().container_engine
+    if configured:
+        return ContainerEngineType(configured) == ContainerEngineType.PODMAN
+    return shutil.which("docker") is None and shutil.which("podman") is not None
+
+
+def removing_build_containers(settings: "DockerSettings", cli: bool = False) -> "DockerSettings":
+    """`settings` with the build options that remove build containers turned on."""
+    update = {"build_config": _with_removal(settings.build_config, cli)}
     if settings.dockerfile:  # ZenML builds the parent image too
-        update["parent_image_build_config"] = _with_removal(settings.parent_image_build_config)
+        update["parent_image_build_config"] = _with_removal(settings.parent_image_build_config,
+                                                            cli)
     return settings.model_copy(update=update)
 
 
-def _with_removal(config: Optional["DockerBuildConfig"]) -> "DockerBuildConfig":
+def removal_options(options: Dict[str, Any], cli: bool) -> Dict[str, Any]:
+    """Build `options` that remove every build container, spelled for the builder.
+
+    docker-py spells it ``forcerm``; the ``docker build`` and ``podman build``
+    commands spell it ``--force-rm`` (ZenML turns the extra option
+    ``force_rm`` into that flag, and ``forcerm`` into ``--forcerm``, which
+    both commands refuse). A user's own spelling is translated the same way.
+    """
+    result = {key: value for key, value in options.items() if key not in ("forcerm", "force_rm")}
+    result["rm"] = True
+    result["force_rm" if cli else "forcerm"] = True
+    return result
+
+
+def _with_removal(config: Optional["DockerBuildConfig"], cli: bool = False) -> "DockerBuildConfig":
     from zenml.config.docker_settings import DockerBuildConfig, DockerBuildOptions
 
     config = config or DockerBuildConfig()
     options = config.build_options.model_dump() if config.build_options else {}
-    options.update(rm=True, forcerm=True)
+    options = removal_options(options, cli)
     return config.model_copy(update={"build_options": DockerBuildOptions.model_validate(options)})
 
 
@@ -303,12 +351,15 @@ def _make_local_parent(client: Any, parent: str, alias: str) -> None:
     """
     import io
 
+    from orchestrator.machine.base_image import canonical_image_name
+
     dockerfile = f"FROM {parent}\nLABEL {LOCAL_PARENT_LABEL}={json.dumps(parent)}\n"
     client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=alias, pull=False,
                         rm=True, forcerm=True)
     for older in client.images.list(filters={"label": f"{LOCAL_PARENT_LABEL}={parent}"}):
-        for tag in older.tags:
-            if tag.startswith(f"{LOCAL_PARENT_REPOSITORY}:") and tag != alias:
+        for tag in older.tags:  # Podman names them localhost/...
+            if canonical_image_name(tag).startswith(f"{LOCAL_PARENT_REPOSITORY}:") and \
+                    canonical_image_name(tag) != alias:
                 try:
                     client.images.remove(tag)  # an untag: images built from it keep it
                 except Exception as error:  # noqa: BLE001 - tidying only
@@ -327,7 +378,8 @@ def remember_builds(orchestrator: Any, snapshot: "PipelineSnapshotResponse",
     if snapshot.build is None or stack.container_registry is not None:
         return
     try:
-        builds = [as_we_build(build) for build in
+        cli = builds_with_cli(stack)
+        builds = [as_we_build(build, cli=cli) for build in
                   ContainerizedOrchestrator.get_docker_builds(orchestrator, snapshot)]
         cache = BuildCache(client)
         pipeline = snapshot.pipeline_configuration.name

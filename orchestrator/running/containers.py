@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import io
 import tarfile
+import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -20,12 +21,38 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.models.images import Image
+from requests.exceptions import RequestException
 
 from orchestrator.errors import ImageNotFoundError, InvalidSettingsError, MyDockerError
 from orchestrator.running.container_spec import ContainerSpec
+from orchestrator.running.labels import trial_labels
 from orchestrator.running.step_logs import LineSplitter
 
 LOG_TAIL_LINES = 60
+# How long a step's container is followed without an answer from the engine
+# (its socket dropped, the engine restarted) before giving up on it.
+ENGINE_RETRY_SECONDS = 60.0
+
+
+class _Retry:
+    """Waits between tries while the engine does not answer, for ENGINE_RETRY_SECONDS in all."""
+
+    def __init__(self) -> None:
+        self._deadline: Optional[float] = None
+
+    def reset(self) -> None:
+        """The engine answered: the next trouble gets the whole time again."""
+        self._deadline = None
+
+    def wait(self) -> bool:
+        """Sleep a moment before the next try; False once the time is up."""
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + ENGINE_RETRY_SECONDS
+        if now >= self._deadline:
+            return False
+        time.sleep(min(1.0, self._deadline - now))
+        return True
 
 
 @dataclass(frozen=True)
@@ -184,10 +211,11 @@ def check_with_engine(client: docker.DockerClient, specs: Mapping[str, Container
     checked = set()
     for step_name, spec in specs.items():
         kwargs = spec.create_kwargs()
-        # Neither named nor labelled: watchers of the run must not take
-        # these trial containers for the step's.
+        # Not named, and labelled as trials (no pipeline run, no step):
+        # watchers of the run must not take them for the step's, yet a run
+        # whose client dies right here gets them removed with it (`orphans`).
         kwargs.pop("name", None)
-        kwargs.pop("labels", None)
+        kwargs["labels"] = trial_labels(kwargs.get("labels") or {})
         signature = repr(sorted((k, repr(v)) for k, v in kwargs.items()
                                 if k not in ("labels", "environment", "command")))
         if signature in checked:
@@ -285,15 +313,65 @@ class StepContainer:
             ) from error
         return step_container
 
+    def follow_output(self, on_chunk: Callable[[bytes], None]) -> None:
+        """Pass the container's output to `on_chunk` as Docker sends it, until it exits.
+
+        The bytes are what the step printed (stdout and stderr as Docker
+        merges them), in pieces cut anywhere; nothing is decoded or split
+        here, so any output costs time in proportion to its size.
+
+        A stream that breaks while the container runs (the engine restarted,
+        its socket dropped) is followed again, for up to
+        ENGINE_RETRY_SECONDS without an answer: Docker sends the log from its
+        start, and the bytes already passed on are skipped, so nothing is
+        lost or repeated. Once the container has exited, its output is read
+        once more to the end (a followed stream may end before Docker stored
+        the last piece).
+        """
+        received = 0
+        last_read = False  # the container has exited: read what is left, once
+        retry = _Retry()
+        while True:
+            skip = received
+            try:
+                for chunk in self.container.logs(stream=True, follow=not last_read):
+                    if skip:
+                        if len(chunk) <= skip:
+                            skip -= len(chunk)
+                            continue
+                        chunk, skip = chunk[skip:], 0
+                    received += len(chunk)
+                    retry.reset()
+                    on_chunk(chunk)
+            except NotFound:
+                return  # removed under us (stop/interrupt)
+            except (DockerException, OSError, RequestException):
+                last_read = False  # broken: find out why below
+            else:
+                if last_read:
+                    return
+            state = self._state()
+            if state == "gone":
+                return
+            if state == "exited":
+                # A followed stream may end before Docker stored the output's
+                # last piece (a line without a newline): read once more, to the end.
+                last_read = True
+                continue
+            # The stream ended, or broke, while the container runs (or the
+            # engine does not answer): it was cut; follow it again.
+            if not retry.wait():
+                return  # no engine for ENGINE_RETRY_SECONDS: the caller's wait tells
+
     def follow_logs(self, on_line: Callable[[str], None]) -> None:
         """Stream the container's output line by line until it exits (blank lines skipped)."""
         lines = LineSplitter()
-        try:
-            for chunk in self.container.logs(stream=True, follow=True):
-                self._emit(lines.feed(chunk), on_line)
-        except (DockerException, OSError):
-            pass  # the container was removed under us (stop/interrupt)
+        self.follow_output(lambda chunk: self._emit(lines.feed(chunk), on_line))
         self._emit(lines.rest(), on_line)
+
+    def keep_tail(self, line: str) -> None:
+        """Remember one shown line among the last LOG_TAIL_LINES (the exit's `last_lines`)."""
+        self.tail.append(line)
 
     def _emit(self, lines: List[str], on_line: Callable[[str], None]) -> None:
         for line in lines:
@@ -301,16 +379,41 @@ class StepContainer:
                 self.tail.append(line)
                 on_line(line)
 
-    def wait(self) -> ContainerExit:
-        """Block until the container exits and say how it ended."""
+    def _state(self) -> Optional[str]:
+        """The container's status ("running", "exited", ...), "gone" if removed,
+        None if the engine does not answer."""
         try:
-            result = self.container.wait()
-            exit_code = int(result.get("StatusCode", -1))
             self.container.reload()
-            oom = bool(self.container.attrs.get("State", {}).get("OOMKilled"))
         except NotFound:
-            exit_code, oom = 137, False  # removed by a stop/interrupt
-        return ContainerExit(exit_code=exit_code, oom_killed=oom, last_lines=tuple(self.tail))
+            return "gone"
+        except (DockerException, OSError, RequestException):
+            return None
+        return self.container.status
+
+    def wait(self) -> ContainerExit:
+        """Block until the container exits and say how it ended.
+
+        A lost connection to the engine is retried for up to
+        ENGINE_RETRY_SECONDS without an answer; after that the exit is
+        reported as an error saying so.
+        """
+        retry = _Retry()
+        while True:
+            try:
+                result = self.container.wait()
+                exit_code = int(result.get("StatusCode", -1))
+                self.container.reload()
+                oom = bool(self.container.attrs.get("State", {}).get("OOMKilled"))
+            except NotFound:
+                exit_code, oom = 137, False  # removed by a stop/interrupt
+            except (DockerException, OSError, RequestException) as error:
+                if retry.wait():
+                    continue
+                return ContainerExit(exit_code=-1, oom_killed=False, last_lines=tuple(self.tail),
+                                     error=f"lost the Docker engine for "
+                                           f"{ENGINE_RETRY_SECONDS:g} s ({error})")
+            return ContainerExit(exit_code=exit_code, oom_killed=oom,
+                                 last_lines=tuple(self.tail))
 
     def set_cpu_shares(self, shares: int) -> None:
         """Change the container's CPU weight while it runs (`docker update --cpu-shares`)."""

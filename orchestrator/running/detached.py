@@ -41,13 +41,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from orchestrator.running.orchestration_record import LOG_NAME, process_start_time
+from orchestrator.running.orchestration_record import (
+    LOG_NAME,
+    process_start_time,
+    read_record,
+    write_record,
+)
 from orchestrator.running.step_logs import run_log_dir
 
 if TYPE_CHECKING:
-    from zenml.models import PipelineRunResponse, PipelineSnapshotResponse
-
-    from orchestrator.my_docker_orchestrator import MyDockerOrchestrator
+    from orchestrator.running.request import RunRequest
 
 SUBMISSION_NAME = "submission.json"
 _MODULE = "orchestrator.running.detached"
@@ -57,14 +60,7 @@ _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 # -- in the client ----------------------------------------------------------------
 
 
-def start_detached_run(
-    orchestrator: "MyDockerOrchestrator",
-    snapshot: "PipelineSnapshotResponse",
-    run: "PipelineRunResponse",
-    *,
-    environment: Dict[str, str],
-    step_environments: Optional[Dict[str, Dict[str, str]]],
-) -> int:
+def start_detached_run(request: "RunRequest") -> int:
     """Check what can be checked quickly, hand the run to a detached process, return.
 
     Settings and images are checked here, so that a mistake fails the
@@ -72,10 +68,9 @@ def start_detached_run(
     plan, which the engine checks (what the engine refuses fails the run,
     recorded with the reason).
 
-    Args:
-        environment: ZenML's environment for the orchestration.
-        step_environments: per step, ZenML's environment (static pipelines);
-            None for a dynamic pipeline.
+    The submission holds the request's ZenML ids and environments; the
+    orchestration process loads the snapshot and the stack again and resolves
+    the same request from them (`RunRequest.resolve`).
 
     Returns:
         The pid of the detached process (the watchdog).
@@ -88,17 +83,20 @@ def start_detached_run(
     from orchestrator.running.reporting import claim_orchestrator_run_id
 
     logger = get_logger("orchestrator.my_docker_orchestrator")
-    _check_before_detaching(orchestrator, snapshot, run)
+    run, step_environments = request.placeholder_run, request.step_environments
+    assert run is not None, "a detached run needs ZenML's record of the run"
+    _check_before_detaching(request)
     claim_orchestrator_run_id(run)  # `zenml pipeline runs stop` works from now on
     run_dir = run_log_dir(str(run.id))
     run_dir.mkdir(parents=True, exist_ok=True)
     submission = run_dir / SUBMISSION_NAME
     _write_private(submission, {
-        "kind": "static" if step_environments is not None else "dynamic",
-        "snapshot_id": str(snapshot.id),
+        "kind": "dynamic" if request.is_dynamic else "static",
+        "snapshot_id": str(request.snapshot.id),
         "run_id": str(run.id),
-        "environment": environment,
-        "step_environments": step_environments,
+        "environment": dict(request.environment),
+        "step_environments": None if step_environments is None else {
+            name: dict(environment) for name, environment in step_environments.items()},
         "cwd": os.getcwd(),
         "source_root": _source_root(),
         "sys_path": [entry for entry in sys.path if entry and os.path.isdir(entry)],
@@ -114,6 +112,11 @@ def start_detached_run(
             cwd=os.getcwd(), env=_child_environment(), start_new_session=True,
             close_fds=True,
         )
+    # Before the pipeline call returns, the run's record names this process as
+    # its submitter: `with live_panel(): pipeline()` follows it from here on.
+    if read_record(run_dir) is None:  # the detached process did not write its own yet
+        write_record(run_dir, str(run.id), detached=True, log_path=str(log_path),
+                     pid=watchdog.pid, submitted_by=os.getpid())
     # Reap it when it ends, so it never lingers as a zombie of this process.
     threading.Thread(target=watchdog.wait, name="my-docker-detached-reaper",
                      daemon=True).start()
@@ -127,9 +130,7 @@ def start_detached_run(
     return watchdog.pid
 
 
-def _check_before_detaching(orchestrator: "MyDockerOrchestrator",
-                            snapshot: "PipelineSnapshotResponse",
-                            run: "PipelineRunResponse") -> None:
+def _check_before_detaching(request: "RunRequest") -> None:
     """What would fail the run at once fails the pipeline call instead."""
     from orchestrator.errors import MyDockerError
     from orchestrator.machine.engine import connect
@@ -137,9 +138,9 @@ def _check_before_detaching(orchestrator: "MyDockerOrchestrator",
     from orchestrator.running.reporting import record_failed_run
 
     try:
-        check_settings(orchestrator, connect(), snapshot)
+        check_settings(request, connect())
     except MyDockerError as error:
-        record_failed_run(run, str(error))
+        record_failed_run(request.placeholder_run, str(error))
         raise
 
 
@@ -241,6 +242,7 @@ def orchestrate(submission: Path) -> int:
     from zenml.utils import source_utils
 
     from orchestrator.errors import MyDockerError, RunStoppedError
+    from orchestrator.running.request import RunRequest
 
     if data["source_root"]:
         source_utils.set_custom_source_root(data["source_root"])
@@ -248,7 +250,10 @@ def orchestrate(submission: Path) -> int:
     snapshot = client.get_snapshot(UUID(data["snapshot_id"]))
     run = client.get_pipeline_run(UUID(data["run_id"]))
     stack = Stack.from_model(snapshot.stack)
-    orchestrator = stack.orchestrator
+    request = RunRequest.resolve(stack.orchestrator, snapshot, stack,
+                                 environment=data["environment"],
+                                 step_environments=data["step_environments"],
+                                 placeholder_run=run)
     print(f"Orchestrating run {run.name} in pid {os.getpid()}.", flush=True)
     try:
         # Importing the user's modules must not run their pipelines again.
@@ -256,10 +261,9 @@ def orchestrate(submission: Path) -> int:
             if data["kind"] == "dynamic":
                 from orchestrator.running.dynamic import run_dynamic_pipeline
 
-                run_dynamic_pipeline(orchestrator, snapshot, stack, data["environment"], run,
-                                     detached=True)
+                run_dynamic_pipeline(request, detached=True)
             else:
-                _run_static(orchestrator, snapshot, stack, data["step_environments"], run)
+                _run_static(request)
     except (MyDockerError, RunStoppedError) as error:
         print(f"{type(error).__name__}: {error}", flush=True)
         return 1
@@ -270,8 +274,7 @@ def orchestrate(submission: Path) -> int:
     return 0
 
 
-def _run_static(orchestrator: Any, snapshot: Any, stack: Any,
-                step_environments: Dict[str, Dict[str, str]], run: Any) -> None:
+def _run_static(request: "RunRequest") -> None:
     """A static run, with its output kept by ZenML as the run's orchestrator logs."""
     from contextlib import nullcontext
 
@@ -279,10 +282,11 @@ def _run_static(orchestrator: Any, snapshot: Any, stack: Any,
 
     from orchestrator.running.pipeline_run import run_pipeline
 
-    logs = (setup_logging_context(source="orchestrator", pipeline_run=run)
-            if is_pipeline_logging_enabled(snapshot.pipeline_configuration) else nullcontext())
+    logs = (setup_logging_context(source="orchestrator", pipeline_run=request.placeholder_run)
+            if is_pipeline_logging_enabled(request.snapshot.pipeline_configuration)
+            else nullcontext())
     with logs:
-        run_pipeline(orchestrator, snapshot, stack, step_environments, run, detached=True)
+        run_pipeline(request, detached=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

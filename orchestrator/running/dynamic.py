@@ -41,7 +41,7 @@ import signal
 import threading
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Deque, Dict, Iterator, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Deque, Dict, Iterator, List, Optional
 from uuid import UUID
 
 import docker
@@ -64,13 +64,12 @@ from orchestrator.running.planning import plan_isolated_step, warn_if_store_in_s
 from orchestrator.running.reporting import claim_orchestrator_run_id, finish_run
 from orchestrator.running.settings import ENV_ORCHESTRATOR_RUN_ID
 from orchestrator.running.step_logs import StepLogFile, TracebackFolder, run_log_dir
-from orchestrator.status.records import epoch_seconds, get_run, run_status, step_runs_of
+from orchestrator.zenml_records import epoch_seconds, get_run, run_status, step_runs_of
 
 if TYPE_CHECKING:
-    from zenml.models import PipelineRunResponse, PipelineSnapshotResponse, StepRunResponse
-    from zenml.stack import Stack
+    from zenml.models import PipelineRunResponse, StepRunResponse
 
-    from orchestrator.my_docker_orchestrator import MyDockerOrchestrator
+    from orchestrator.running.request import IsolatedStepRequest, RunRequest
 
 logger = logging.getLogger("orchestrator.my_docker_orchestrator")
 
@@ -197,8 +196,7 @@ class DynamicRun:
         return found
 
     # -- submitting -------------------------------------------------------------
-    def submit(self, orchestrator: "MyDockerOrchestrator", step_run_info: Any,
-               environment: Mapping[str, str]) -> None:
+    def submit(self, request: "IsolatedStepRequest") -> None:
         """Start an isolated step's container, or queue it; return at once.
 
         Raises:
@@ -206,9 +204,9 @@ class DynamicRun:
                 container cannot be made (ZenML records the step as failed,
                 with this reason).
         """
-        plan = plan_isolated_step(
-            orchestrator=orchestrator, client=self.client, step_run_info=step_run_info,
-            environment=environment, orchestrator_run_id=self.orchestrator_run_id)
+        step_run_info = request.step_run_info
+        plan = plan_isolated_step(request=request, client=self.client,
+                                  orchestrator_run_id=self.orchestrator_run_id)
         step = IsolatedStep(str(step_run_info.step_run_id), step_run_info.pipeline_step_name,
                             int(step_run_info.step_run.version), plan,
                             command_step=step_run_info.config.command is not None)
@@ -581,23 +579,18 @@ def remove_containers(client: docker.DockerClient, orchestrator_run_id: str) -> 
 # -- the run ------------------------------------------------------------------------
 
 
-def run_dynamic_pipeline(
-    orchestrator: "MyDockerOrchestrator",
-    snapshot: "PipelineSnapshotResponse",
-    stack: "Stack",
-    environment: Dict[str, str],
-    placeholder_run: Optional["PipelineRunResponse"],
-    *,
-    detached: bool = False,
-) -> None:
+def run_dynamic_pipeline(request: "RunRequest", *, detached: bool = False) -> None:
     """Run a dynamic pipeline's function here, with ZenML's runner; return when it ends.
 
+    ZenML's runner loads the orchestrator from the snapshot's stack and hands
+    it each isolated step; the flavor hands them to this run (`submit_isolated_step`).
+
     Args:
-        environment: ZenML's environment for the orchestration (store access,
-            secrets), set while the run goes on.
-        placeholder_run: the run (a new one, or one ZenML resumes or retries:
-            it then keeps its orchestrator run id, and finished steps are
-            reused).
+        request: its `environment` is ZenML's environment for the
+            orchestration (store access, secrets), set while the run goes
+            on; its `placeholder_run` is the run (a new one, or one ZenML
+            resumes or retries: it then keeps its orchestrator run id, and
+            finished steps are reused).
         detached: this is the detached process of a non-blocking run.
 
     Raises:
@@ -613,16 +606,16 @@ def run_dynamic_pipeline(
 
     from orchestrator.running.settings import default_parallelism
 
+    snapshot, placeholder_run, settings = request.snapshot, request.placeholder_run, request.settings
     show_our_errors_briefly()
     warn_if_store_in_source_root(snapshot)
-    stack.check_local_paths()
-    settings = orchestrator.get_settings(snapshot)
+    request.stack.check_local_paths()
     orchestrator_run_id = claim_orchestrator_run_id(placeholder_run)
     run = DynamicRun(connect(), orchestrator_run_id,
                      max_parallelism=settings.max_parallelism or default_parallelism(),
                      grace_seconds=settings.stop_grace_seconds,
                      keep_containers=settings.keep_containers)
-    host_environment = {**environment, ENV_ORCHESTRATOR_RUN_ID: orchestrator_run_id}
+    host_environment = {**request.environment, ENV_ORCHESTRATOR_RUN_ID: orchestrator_run_id}
     host_environment.setdefault(
         ENV_ZENML_DYNAMIC_PIPELINE_MONITORING_INTERVAL,
         os.environ.get(ENV_ZENML_DYNAMIC_PIPELINE_MONITORING_INTERVAL,
@@ -635,8 +628,7 @@ def run_dynamic_pipeline(
         with temporary_environment(host_environment), \
                 prompt_isolated_futures(settings.future_poll_seconds), \
                 _interrupt_stops_the_run(run):
-            runner = DynamicPipelineRunner(snapshot=snapshot, run=placeholder_run,
-                                           orchestrator=orchestrator)
+            runner = DynamicPipelineRunner(snapshot=snapshot, run=placeholder_run)
             run.register(str(runner.run.id), runner.run.name)
             if placeholder_run is None:
                 write_record(run_log_dir(str(runner.run.id)), str(runner.run.id),
@@ -832,20 +824,20 @@ def prompt_isolated_futures(interval: Optional[float]) -> Iterator[None]:
 # -- what the flavor calls for isolated steps ----------------------------------------
 
 
-def submit_isolated_step(orchestrator: "MyDockerOrchestrator", step_run_info: Any,
-                         environment: Dict[str, str]) -> None:
+def submit_isolated_step(request: "IsolatedStepRequest") -> None:
     """ZenML's `submit_isolated_step`: start the step's container (or queue it); do not wait.
 
     Raises:
         MyDockerError: the container cannot be made or started.
     """
+    step_run_info = request.step_run_info
     run = DynamicRun.for_pipeline_run(step_run_info.run_id)
     if run is None:
         raise MyDockerError(
             f"Step '{step_run_info.pipeline_step_name}' of run {step_run_info.run_name} was "
             "submitted outside a dynamic run orchestrated by this process; my_docker runs "
             "isolated steps only for dynamic pipelines it orchestrates itself.")
-    run.submit(orchestrator, step_run_info, environment)
+    run.submit(request)
 
 
 def isolated_step_status(step_run: "StepRunResponse") -> ExecutionStatus:

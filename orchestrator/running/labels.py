@@ -34,6 +34,9 @@ CLIENT_PID_LABEL = f"{LABEL_PREFIX}.client-pid"
 # The ZenML step run an isolated step's container runs (dynamic pipelines):
 # ZenML retries such a step as a new step run, so each attempt has its own.
 STEP_RUN_ID_LABEL = f"{LABEL_PREFIX}.step-run-id"
+# On a container created (never started) only to let the engine check a
+# step's options before the run starts (`containers.check_with_engine`).
+TRIAL_LABEL = f"{LABEL_PREFIX}.trial"
 
 
 def run_labels(*, orchestrator_run_id: str, pipeline_name: str, run_name: str,
@@ -50,6 +53,14 @@ def run_labels(*, orchestrator_run_id: str, pipeline_name: str, run_name: str,
     if pipeline_run_id is not None:
         labels[PIPELINE_RUN_ID_LABEL] = pipeline_run_id
     return labels
+
+
+def trial_labels(labels: Mapping[str, str]) -> Dict[str, str]:
+    """The labels of a trial container: its run's orchestrator run id and client,
+    so that a run whose client died while checking is cleaned up with it,
+    but no pipeline run or step, so that no watcher takes it for a step's."""
+    kept = (MANAGED_BY_LABEL, ORCHESTRATOR_RUN_ID_LABEL, CLIENT_HOST_LABEL, CLIENT_PID_LABEL)
+    return {**{key: labels[key] for key in kept if key in labels}, TRIAL_LABEL: "true"}
 
 
 def step_labels(step_name: str, attempt: int) -> Dict[str, str]:
@@ -150,11 +161,15 @@ def find_step_run_container(client: Any, step_run_id: str) -> Optional[Any]:
     return found[0] if found else None
 
 
-def container_events(client: Any, pipeline_run_id: Optional[str] = None) -> Any:
+def container_events(client: Any, pipeline_run_id: Optional[str] = None,
+                     since: Optional[int] = None) -> Any:
     """Docker's event stream of our containers (of one run, if given), decoded.
+
+    Args:
+        since: replay the events since this time (epoch seconds) first.
 
     Returns:
         docker-py's blocking event generator; `close()` it to end it.
     """
-    return client.events(decode=True, filters={
+    return client.events(decode=True, since=since, filters={
         "type": "container", "label": label_filters(pipeline_run_id=pipeline_run_id)})

@@ -40,6 +40,9 @@ class OrchestrationRecord:
         detached: True for a run that goes on after the pipeline call returned.
         log_path: the file the detached process writes its output to.
         supervisor_pid: the detached process's watchdog, if any.
+        submitted_by: for a detached run, the process whose pipeline call
+            submitted it (a notebook's kernel): its `live_panel` follows the
+            run although another process orchestrates it.
         written_at: when the record was written (epoch seconds).
     """
 
@@ -50,6 +53,7 @@ class OrchestrationRecord:
     detached: bool = False
     log_path: Optional[str] = None
     supervisor_pid: Optional[int] = None
+    submitted_by: Optional[int] = None
     written_at: float = 0.0
 
     def process_is_alive(self) -> bool:
@@ -101,24 +105,35 @@ def record_path(run_dir: Path) -> Path:
 
 def write_record(run_dir: Path, run_id: str, *, detached: bool = False,
                  log_path: Optional[str] = None,
-                 supervisor_pid: Optional[int] = None) -> Optional[OrchestrationRecord]:
-    """Record that this process orchestrates run `run_id` (in `run_dir`).
+                 supervisor_pid: Optional[int] = None, pid: Optional[int] = None,
+                 submitted_by: Optional[int] = None) -> Optional[OrchestrationRecord]:
+    """Record that this process (or `pid`) orchestrates run `run_id` (in `run_dir`).
 
     Args:
         log_path: where a detached process's output goes (by default
             `run_dir/orchestration.log`).
+        pid: the orchestration process, when it is not this one (the
+            submitting process writes the first record of a detached run,
+            naming its watchdog, before the pipeline call returns).
+        submitted_by: the process that submitted a detached run; kept from
+            the run's earlier record when not given, so the detached
+            process's own record still names the submitter.
 
     Returns:
         The record, or None if the folder cannot be written (a run without a
         record still runs; only telling its orchestrator's death is lost).
     """
-    pid = os.getpid()
+    pid = os.getpid() if pid is None else pid
+    if submitted_by is None:
+        earlier = read_record(run_dir)
+        if earlier is not None and earlier.run_id == run_id:
+            submitted_by = earlier.submitted_by
     if detached and log_path is None:
         log_path = str(Path(run_dir) / LOG_NAME)
     record = OrchestrationRecord(
         run_id=run_id, pid=pid, started_at=process_start_time(pid),
         host=socket.gethostname(), detached=detached, log_path=log_path,
-        supervisor_pid=supervisor_pid, written_at=time.time(),
+        supervisor_pid=supervisor_pid, submitted_by=submitted_by, written_at=time.time(),
     )
     try:
         Path(run_dir).mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from orchestrator.running.labels import find_containers
 from orchestrator.running.orchestration_record import OrchestrationRecord, read_record
 from orchestrator.running.reporting import finish_run
 from orchestrator.running.step_logs import run_log_dir
-from orchestrator.status.records import get_run
+from orchestrator.zenml_records import get_run
 
 logger = logging.getLogger("orchestrator.my_docker_orchestrator")
 

@@ -8,13 +8,12 @@ whatever happens (`reporting`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import TYPE_CHECKING
 
 from zenml.logger import get_logger
 
 from orchestrator.errors import MyDockerError
 from orchestrator.machine.engine import connect
-from orchestrator.running.builds import remember_builds
 from orchestrator.running.error_display import show_our_errors_briefly
 from orchestrator.running.orchestration_record import write_record
 from orchestrator.running.planning import plan_run, warn_if_store_in_source_root
@@ -27,24 +26,13 @@ from orchestrator.running.runner import DagRunner
 from orchestrator.running.step_logs import run_log_dir
 
 if TYPE_CHECKING:
-    from zenml.models import PipelineRunResponse, PipelineSnapshotResponse
-    from zenml.stack import Stack
-
-    from orchestrator.my_docker_orchestrator import MyDockerOrchestrator
+    from orchestrator.running.request import RunRequest
 
 logger = get_logger("orchestrator.my_docker_orchestrator")
 
 
-def run_pipeline(
-    orchestrator: "MyDockerOrchestrator",
-    snapshot: "PipelineSnapshotResponse",
-    stack: "Stack",
-    step_environments: Dict[str, Dict[str, str]],
-    placeholder_run: Optional["PipelineRunResponse"],
-    *,
-    detached: bool = False,
-) -> None:
-    """Run every step of `snapshot` in its own container; return when all are done.
+def run_pipeline(request: "RunRequest", *, detached: bool = False) -> None:
+    """Run every step of the request's snapshot in its own container; return when all are done.
 
     Args:
         detached: this is the detached orchestration process of a
@@ -60,6 +48,7 @@ def run_pipeline(
     """
     import os
 
+    snapshot, placeholder_run = request.snapshot, request.placeholder_run
     if snapshot.schedule:
         logger.warning(
             "The my_docker orchestrator does not support schedules: the "
@@ -68,25 +57,20 @@ def run_pipeline(
         )
     show_our_errors_briefly()
     warn_if_store_in_source_root(snapshot)
-    stack.check_local_paths()
+    request.stack.check_local_paths()
+    if placeholder_run is not None:
+        # Before planning: a client that dies while it plans (or checks the
+        # settings with the engine) leaves a run others can tell is orphaned.
+        write_record(run_log_dir(str(placeholder_run.id)), str(placeholder_run.id),
+                     detached=detached, supervisor_pid=os.getppid() if detached else None)
     try:
         client = connect()
-        remember_builds(orchestrator, snapshot, stack, client)  # for the next call: no build
-        plan = plan_run(
-            orchestrator=orchestrator,
-            client=client,
-            snapshot=snapshot,
-            step_environments=step_environments,
-            orchestrator_run_id=claim_orchestrator_run_id(placeholder_run),
-            pipeline_run=placeholder_run,
-        )
+        plan = plan_run(request=request, client=client,
+                        orchestrator_run_id=claim_orchestrator_run_id(placeholder_run))
     except MyDockerError as error:
         # Nothing ran: the run failed, and the record says why.
         record_failed_run(placeholder_run, str(error))
         raise
-    if placeholder_run is not None:
-        write_record(run_log_dir(str(placeholder_run.id)), str(placeholder_run.id),
-                     detached=detached, supervisor_pid=os.getppid() if detached else None)
     hooks = ZenmlRunHooks(logger=logger, pipeline_run=placeholder_run)
     logger.info(
         "Running %d step(s) in Docker containers, up to %d at a time. "

@@ -42,9 +42,9 @@ from orchestrator.running.step_entrypoint import MODULE as STEP_ENTRYPOINT_MODUL
 from orchestrator.running.step_logs import run_log_dir
 
 if TYPE_CHECKING:
-    from zenml.models import PipelineRunResponse, PipelineSnapshotResponse
+    from zenml.models import PipelineSnapshotResponse
 
-    from orchestrator.my_docker_orchestrator import MyDockerOrchestrator
+    from orchestrator.running.request import IsolatedStepRequest, RunRequest
 
 # The `orchestrator` package itself, mounted into every step container.
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -61,11 +61,22 @@ DEFAULT_ENVIRONMENT = {
 }
 
 
-def step_user() -> Optional[str]:
-    """The calling user's uid:gid, so files a step writes belong to the user."""
+def step_user(client: Optional[docker.DockerClient] = None) -> Optional[str]:
+    """The container user whose files on the host are the caller's.
+
+    The caller's uid:gid on a rootful engine; ``0:0`` on a rootless Docker or
+    Podman engine, where container uid 0 is the caller on the host (see
+    `orchestrator.machine.engine_facts.step_user_for`). Without a client
+    (Swarm nodes are rootful engines), the caller's uid:gid.
+    """
     if sys.platform == "win32":
         return None
-    return f"{os.getuid()}:{os.getgid()}"
+    if client is None:
+        return f"{os.getuid()}:{os.getgid()}"
+    from orchestrator.machine.engine import read_engine_facts
+    from orchestrator.machine.engine_facts import step_user_for
+
+    return step_user_for(read_engine_facts(client), os.getuid(), os.getgid())
 
 
 def gpu_runtime_available(client: docker.DockerClient) -> bool:
@@ -91,12 +102,9 @@ def retry_policy(step_config: Any) -> RetryPolicy:
 
 def plan_run(
     *,
-    orchestrator: "MyDockerOrchestrator",
+    request: "RunRequest",
     client: docker.DockerClient,
-    snapshot: "PipelineSnapshotResponse",
-    step_environments: Mapping[str, Mapping[str, str]],
     orchestrator_run_id: str,
-    pipeline_run: Optional["PipelineRunResponse"],
 ) -> RunPlan:
     """Check everything about the run and describe how to start each step.
 
@@ -108,15 +116,18 @@ def plan_run(
     from zenml.config.global_config import GlobalConfiguration
     from zenml.entrypoints import StepEntrypointConfiguration
 
-    settings = orchestrator.get_settings(snapshot)
+    snapshot, pipeline_run, settings = request.snapshot, request.placeholder_run, request.settings
+    assert request.step_environments is not None, "a static pipeline's request"
     local_stores_path = GlobalConfiguration().local_stores_path
     run_name = pipeline_run.name if pipeline_run else snapshot.pipeline_configuration.name
-    user = step_user()
+    user = step_user(client)
     images: Dict[str, Any] = {}  # image name -> docker-py Image, read once
-    planner = _StepPlanner(orchestrator, client, snapshot, step_environments, user, images)
-    steps = {name: planner.template(name, step)
+    planner = _StepPlanner(client, snapshot, request.step_settings,
+                           request.step_environments, user, images)
+    steps = {name: planner.template(name, step, request.step_images[name])
              for name, step in snapshot.step_configurations.items()}
-    warn_about_run_level_settings_of_steps(orchestrator, snapshot, settings)
+    warn_about_run_level_settings_of_steps(request)
+    warn_about_unenforced_limits(client, steps)
     done_marker = f"{DONE_LINE_PREFIX}{uuid.uuid4().hex}"
     gates = create_gate_folder(local_stores_path) if settings.start_early else None
     plan = RunPlan(
@@ -194,10 +205,8 @@ def orchestrator_mounts(local_stores_path: str) -> Dict[str, Dict[str, str]]:
 
 def plan_isolated_step(
     *,
-    orchestrator: "MyDockerOrchestrator",
+    request: "IsolatedStepRequest",
     client: docker.DockerClient,
-    step_run_info: Any,
-    environment: Mapping[str, str],
     orchestrator_run_id: str,
 ) -> RunPlan:
     """A one-step `RunPlan` for an isolated step of a dynamic pipeline.
@@ -215,9 +224,9 @@ def plan_isolated_step(
     (a child pipeline's, for nested pipelines) and its step run.
 
     Args:
-        step_run_info: ZenML's `StepRunInfo` of the step run.
-        environment: ZenML's environment for the step (store access and the
-            step's runtime variables).
+        request: ZenML's `StepRunInfo` of the step run, the step's settings,
+            and ZenML's environment for it (store access and the step's
+            runtime variables).
 
     Raises:
         InvalidSettingsError: a setting is invalid.
@@ -230,6 +239,7 @@ def plan_isolated_step(
         StepOperatorEntrypointConfiguration,
     )
 
+    step_run_info, settings = request.step_run_info, request.settings
     step_name = step_run_info.pipeline_step_name  # the invocation id, e.g. "map:square:0"
     command, arguments = get_step_entrypoint_command(
         invocation_id=step_name,
@@ -238,11 +248,10 @@ def plan_isolated_step(
         snapshot_id=step_run_info.snapshot.id,
         step_run_id=str(step_run_info.step_run_id),
     )
-    settings = orchestrator.get_settings(step_run_info)
     local_stores_path = GlobalConfiguration().local_stores_path
-    user = step_user()
-    planner = _StepPlanner(orchestrator, client, step_run_info.snapshot,
-                           {step_name: environment}, user, {})
+    user = step_user(client)
+    planner = _StepPlanner(client, step_run_info.snapshot, {step_name: settings},
+                           {step_name: request.environment}, user, {})
     image_name = settings.run_args.get(
         "image", step_run_info.get_image(key=ORCHESTRATOR_DOCKER_IMAGE_KEY))
     template = planner.template_from(step_name, step_run_info, image_name=image_name,
@@ -270,8 +279,7 @@ def plan_isolated_step(
     )
 
 
-def check_settings(orchestrator: "MyDockerOrchestrator", client: docker.DockerClient,
-                   snapshot: "PipelineSnapshotResponse") -> None:
+def check_settings(request: "RunRequest", client: docker.DockerClient) -> None:
     """The quick part of `plan_run`'s checks: every step's settings and image.
 
     For a run handed to a detached process, so that a misspelled setting or a
@@ -284,24 +292,22 @@ def check_settings(orchestrator: "MyDockerOrchestrator", client: docker.DockerCl
     """
     from orchestrator.running.container_spec import validate_run_args
 
-    validate_run_args(orchestrator.get_settings(snapshot).run_args)
-    for step_name, step in snapshot.step_configurations.items():
-        settings = orchestrator.get_settings(step)
+    validate_run_args(request.settings.run_args)
+    for step_name, settings in request.step_settings.items():
         validate_run_args(settings.run_args)
-        if not snapshot.is_dynamic:
-            require_image(client, settings.run_args.get(
-                "image", orchestrator.get_image(snapshot=snapshot, step_name=step_name)))
+        if step_name in request.step_images:
+            require_image(client, settings.run_args.get("image", request.step_images[step_name]))
 
 
 class _StepPlanner:
     """Turns one step of the snapshot into its `StepTemplate` (engine read once per image)."""
 
-    def __init__(self, orchestrator: "MyDockerOrchestrator", client: docker.DockerClient,
-                 snapshot: "PipelineSnapshotResponse",
+    def __init__(self, client: docker.DockerClient, snapshot: "PipelineSnapshotResponse",
+                 step_settings: Mapping[str, Any],
                  step_environments: Mapping[str, Mapping[str, str]],
                  user: Optional[str], images: Dict[str, Any]) -> None:
-        self.orchestrator = orchestrator
         self.client = client
+        self.step_settings = step_settings
         self.snapshot = snapshot
         self.step_environments = step_environments
         self.user = user
@@ -309,12 +315,11 @@ class _StepPlanner:
         self.downloads_code = _downloads_code(snapshot)
         self._gpu_runtime: Optional[bool] = None  # asked only when a step wants a GPU
 
-    def template(self, step_name: str, step: Any) -> StepTemplate:
+    def template(self, step_name: str, step: Any, zenml_image: str) -> StepTemplate:
+        """The template of a static pipeline's step (`zenml_image`: ZenML's build)."""
         from zenml.entrypoints import StepEntrypointConfiguration
 
-        settings = self.orchestrator.get_settings(step)
-        image_name = settings.run_args.get(
-            "image", self.orchestrator.get_image(snapshot=self.snapshot, step_name=step_name))
+        image_name = self.step_settings[step_name].run_args.get("image", zenml_image)
         return self.template_from(
             step_name, step, image_name=image_name,
             arguments=StepEntrypointConfiguration.get_entrypoint_arguments(
@@ -331,7 +336,7 @@ class _StepPlanner:
             step: anything with the step's ZenML `config` (a snapshot's `Step`,
                 or a dynamic pipeline's `StepRunInfo`).
         """
-        settings = self.orchestrator.get_settings(step)
+        settings = self.step_settings[step_name]
         if image_name not in self.images:
             self.images[image_name] = require_image(self.client, image_name)
         image = self.images[image_name]
@@ -447,20 +452,41 @@ def warn_if_store_in_source_root(snapshot: "PipelineSnapshotResponse") -> None:
             return
 
 
-def warn_about_run_level_settings_of_steps(orchestrator: "MyDockerOrchestrator",
-                                           snapshot: Any, settings: Any) -> None:
+def warn_about_run_level_settings_of_steps(request: "RunRequest") -> None:
     """A step that sets a setting of the whole run (`stop_grace_seconds`, say) is
     told that its value is not used, instead of it being dropped in silence."""
     from orchestrator.running.settings import RUN_LEVEL_SETTINGS
 
-    for name, step in snapshot.step_configurations.items():
-        step_settings = orchestrator.get_settings(step)
+    settings = request.settings
+    for name, step_settings in request.step_settings.items():
         for key in RUN_LEVEL_SETTINGS:
             if getattr(step_settings, key) != getattr(settings, key):
                 orchestrator_warning(
                     f"Step '{name}' sets the orchestrator setting {key}={getattr(step_settings, key)!r}, "
                     f"which applies to the whole run: the run's value "
                     f"{getattr(settings, key)!r} is used. Set it on the pipeline instead.")
+
+
+def warn_about_unenforced_limits(client: docker.DockerClient,
+                                 steps: Mapping[str, StepTemplate]) -> None:
+    """Say, before the first step, which ResourceSettings this engine will not enforce.
+
+    A rootless engine on cgroup v1 (Docker) or without delegated cgroup
+    controllers (Podman) accepts memory and CPU limits and drops them without
+    an error; the user is told once per run, naming the steps, the settings
+    and the engine.
+    """
+    from orchestrator.machine.engine import read_engine_facts
+    from orchestrator.machine.engine_facts import unenforced_limits, unenforced_message
+
+    if not any(template.limits for template in steps.values()):
+        return
+    facts = read_engine_facts(client)
+    dropped = {name: unenforced_limits(facts, template.limits)
+               for name, template in steps.items()}
+    dropped = {name: names for name, names in dropped.items() if names}
+    if dropped:
+        orchestrator_warning(unenforced_message(facts, dropped))
 
 
 def orchestrator_warning(message: str) -> None:

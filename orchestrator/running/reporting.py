@@ -4,7 +4,7 @@ Inside a container, ZenML's step launcher records its own step as running,
 completed or failed. Some endings it never sees: a container killed for
 running out of memory, stopped by a stop request, or removed because the
 client was interrupted. This module writes those (ZenML's records are read
-through `orchestrator.status.records`), and stops a run's containers on request.
+through `orchestrator.zenml_records`), and stops a run's containers on request.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from orchestrator.running.containers import ContainerExit, stop_containers
 from orchestrator.running.labels import client_is_gone, find_containers
 from orchestrator.running.runner import RunHooks
 from orchestrator.running.scheduler import DagScheduler, StepState
-from orchestrator.status.records import get_run, latest_step_run, run_status, step_runs_of
+from orchestrator.running.verdict import recorded_outcome
+from orchestrator.zenml_records import get_run, latest_step_run, run_status, step_runs_of
 
 if TYPE_CHECKING:
     from zenml.models import PipelineRunResponse
@@ -53,7 +54,9 @@ class ZenmlRunHooks(RunHooks):
             return False
         try:
             return run_status(self.run_id) in _STOP_STATES
-        except Exception:  # noqa: BLE001 - a busy store must not kill the run
+        except Exception as error:  # noqa: BLE001 - a busy store must not kill the run
+            self.logger.warning("Could not read whether run %s is being stopped (%s); "
+                                "asking again later.", self.run_name, error)
             return False
 
     def completed_steps(self) -> set:
@@ -61,7 +64,7 @@ class ZenmlRunHooks(RunHooks):
             return set()
         try:
             return {step.name for step in step_runs_of(self.run_id)
-                    if ExecutionStatus(step.status) == ExecutionStatus.COMPLETED}
+                    if recorded_outcome(step.status)}
         except Exception:  # noqa: BLE001 - a busy store: the container exit will tell
             return set()
 
@@ -83,7 +86,7 @@ class ZenmlRunHooks(RunHooks):
             self.logger.warning("Could not read ZenML's record of step '%s' (%s); "
                                 "going by its container's exit code.", step_name, error)
             return None
-        return step_run is not None and ExecutionStatus(step_run.status) == ExecutionStatus.COMPLETED
+        return step_run is not None and recorded_outcome(step_run.status)
 
     def attempt_ended(self, step_name: str, attempt: int, ended: ContainerExit,
                       state: StepState) -> None:

@@ -35,7 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Set, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Union
 
 import docker
 
@@ -47,7 +47,13 @@ from orchestrator.running.labels import STARTED_EARLY_LABEL, find_containers
 from orchestrator.running.plan import RunPlan
 from orchestrator.running.scheduler import DagScheduler, StepState
 from orchestrator.running.step_entrypoint import DONE, GATE_ENV, READY
-from orchestrator.running.step_logs import StepLogFile, TracebackFolder, meaningful_lines
+from orchestrator.running.step_logs import (
+    LineSplitter,
+    MarkerFilter,
+    StepLogFile,
+    TracebackFolder,
+    meaningful_lines,
+)
 from orchestrator.running.step_timing import AttemptTiming, write_timings
 from orchestrator.running.verdict import Verdict, judge_attempt
 
@@ -64,6 +70,10 @@ INTERRUPT_GRACE_SECONDS = 2
 # A step whose success is recorded still runs ZenML's teardown (log upload);
 # it is never cut short for that, unless it hangs for this long.
 TEARDOWN_TIMEOUT_SECONDS = 300.0
+# A container whose done line came (ZenML returned from the step, teardown
+# included) only has to leave Python; still there this long after, its
+# process lingers (a thread that is not a daemon, a child process) and is stopped.
+DONE_EXIT_GRACE_SECONDS = 10.0
 # A step's timeout counts once its container is ready; one still loading
 # (imports, ZenML's preparation) this long past its timeout times out anyway.
 WARM_UP_GRACE_SECONDS = 60.0
@@ -200,6 +210,30 @@ def _terminate_as_interrupt():
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _signals_hurry(hurry: Callable[[str], None]):
+    """While the run is cleaned up, Ctrl-C, SIGTERM and SIGHUP call `hurry` instead of raising.
+
+    A user who presses Ctrl-C again while the containers are being stopped
+    wants it over sooner, not a cleanup broken halfway (containers left
+    running, the run's record open). Only in the main thread, as signals are.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _again(signum, frame):
+        hurry(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, _again)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @dataclass
 class _Exited:
     """A step's container ended, or could not be created (`container` None)."""
@@ -283,6 +317,9 @@ class DagRunner:
         self._timed_out: Dict[str, float] = {}  # step -> the timeout its attempt ran past
         self.stop_reason: Optional[str] = None
         self._drain_deadline: Optional[float] = None
+        self._done_at: Dict[str, float] = {}  # step -> when its done line came (monotonic)
+        self._lingering: Set[str] = set()  # steps whose container was stopped after its done line
+        self._hurrying = False  # a signal came during the cleanup: no grace any more
 
     # -- the loop ---------------------------------------------------------
     def run(self) -> DagScheduler:
@@ -297,23 +334,29 @@ class DagRunner:
         """
         if self._gates is not None:
             self._gates.keep_alive()
+        ended_by: Optional[BaseException] = None
         try:
             with _terminate_as_interrupt():
                 self._loop()
-        except KeyboardInterrupt:
-            self._abort("client interrupted")
-            raise
-        except BaseException as error:
-            self._abort(f"the orchestrator failed: {error}", crashed=True)
-            raise
-        finally:
+        except BaseException as error:  # noqa: BLE001 - raised again after the cleanup
+            ended_by = error
+        # A second Ctrl-C during the cleanup must not cut it short: it hurries it.
+        with _signals_hurry(self._hurry):
+            if isinstance(ended_by, KeyboardInterrupt):
+                self._abort("client interrupted")
+            elif ended_by is not None:
+                self._abort(f"the orchestrator failed: {ended_by}", crashed=True)
             self._stoppers.shutdown(wait=True)
             self._remove_leftovers()
             if self._gates is not None:
                 self._gates.remove()
             if self.plan.log_dir is not None:
                 write_timings(self.plan.log_dir, self.timings)
+        if ended_by is not None:
+            raise ended_by
         self.hooks.run_ended(self.scheduler)
+        if self._hurrying:  # interrupted while the run ended: cleaned up, then told
+            raise KeyboardInterrupt("interrupted while the run ended")
         return self._result()
 
     def _loop(self) -> None:
@@ -327,6 +370,7 @@ class DagRunner:
             if self._gates is not None:
                 self._start_steps_early()
             self._enforce_timeouts(now)
+            self._stop_lingering(now)
             try:
                 event = self._events.get(timeout=self._sleep_time(now))
             except queue.Empty:
@@ -405,6 +449,28 @@ class DagRunner:
                 self.hooks.log(f"[{step_name}] ran past its timeout of {limit:g} s: stopping "
                                f"its container (grace {self.plan.grace_seconds} s)")
                 self._stop_async(step_name)
+
+    def _stop_lingering(self, now: float) -> None:
+        """Stop a completed step's container that outlives its done line.
+
+        After the done line ZenML has returned from the step and recorded it;
+        the process has only to exit. One that is still there after
+        DONE_EXIT_GRACE_SECONDS waits for something of the step's own (a
+        thread that is not a daemon): the run does not wait for it.
+        """
+        for step_name, done_at in list(self._done_at.items()):
+            container = self._active.get(step_name)
+            if container is None or self.scheduler.state(step_name) != StepState.COMPLETED:
+                self._done_at.pop(step_name, None)
+                continue
+            if now - done_at < DONE_EXIT_GRACE_SECONDS:
+                continue
+            self._done_at.pop(step_name)
+            self._lingering.add(step_name)
+            self.hooks.log(f"[{step_name}] its process still runs {DONE_EXIT_GRACE_SECONDS:g} s "
+                           "after ZenML recorded the step completed (a thread that is not a "
+                           "daemon, or a child process?): stopping its container")
+            self._stoppers.submit(container.stop, 0)
 
     # -- starting and watching ------------------------------------------
     def _start(self, step_name: str, now: float) -> None:
@@ -512,36 +578,48 @@ class DagRunner:
     def _watch(self, watch: _Watch) -> None:
         """Stream one container's output, then report its exit to the loop.
 
-        Every line goes to the attempt's log file; the client's log gets the
-        lines with tracebacks folded (see `step_logs`). The done line is
-        neither: it becomes a `_Done` event.
+        The output's bytes go to the attempt's log file as they come, exactly
+        as printed; the client's log gets them as lines (`LineSplitter`: a
+        progress bar's carriage returns fold into one line), with tracebacks
+        folded (see `step_logs`). The marker lines are neither: "ready"
+        and "done" become events. Every byte is handled once, so a step that
+        prints without end costs time in proportion to what it printed.
         """
         container, log_file = watch.container, watch.log_file
         folder = TracebackFolder()
-        marker = self.plan.done_marker
+        markers = MarkerFilter(self.plan.done_marker)
+        lines = LineSplitter()
 
-        def show(line: str) -> None:
-            log_file.write(line)
-            for visible in folder.feed(line):
-                watch.shown.append(visible)
-                self.hooks.step_line(container.step_name, visible)
+        def show(shown_lines: List[str]) -> None:
+            for line in shown_lines:
+                if not line.strip():
+                    continue
+                container.keep_tail(line)
+                for visible in folder.feed(line):
+                    watch.shown.append(visible)
+                    self.hooks.step_line(container.step_name, visible)
 
-        def on_line(line: str) -> None:
-            if marker and marker in line:
-                before, _, said = line.partition(marker)
-                if before.strip():  # the step's last output had no newline
-                    show(before)
-                kind, _, report = said.strip().partition(" ")
-                if kind == READY:
-                    self._events.put(_Ready(container.step_name, container))
-                elif kind == DONE:
-                    self._events.put(_Done(container.step_name, container.attempt, container,
-                                           _parse_report(report)))
-                return
-            show(line)
+        def said(words: str) -> None:
+            kind, _, report = words.partition(" ")
+            if kind == READY:
+                self._events.put(_Ready(container.step_name, container))
+            elif kind == DONE:
+                self._events.put(_Done(container.step_name, container.attempt, container,
+                                       _parse_report(report)))
+
+        def on_chunk(chunk: bytes) -> None:
+            for piece in markers.feed(chunk):
+                if isinstance(piece, bytes):
+                    log_file.write_bytes(piece)
+                    show(lines.feed(piece))
+                else:
+                    said(piece)
 
         try:
-            container.follow_logs(on_line)
+            container.follow_output(on_chunk)
+            held = markers.rest()
+            log_file.write_bytes(held)
+            show(lines.feed(held) + lines.rest())
         finally:
             log_file.close()
         ended = container.wait()
@@ -588,12 +666,16 @@ class DagRunner:
         if self._active.get(step_name) is not event.container or timing is None:
             return
         timing.done_seen, timing.inside = time.time(), event.report
+        if self.scheduler.state(step_name) == StepState.COMPLETED:
+            self._done_at[step_name] = time.monotonic()  # the poll saw it first
+            return
         if self.scheduler.state(step_name) != StepState.RUNNING:
             return
         if self.hooks.recorded_success(step_name) is False:
             return  # its exit decides, as without a done line
         self.scheduler.succeeded(step_name, time.monotonic())
         timing.success_known = time.time()
+        self._done_at[step_name] = time.monotonic()
         self.hooks.log(f"[{step_name}] completed")
 
     def _release_completed_steps(self) -> None:
@@ -625,7 +707,9 @@ class DagRunner:
         now = time.monotonic()
         state = self.scheduler.state(step_name)
         if state == StepState.COMPLETED:
-            if not ended.succeeded:  # success was recorded; only the shutdown failed
+            if step_name in self._lingering:
+                self._lingering.discard(step_name)
+            elif not ended.succeeded:  # success was recorded; only the shutdown failed
                 self.hooks.log(f"[{step_name}] container exited with {ended.describe()} "
                                "after the step had completed")
             return
@@ -703,6 +787,36 @@ class DagRunner:
         self._stoppers.submit(early.container.remove)
 
     # -- endings -----------------------------------------------------------
+    def _hurry(self, signal_name: str) -> None:
+        """Another signal during the cleanup: kill the run's containers now (a signal handler).
+
+        The cleanup goes on as before (records, removal); only the grace
+        before SIGKILL is gone. The kill runs in a thread of its own: a
+        signal handler must not wait on the engine.
+        """
+        if self._hurrying:
+            return
+        self._hurrying = True
+        threading.Thread(target=self._kill_all, args=(signal_name,), daemon=True,
+                         name="my-docker-hurry").start()
+
+    def _kill_all(self, signal_name: str) -> None:
+        """SIGKILL every container of this run still running (by label)."""
+        self.hooks.log(f"{signal_name} again: killing the run's containers without waiting "
+                       "(the cleanup goes on)")
+        containers = [container.container for container in list(self._active.values())]
+        if self.plan.orchestrator_run_id:
+            try:
+                containers += find_containers(
+                    self.client, orchestrator_run_id=self.plan.orchestrator_run_id)
+            except docker.errors.DockerException:
+                pass
+        for container in containers:
+            try:
+                container.kill()
+            except docker.errors.DockerException:
+                pass  # exited, removed, or never started
+
     def _abort(self, reason: str, crashed: bool = False) -> None:
         """Interrupted or crashed: stop and remove every container we started."""
         self.stop_reason = self.stop_reason or reason
@@ -718,7 +832,7 @@ class DagRunner:
                            f"{len(active)} running container(s)"
                            + (f", removing {len(waiting)} waiting one(s)" if waiting else ""))
         for container in active:
-            self._stoppers.submit(container.stop, INTERRUPT_GRACE_SECONDS)
+            self._stoppers.submit(container.stop, 0 if self._hurrying else INTERRUPT_GRACE_SECONDS)
         for container in waiting:
             self._stoppers.submit(container.remove)
         self._stoppers.shutdown(wait=True)

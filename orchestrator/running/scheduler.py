@@ -18,6 +18,7 @@ The runner's loop is roughly::
 
 from __future__ import annotations
 
+import graphlib
 import heapq
 import math
 from collections.abc import Iterable, Mapping
@@ -581,55 +582,36 @@ def topological_order(upstreams: Mapping[str, Iterable[str]]) -> list[str]:
 
 
 def _stable_topological_order(graph: _Graph) -> list[str]:
-    """Kahn's algorithm, always taking the earliest ready step in pipeline order.
+    """Upstreams first, always taking the earliest ready step in pipeline order
+    (stdlib `graphlib` finds what is ready and any cycle; a heap keeps the order).
 
     Raises:
         SchedulerError: naming the steps of a cycle if there is one.
     """
-    index = {step: i for i, step in enumerate(graph.steps)}
-    missing = {step: len(graph.upstreams[step]) for step in graph.steps}
-    heap = [index[step] for step in graph.steps if missing[step] == 0]
-    heapq.heapify(heap)
-    order: list[str] = []
-    while heap:
-        step = graph.steps[heapq.heappop(heap)]
-        order.append(step)
-        for down in graph.downstreams[step]:
-            missing[down] -= 1
-            if missing[down] == 0:
-                heapq.heappush(heap, index[down])
-    if len(order) < len(graph.steps):
-        cycle = _find_cycle(graph, {step for step, n in missing.items() if n > 0})
+    sorter = graphlib.TopologicalSorter(graph.upstreams)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as error:
+        cycle = error.args[1][:-1]  # each step runs after the one before it
+        first = cycle.index(min(cycle, key=graph.steps.index))
+        cycle = cycle[first:] + cycle[:first]
         arrows = " -> ".join([*cycle, cycle[0]])
         names = ", ".join(repr(step) for step in cycle)
         raise SchedulerError(
             f"steps {names} depend on each other in a cycle ({arrows}, where "
             "'x -> y' means y runs after x), so none of them can ever start; "
             "remove one of these upstream links."
-        )
+        ) from None
+    index = {step: i for i, step in enumerate(graph.steps)}
+    heap: list[int] = []
+    order: list[str] = []
+    while sorter.is_active():
+        for step in sorter.get_ready():
+            heapq.heappush(heap, index[step])
+        step = graph.steps[heapq.heappop(heap)]
+        order.append(step)
+        sorter.done(step)
     return order
-
-
-def _find_cycle(graph: _Graph, blocked: set[str]) -> list[str]:
-    """Return one cycle among the steps Kahn's algorithm could not order.
-
-    Each blocked step has a blocked upstream, so walking upstream from any of
-    them must revisit a step; the walk from that step on is a cycle. It is
-    returned in run order, starting at its earliest step in pipeline order.
-    """
-    position: dict[str, int] = {}
-    path: list[str] = []
-    current = min(blocked, key=graph.steps.index)
-    while current not in position:
-        position[current] = len(path)
-        path.append(current)
-        current = min(
-            (up for up in graph.upstreams[current] if up in blocked),
-            key=graph.steps.index,
-        )
-    cycle = list(reversed(path[position[current]:]))
-    first = cycle.index(min(cycle, key=graph.steps.index))
-    return cycle[first:] + cycle[:first]
 
 
 def _check_parallelism(value: int) -> int:

@@ -91,15 +91,11 @@ class StageClock:
 
 
 def _process_start_time() -> Optional[float]:
-    """When this process was created (epoch seconds), from /proc; None elsewhere."""
-    try:
-        with open("/proc/self/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        with open("/proc/stat") as kernel:
-            boot = next(float(line.split()[1]) for line in kernel if line.startswith("btime"))
-        return round(boot + int(fields[19]) / os.sysconf("SC_CLK_TCK"), 4)
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
+    """When this process was created (epoch seconds, as psutil reads it), or None."""
+    from orchestrator.running.orchestration_record import process_start_time
+
+    started = process_start_time(os.getpid())
+    return None if started is None else round(started, 4)
 
 
 def wait_for_gate(gate: str) -> None:
@@ -183,6 +179,56 @@ def _time_step_function(clock: StageClock) -> None:
     BaseStep.call_entrypoint = timed  # type: ignore[method-assign]
 
 
+def say(marker: str, words: str) -> None:
+    """Write one marker line into the container's output, after all the step printed.
+
+    ``\n<marker> <words>\n`` in a single write to the file descriptor, so
+    that no other output lands inside it and whatever wraps `sys.stdout`
+    cannot change it; the leading newline puts it on a line of its own even
+    after output without one (the runner's `MarkerFilter` takes the whole
+    line, that newline included, out of the kept log).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os.write(1, f"\n{marker} {words}\n".encode("utf-8"))
+
+
+_REPLACED: List[Any] = []
+
+
+def unbuffered_output() -> None:
+    """Make every print of the step reach Docker at once, as PYTHONUNBUFFERED=1 does.
+
+    Python buffers stdout in 8 KiB blocks when it is not a terminal (a
+    container's is a pipe), so a step killed for memory or by a timeout
+    loses its last lines: the ones that say what it was doing. Unless the
+    environment already sets PYTHONUNBUFFERED (the user, the image), this
+    process writes its output unbuffered from here on, and the variable is set
+    for the processes the step starts. Must run before ZenML is imported
+    (its log handlers keep the streams they find).
+    """
+    if os.environ.get("PYTHONUNBUFFERED"):
+        return
+    os.environ["PYTHONUNBUFFERED"] = "1"
+    import io
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            stream.flush()
+            raw = io.FileIO(stream.fileno(), "w", closefd=False)
+        except (OSError, ValueError, AttributeError):
+            continue  # no such stream (closed, not a file): nothing to lose
+        unbuffered = io.TextIOWrapper(raw, encoding=stream.encoding, errors=stream.errors,
+                                      write_through=True)
+        _REPLACED.append(stream)  # kept: collecting it would close the file descriptor
+        setattr(sys, name, unbuffered)
+        setattr(sys, f"__{name}__", unbuffered)
+
+
 def main(arguments: List[str]) -> None:
     """Run one step like ZenML's step entrypoint, warmed up before its gate.
 
@@ -218,7 +264,7 @@ def main(arguments: List[str]) -> None:
         gc.enable()
         marker = os.environ.get(DONE_MARKER_ENV)
         if marker:
-            print(f"\n{marker} {READY}", flush=True)
+            say(marker, READY)
         gate = os.environ.get(GATE_ENV)
         if gate:
             wait_for_gate(gate)
@@ -233,12 +279,12 @@ def main(arguments: List[str]) -> None:
             config.run()
         clock.mark("outputs, publish, teardown")
     if marker:
-        # On a line of its own even after output without a newline.
-        print(f"\n{marker} {DONE} {json.dumps(clock.report())}", flush=True)
+        say(marker, f"{DONE} {json.dumps(clock.report())}")
 
 
 if __name__ == "__main__":
     # Registered first, so it runs last, after ZenML's own exit handlers: the
     # interpreter's shutdown then skips the frozen objects.
     atexit.register(gc.freeze)
+    unbuffered_output()
     main(sys.argv[1:])

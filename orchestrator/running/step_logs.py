@@ -13,39 +13,174 @@ that the failure message, the status command and the panel point to.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple, Union
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+# The longest line the client's log shows (a longer one is cut there; the kept
+# log file has it whole).
+MAX_SHOWN_LINE_BYTES = 16 * 1024
+
+
 class LineSplitter:
-    """Turns a container's output, as chunks of bytes, into lines of text.
+    """Turns a container's output, as chunks of bytes, into the lines to show.
 
     Docker's log stream cuts output anywhere, mid-line or mid-character;
     `feed` returns the lines a chunk completes, `rest` whatever is left once
-    the stream ends. Lines are decoded as UTF-8 (bad bytes replaced), with
-    the trailing carriage return and colour codes removed.
+    the stream ends. Its cost is linear in the output's size whatever the
+    output's shape: each byte is looked at once, and a line keeps at most
+    `max_line_bytes` (the rest of a longer line is counted, not kept).
+
+    A carriage return rewrites the line on a terminal (progress bars print
+    ``\r 10%`` ``\r 20%`` ... with no newline for minutes): a line shows what
+    a terminal would have shown last, its last non-empty part after a
+    carriage return, so a progress bar is one line, not megabytes. Lines are
+    decoded as UTF-8 (bad bytes replaced), colour codes removed. This is for
+    showing only: the kept log file gets the bytes as printed (`StepLogFile`).
     """
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    def __init__(self, max_line_bytes: int = MAX_SHOWN_LINE_BYTES) -> None:
+        self._max = max_line_bytes
+        self._part = bytearray()  # the line's text after its last carriage return
+        self._part_cut = 0  # bytes of that part beyond the limit, not kept
+        self._shown: Optional[Tuple[bytes, int]] = None  # the last non-empty part before it
 
     def feed(self, chunk: bytes) -> List[str]:
         """The complete lines `chunk` ends."""
-        self._buffer += chunk
-        *complete, self._buffer = self._buffer.split(b"\n")
-        return [_text(raw) for raw in complete]
+        lines = []
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                break
+            self._add(chunk[start:end])
+            lines.append(self._take())
+            start = end + 1
+        self._add(chunk[start:])
+        return lines
 
     def rest(self) -> List[str]:
         """The last, unterminated line (if any), once the stream has ended."""
-        rest, self._buffer = self._buffer, b""
-        return [_text(rest)] if rest else []
+        if not self._part and self._shown is None:
+            return []
+        return [self._take()]
+
+    def _add(self, piece: bytes) -> None:
+        """Add a piece of a line (no newline in it): only its last parts can show."""
+        first = piece.find(b"\r")
+        if first < 0:
+            self._extend(piece)
+            return
+        last = piece.rfind(b"\r")
+        self._extend(piece[:first])
+        self._close_part()
+        between = piece[first + 1:last].rstrip(b"\r")
+        if between:  # the last non-empty part between the first and last carriage return
+            self._extend(between[between.rfind(b"\r") + 1:])
+            self._close_part()
+        self._extend(piece[last + 1:])
+
+    def _close_part(self) -> None:
+        """A carriage return: the part so far shows unless a non-empty one follows."""
+        if self._part or self._part_cut:
+            self._shown = (bytes(self._part), self._part_cut)
+        self._part, self._part_cut = bytearray(), 0
+
+    def _extend(self, data: bytes) -> None:
+        room = self._max - len(self._part)
+        if room > 0:
+            self._part += data[:room]
+        self._part_cut += max(0, len(data) - max(room, 0))
+
+    def _take(self) -> str:
+        if self._part or self._part_cut or self._shown is None:
+            raw, cut = bytes(self._part), self._part_cut
+        else:
+            raw, cut = self._shown
+        self._part, self._part_cut, self._shown = bytearray(), 0, None
+        text = _text(raw)
+        if cut:
+            text += f" [... {cut} more bytes; see the step's log file]"
+        return text
 
 
 def _text(raw: bytes) -> str:
     return _ANSI_ESCAPE.sub("", raw.decode("utf-8", errors="replace")).rstrip("\r")
+
+
+# A marker line being read longer than this is not one of ours.
+_MAX_MARKER_LINE_BYTES = 64 * 1024
+
+
+class MarkerFilter:
+    """Takes the orchestrator's marker lines out of a container's output bytes.
+
+    The step entrypoint writes its "ready" and "done" lines into the step's
+    output as ``\n<marker> <what>\n`` (`step_entrypoint`); the leading newline
+    is its own, so that the line stands alone after output that did not end
+    with one. `feed` returns, in order, the output's other bytes, unchanged,
+    and what each marker line said (the text after the marker, a `str`). It
+    passes bytes on as they come, holding back only the few at a chunk's end
+    that may begin a marker line, so its cost is linear in the output's size.
+    """
+
+    def __init__(self, marker: Optional[str]) -> None:
+        self._pattern = b"\n" + marker.encode("utf-8") if marker else None
+        self._held = b""
+        self._said: Optional[bytearray] = None  # a marker line being read
+
+    def feed(self, chunk: bytes) -> "List[Union[bytes, str]]":
+        """The output's bytes (`bytes`) and the marker lines' words (`str`), in order."""
+        if self._pattern is None:
+            return [chunk] if chunk else []
+        data = self._held + chunk if self._held else chunk
+        self._held = b""
+        pieces: "List[Union[bytes, str]]" = []
+        position = 0
+        while position < len(data):
+            if self._said is not None:
+                end = data.find(b"\n", position)
+                stop = len(data) if end < 0 else end
+                if len(self._said) < _MAX_MARKER_LINE_BYTES:
+                    self._said += data[position:stop]
+                if end < 0:
+                    break
+                pieces.append(self._said.decode("utf-8", errors="replace").strip())
+                self._said = None
+                position = end + 1
+                continue
+            hit = data.find(self._pattern, position)
+            if hit < 0:
+                held = self._prefix_at_end(data, position)
+                if len(data) - held > position:
+                    pieces.append(data[position:len(data) - held])
+                self._held = data[len(data) - held:]
+                break
+            if hit > position:
+                pieces.append(data[position:hit])
+            self._said = bytearray()
+            position = hit + len(self._pattern)
+        return pieces
+
+    def rest(self) -> bytes:
+        """Bytes held back at the stream's end (they were the step's, not a marker)."""
+        held, self._held, self._said = self._held, b"", None
+        return held
+
+    def _prefix_at_end(self, data: bytes, position: int) -> int:
+        """How many bytes at the end of `data` may begin a marker line."""
+        assert self._pattern is not None
+        start = max(position, len(data) - len(self._pattern) + 1)
+        newline = data.find(b"\n", start)
+        while newline >= 0:
+            if self._pattern.startswith(data[newline:]):
+                return len(data) - newline
+            newline = data.find(b"\n", newline + 1)
+        return 0
 
 
 _TRACEBACK_START = "Traceback (most recent call last):"
@@ -132,12 +267,30 @@ def meaningful_lines(lines: "list[str]") -> List[str]:
     return [line for line in lines if not _ZENML_ROUTINE.match(line.strip())]
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_UNSAFE = re.compile(r"[^\w.-]+")  # \w: letters of any script, digits, _
+# A step name used as is in a file name: lower case (file systems that ignore
+# case cannot mix up two names), no leading dot, short.
+_PLAIN_NAME = re.compile(r"[a-z0-9_-][a-z0-9_.-]{0,99}")
 
 
 def log_file_name(step_name: str, attempt: int) -> str:
-    """`<step>.<attempt>.log`, with characters unsafe in file names replaced."""
-    return f"{_UNSAFE.sub('_', step_name).strip('.') or 'step'}.{attempt}.log"
+    """`<step>.<attempt>.log`: one file per step name and attempt, for any names.
+
+    A plain name (lower-case letters, digits, ``_.-``) is used as it is.
+    Any other name (``数据加载``, ``prép/1``, ``Train``, a very long one) becomes
+    its readable part (letters of any script, digits, ``_.-``; at most 120
+    bytes), then ``~`` and a hash of the whole name: two names never share a
+    file (a plain name has no ``~``, and names with one differ in their hash).
+    """
+    if _PLAIN_NAME.fullmatch(step_name):
+        stem = step_name
+    else:
+        name = step_name.encode("utf-8", "surrogatepass")
+        digest = hashlib.sha256(name).hexdigest()[:12]
+        readable = _UNSAFE.sub("_", name.decode("utf-8", "replace")).strip("._")
+        readable = readable.encode("utf-8")[:120].decode("utf-8", "ignore")
+        stem = f"{readable or 'step'}~{digest}"
+    return f"{stem}.{attempt}.log"
 
 
 def run_log_dir(run_id: str) -> Path:
@@ -152,7 +305,11 @@ def run_log_dir(run_id: str) -> Path:
 
 
 class StepLogFile:
-    """The whole output of one attempt of one step, written as it comes."""
+    """The whole output of one attempt of one step, written as it comes.
+
+    The runner writes the container's output bytes exactly as the step
+    printed them (`write_bytes`); lines of its own (a refusal) go in as text.
+    """
 
     def __init__(self, folder: Optional[Path], step_name: str, attempt: int) -> None:
         self.path: Optional[Path] = None
@@ -162,14 +319,19 @@ class StepLogFile:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self.path = folder / log_file_name(step_name, attempt)
-            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - open while the step runs
+            self._file = open(self.path, "wb")  # noqa: SIM115 - open while the step runs
         except OSError:
             self.path = None  # no log file is better than no run
 
-    def write(self, line: str) -> None:
-        if self._file is not None:
-            self._file.write(line + "\n")
+    def write_bytes(self, data: bytes) -> None:
+        """Append output exactly as printed."""
+        if self._file is not None and data:
+            self._file.write(data)
             self._file.flush()
+
+    def write(self, line: str) -> None:
+        """Append one line of text."""
+        self.write_bytes(line.encode("utf-8", errors="replace") + b"\n")
 
     def close(self) -> None:
         if self._file is not None:

@@ -11,7 +11,7 @@ with `dynamic.run_dynamic_pipeline`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import TYPE_CHECKING
 
 from zenml.logger import get_logger
 
@@ -21,47 +21,30 @@ from orchestrator.running.orphans import settle_orphaned_runs
 from orchestrator.running.pipeline_run import run_pipeline
 
 if TYPE_CHECKING:
-    from zenml.models import PipelineRunResponse, PipelineSnapshotResponse
-    from zenml.stack import Stack
-
-    from orchestrator.my_docker_orchestrator import MyDockerOrchestrator
+    from orchestrator.running.request import RunRequest
 
 logger = get_logger("orchestrator.my_docker_orchestrator")
 
 
-def submit_run(
-    orchestrator: "MyDockerOrchestrator",
-    snapshot: "PipelineSnapshotResponse",
-    stack: "Stack",
-    *,
-    environment: Dict[str, str],
-    step_environments: Optional[Dict[str, Dict[str, str]]],
-    placeholder_run: Optional["PipelineRunResponse"],
-) -> None:
-    """Run `snapshot` now, here or in a detached process (its `synchronous` setting).
-
-    Args:
-        environment: ZenML's environment for the orchestration.
-        step_environments: per step, ZenML's environment for its container
-            (static pipelines); None for a dynamic pipeline.
+def submit_run(request: "RunRequest") -> None:
+    """Run the request's snapshot now, here or in a detached process (its `synchronous` setting).
 
     Raises:
         StepFailedError, RunStoppedError, InvalidSettingsError, ...: see
             `run_pipeline` and `dynamic.run_dynamic_pipeline` (synchronous
             runs); for a detached run only what fails before it is submitted.
     """
+    placeholder_run = request.placeholder_run
     settle_orphaned_runs(besides=placeholder_run.id if placeholder_run is not None else None)
-    settings = orchestrator.get_settings(snapshot)
-    if not settings.synchronous and placeholder_run is not None:
-        start_detached_run(orchestrator, snapshot, placeholder_run, environment=environment,
-                           step_environments=step_environments)
+    if not request.settings.synchronous and placeholder_run is not None:
+        start_detached_run(request)
         return
-    if not settings.synchronous:
+    if not request.settings.synchronous:
         logger.warning("synchronous=False needs a pipeline run to hand over, and ZenML "
                        "gave none (a schedule?): the run goes on in this process.")
-    if step_environments is None:
-        run_dynamic_pipeline(orchestrator, snapshot, stack, environment, placeholder_run)
+    if request.is_dynamic:
+        run_dynamic_pipeline(request)
     else:
-        run_pipeline(orchestrator, snapshot, stack, step_environments, placeholder_run)
+        run_pipeline(request)
 
 

@@ -7,7 +7,9 @@ this order:
 1. Did the step succeed? ZenML's record of the step, written by the step
    itself, has the last word; the exit code decides only where there is no
    record. (A step that calls `sys.exit(0)` exits 0, yet ZenML recorded a
-   failure.)
+   failure.) Success is every outcome ZenML counts as one
+   (`recorded_outcome`): completed, and also cached (the step found an
+   earlier run's outputs inside its container and reused them) or skipped.
 2. Did it run past its timeout? Then a failure says so.
 3. Were we stopping it (a stop request, a fail-fast, a timeout we already
    told about)? Then it was stopped.
@@ -21,9 +23,24 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from orchestrator.running.containers import ContainerExit
+
+# ZenML's step statuses that mean the step's outputs exist: the values of
+# `ExecutionStatus.is_successful` (tests/test_verdict.py checks they agree).
+# A step ZenML finds in its cache inside the container records CACHED, not
+# COMPLETED, and exits 0: that is a success like any other.
+SUCCESSFUL_RECORDS = frozenset({"completed", "cached", "skipped"})
+
+
+def recorded_outcome(status: Any) -> bool:
+    """Whether a step's recorded status (a ZenML `ExecutionStatus` or its value) is a success.
+
+    Any other status, finished or not, is not: a step whose container ended
+    while its record still says "running" did not complete.
+    """
+    return str(getattr(status, "value", status)) in SUCCESSFUL_RECORDS
 
 
 class Verdict(enum.Enum):
@@ -62,7 +79,7 @@ def judge_attempt(ended: ContainerExit, *, stopping: bool, stop_known: bool,
         stopping: the runner was stopping this attempt.
         stop_known: the runner already knows the run is being stopped.
         recorded_success: asks ZenML whether the step recorded success
-            (True/False) or holds no final record yet (None); called only when
+            (True/False, see `recorded_outcome`) or could not be asked (None); called only when
             the attempt ended without an error of the runner's.
         stop_requested: asks ZenML whether a stop of the run was requested;
             called only when nothing else has decided.

@@ -3,16 +3,28 @@
 Modules, from facts to views:
 
 - `model`: the status of a run's steps, a pure model and reducer (facts in,
-  phases out), the one place where a step's phase is decided;
+  phases out), the one place where a step's phase is decided; every attempt
+  of every step and how it went; resource samples;
 - `records`: every read of ZenML's records of runs (paginated);
 - `watcher`: follows a run live (Docker's event stream, ZenML polls, logs,
-  CPU and memory samples from `resources`; a my_swarm run's tasks on the
-  swarm's manager from `swarm_source`);
-- `fetch`: ZenML's `fetch_status`, from the same facts and rules;
+  CPU and memory samples);
+- `resources`: a container's CPU and memory against its limits, from
+  Docker's stats stream;
+- `swarm_source`: a `my_swarm` run's live facts: its tasks on the swarm's
+  manager as the model's events (node, container, start, exit), their
+  output through the manager;
+- `fetch`: ZenML's `fetch_status`, from the same facts and rules as the views;
 - `timeline`, `drawing`: a run's attempts as bars, and the SVG pictures
   (graph, Gantt chart) the panel and the notebooks draw;
-- `logs`: each step attempt's whole output, as the orchestrator keeps it;
+- `logs`: each step attempt's whole output, as the orchestrator keeps it,
+  read and followed;
 - `control`: stopping a run from where it is watched (ZenML's stop path);
-- `text`, `panel_html`, `widget`, `cli`: the views: text, the panel's HTML
-  and its ipywidgets, and ``python -m orchestrator.status``.
+- `text`, `panel_html`, `widget`, `cli`: the views: text (table and
+  timeline), the panel's HTML and its ipywidgets, and
+  ``python -m orchestrator.status``;
+- `swarm_text`: a `my_swarm` run's text view with the node of every attempt
+  (``python -m orchestrator.status.swarm_text RUN``).
+
+ZenML's records are read through `orchestrator.zenml_records` (the layer
+under both running and status); `records` puts them in the model's terms.
 """

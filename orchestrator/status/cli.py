@@ -155,7 +155,7 @@ def print_logs(run: str, stream: Optional[TextIO] = None) -> int:
     """
     from orchestrator.running.orchestration_record import LOG_NAME
     from orchestrator.running.step_logs import run_log_dir
-    from orchestrator.status.records import resolve_run
+    from orchestrator.zenml_records import resolve_run
 
     stream = stream or sys.stdout
     found = resolve_run(run)

@@ -24,17 +24,19 @@ DEFAULT_GRACE_SECONDS = 10
 def stop_grace_seconds(run: Any) -> int:
     """How long the run's orchestrator waits between SIGTERM and SIGKILL (seconds).
 
-    Read from the orchestrator component the run ran on (its registered
-    configuration); the default when it cannot be read.
+    The run's own setting: the orchestrator component it ran on, with the
+    pipeline's settings over it (as the stop itself uses it); the default
+    when it cannot be read.
 
     Args:
         run: a hydrated ZenML run (response model).
     """
     from zenml.enums import StackComponentType
+    from zenml.stack import StackComponent
 
     try:
-        component = run.stack.components[StackComponentType.ORCHESTRATOR][0]
-        return int(component.configuration.get("stop_grace_seconds", DEFAULT_GRACE_SECONDS))
+        model = run.stack.components[StackComponentType.ORCHESTRATOR][0]
+        return int(StackComponent.from_model(model).get_settings(run).stop_grace_seconds)
     except Exception:  # noqa: BLE001 - no stack (deleted), another flavor: the default
         return DEFAULT_GRACE_SECONDS
 
@@ -60,7 +62,7 @@ def stop_run(run_id: str, *, graceful: bool = True) -> Optional[str]:
     from zenml.exceptions import IllegalOperationError
     from zenml.utils.run_utils import stop_run as zenml_stop_run
 
-    from orchestrator.status.records import get_run
+    from orchestrator.zenml_records import get_run
 
     run = get_run(run_id, hydrate=True)
     try:

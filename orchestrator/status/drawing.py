@@ -19,6 +19,7 @@ layered drawing of Sugiyama et al. (1981), without its crossing reduction.
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from functools import lru_cache
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
@@ -55,6 +56,15 @@ STATE_STROKES: Dict[str, str] = {
     "cached": "#0f766e",
 }
 _DEFAULT_FILL, _DEFAULT_STROKE = "#ffffff", "#333333"
+# Ids inside one page must differ between drawings: an arrowhead marker is
+# found by id in the whole document, and a first drawing that is hidden (a
+# panel's tab not shown) would take every other drawing's arrowheads with it.
+_DRAWING_NUMBERS = itertools.count(1)
+
+
+def new_id_prefix(kind: str = "md") -> str:
+    """An id prefix no other drawing of this process uses ("md7-")."""
+    return f"{kind}{next(_DRAWING_NUMBERS)}-"
 FONT = 'font-family="sans-serif" font-size="12"'
 
 
@@ -137,12 +147,92 @@ def _layout(key: Tuple[Tuple[str, Tuple[str, ...]], ...], box_width: int, box_he
     return DagLayout(position, width, height, box_width, box_height)
 
 
+def _column_tops(layout: DagLayout) -> Dict[float, List[float]]:
+    """Each column's left edge -> the tops of its boxes, top to bottom."""
+    tops: Dict[float, List[float]] = {}
+    for x, y in layout.position.values():
+        tops.setdefault(x, []).append(y)
+    return {x: sorted(ys) for x, ys in sorted(tops.items())}
+
+
+def edge_route(layout: DagLayout, up: str, step: str,
+               columns: Optional[Mapping[float, Sequence[float]]] = None,
+               ) -> List[Tuple[float, float]]:
+    """The points of the edge from `up`'s box to `step`'s box, crossing no other box.
+
+    Next-door columns get a straight line. An edge that skips columns (or
+    a wrapped column of the same depth) leaves its box sideways into the
+    gap after it, runs along a lane that is free in every column between
+    (a gap between two boxes, or the margin above them all), and comes
+    back down in the gap before its target, so it never passes behind a
+    box and looks like an edge into that box.
+    """
+    position, width, height = layout.position, layout.box_width, layout.box_height
+    half = height / 2
+    x1, y1 = position[up]
+    x2, y2 = position[step]
+    start, end = (x1 + width, y1 + half), (x2, y2 + half)
+    columns = _column_tops(layout) if columns is None else columns
+    between = [x for x in columns if x1 + width < x < x2]
+    if not between:
+        return [start, end]
+    lane = _free_lane([columns[x] for x in between], height, (start[1] + end[1]) / 2,
+                      layout.height)
+    gap_after = between[0] - (x1 + width)
+    gap_before = x2 - (between[-1] + width)
+    return [start,
+            (start[0] + gap_after * 0.3, start[1]),
+            (start[0] + gap_after * 0.7, lane),
+            (x2 - gap_before * 0.7, lane),
+            (x2 - gap_before * 0.3, end[1]),
+            end]
+
+
+@lru_cache(maxsize=32)
+def _edge_paths(key: Tuple[Tuple[str, Tuple[str, ...]], ...], box_width: int, box_height: int,
+                max_rows: int) -> Tuple[Tuple[str, str, str], ...]:
+    """Every edge's SVG path data, (up, step, d), computed once per graph shape
+    (a live view redraws the same graph many times)."""
+    layout = _layout(key, box_width, box_height, max_rows)
+    columns = _column_tops(layout)
+    found = []
+    for step, ups in key:
+        for up in ups:
+            if up not in layout.position or up == step:
+                continue
+            points = edge_route(layout, up, step, columns)
+            found.append((up, step, "M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in points)))
+    return tuple(found)
+
+
+def _free_lane(columns: Iterable[Sequence[float]], box_height: float, wanted: float,
+               drawing_height: float) -> float:
+    """A height that is in no box of any of `columns` (each: its boxes' tops), near `wanted`.
+
+    Each column is free above its first box, between two boxes and below
+    its last one; the lane is taken from where all columns are free, kept
+    2 px off any box where there is room. The drawing's margin above every
+    box is always free, so there is always a lane.
+    """
+    free = [(0.0, drawing_height)]
+    for tops in columns:
+        gaps = [(0.0, tops[0])]
+        gaps += [(a + box_height, b) for a, b in zip(tops, tops[1:])]
+        gaps.append((tops[-1] + box_height, drawing_height))
+        free = [(max(lo, g_lo), min(hi, g_hi)) for lo, hi in free for g_lo, g_hi in gaps
+                if max(lo, g_lo) < min(hi, g_hi)]
+    lanes = [min(max(wanted, lo + 2.0), hi - 2.0) if hi - lo > 4.0 else (lo + hi) / 2
+             for lo, hi in free]
+    return min(lanes, key=lambda y: abs(y - wanted), default=wanted)
+
+
 def dag_svg(upstreams: Mapping[str, Iterable[str]],
             states: Optional[Mapping[str, str]] = None,
             box_width: int = 130, box_height: int = 34, *,
             titles: Optional[Mapping[str, str]] = None,
             notes: Optional[Mapping[str, str]] = None,
-            max_rows: int = 12, css_class: str = "") -> str:
+            max_rows: int = 12, css_class: str = "", id_prefix: Optional[str] = None,
+            fit_width: bool = False) -> str:
     """An SVG drawing of a pipeline graph, left to right, one column per depth.
 
     Args:
@@ -154,33 +244,42 @@ def dag_svg(upstreams: Mapping[str, Iterable[str]],
             ("attempt 2", "out of memory").
         max_rows: boxes per column before a depth wraps into another column.
         css_class: a class for the `<svg>` element.
+        id_prefix: starts every id in the drawing (its arrowhead marker);
+            by default one no other drawing of this process has (`new_id_prefix`).
+        fit_width: scale down to the width of its container (never up, and
+            not below 60 % of it) instead of keeping its natural size.
 
     Returns:
-        The `<svg>` element as text; every box is a `<g data-step=... data-state=...>`.
+        The `<svg>` element as text; every box is a `<g data-step=... data-state=...>`,
+        every edge a `<path data-edge="up->step">`.
     """
     layout = dag_layout(upstreams, box_width, box_height, max_rows)
     position = layout.position
     states = states or {}
+    prefix = new_id_prefix("dag") if id_prefix is None else id_prefix
+    arrow = f"{prefix}arrow"
     klass = f' class="{esc(css_class)}"' if css_class else ""
+    # (scaled down at most to 60 %, where 12 px text is still read: a narrower
+    # place scrolls it instead)
+    size = (f'width="100%" style="max-width:{layout.width:.0f}px;'
+            f'min-width:{min(layout.width, max(240.0, 0.6 * layout.width)):.0f}px;height:auto"'
+            if fit_width
+            else f'width="{layout.width:.0f}" height="{layout.height:.0f}"')
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg"{klass} width="{layout.width:.0f}" '
-        f'height="{layout.height:.0f}" viewBox="0 0 {layout.width:.0f} {layout.height:.0f}" '
-        f'{FONT}>',
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
+        f'<svg xmlns="http://www.w3.org/2000/svg"{klass} {size} '
+        f'viewBox="0 0 {layout.width:.0f} {layout.height:.0f}" {FONT}>',
+        f'<defs><marker id="{esc(arrow)}" viewBox="0 0 10 10" refX="10" refY="5" '
+        'markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" '
+        'fill="#555"/></marker></defs>',
     ]
     half = box_height / 2
-    for step, ups in upstreams.items():
-        x2, y2 = position[step]
-        for up in ups:
-            if up not in position or up == step:
-                continue
-            x1, y1 = position[up]
-            parts.append(
-                f'<line x1="{x1 + box_width:.1f}" y1="{y1 + half:.1f}" x2="{x2:.1f}" '
-                f'y2="{y2 + half:.1f}" stroke="#555" stroke-opacity="0.6" '
-                'marker-end="url(#arrow)"/>'
-            )
+    key = tuple((step, tuple(ups)) for step, ups in upstreams.items())
+    for up, step, path in _edge_paths(key, box_width, box_height, max_rows):
+        parts.append(
+            f'<path d="{path}" fill="none" stroke="#555" stroke-opacity="0.6" '
+            f'stroke-linejoin="round" data-edge="{esc(up)}->{esc(step)}" '
+            f'marker-end="url(#{esc(arrow)})"/>'
+        )
     chars = max(4, int(box_width / 7.2))
     for step, (x, y) in position.items():
         state = states.get(step)
@@ -265,23 +364,77 @@ class GanttBar(NamedTuple):
     live: bool = False  # still growing: drawn with an open (dashed) end
     attrs: Tuple[Tuple[str, str], ...] = ()  # extra data-* attributes
     waiting_until: Optional[float] = None  # drawn pale from `start` to here (a wait)
+    style: Optional["BarStyle"] = None  # its own look instead of the state's colours
+
+
+class BarStyle(NamedTuple):
+    """How a kind of bar looks: fill, outline, its height as a share of the row, a dash."""
+
+    fill: str
+    stroke: str
+    height: float = 1.0
+    dash: str = ""
+
+
+def swatch_legend_svg(items: Sequence[Tuple[str, str, BarStyle]]) -> str:
+    """A row of swatches drawn as the bars they name: (key, name, style) each."""
+    parts, x = [], 4.0
+    for key, name, style in items:
+        tall = max(3.0, 12 * style.height)
+        dash = f' stroke-dasharray="{style.dash}"' if style.dash else ""
+        parts.append(
+            f'<g data-legend="{esc(key)}"><rect x="{x:.0f}" y="{9 - tall / 2:.1f}" width="18" '
+            f'height="{tall:.1f}" rx="2" fill="{style.fill}" stroke="{style.stroke}"{dash}/>'
+            f'<text x="{x + 22:.0f}" y="13" font-size="11">{esc(name)}</text></g>')
+        x += 22 + 6.3 * len(name) + 14
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{x:.0f}" height="18" '
+            f'viewBox="0 0 {x:.0f} 18" {FONT}>' + "".join(parts) + "</svg>")
+
+
+def gantt_labels_svg(labels: Sequence[str], *, row_height: int = 22, label_width: int = 130,
+                     title: str = "", css_class: str = "") -> str:
+    """The label column of a `gantt_svg(..., labels=False)` chart, row for row.
+
+    Kept apart so that a chart wider than its place can scroll while its
+    labels stay (a sticky column next to it).
+    """
+    margin, top = 10, (24 if title else 6)
+    height = top + len(labels) * row_height + 4 + 22
+    chars = max(4, int((label_width - margin) / 7.2))
+    klass = f' class="{esc(css_class)}"' if css_class else ""
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg"{klass} width="{label_width}" '
+             f'height="{height}" viewBox="0 0 {label_width} {height}" {FONT}>']
+    for index, label in enumerate(labels):
+        y = top + index * row_height
+        if index % 2:
+            parts.append(f'<rect x="0" y="{y}" width="{label_width}" height="{row_height}" '
+                         'fill="#f9fafb"/>')
+        parts.append(f'<text x="{margin}" y="{y + row_height - 7}" data-label="{esc(label)}">'
+                     f'{esc(short_label(label, chars))}<title>{esc(label)}</title></text>')
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 def gantt_svg(rows: Sequence[Tuple[str, Sequence[GanttBar]]], *, until: Optional[float] = None,
               width: int = 640, row_height: int = 22, label_width: int = 130,
-              title: str = "", end_label: bool = False, css_class: str = "") -> str:
+              title: str = "", end_label: bool = False, css_class: str = "",
+              labels: bool = True) -> str:
     """An SVG Gantt chart: one row per label, its bars, and a time axis with ticks.
 
     Args:
         rows: (label, bars) per row, top to bottom; a row may have no bar.
         until: where the time axis ends (seconds); by default the last end.
         end_label: also label the axis's end with its exact value.
+        labels: draw the labels; without, the chart starts at its time axis
+            (`gantt_labels_svg` draws them apart).
 
     Returns:
         The `<svg>` element as text; each row is a `<g data-row=...>`, each
         bar a `<rect data-start=... data-end=... data-state=...>`.
     """
     margin, top = 10, (24 if title else 6)
+    if not labels:
+        label_width = 0
     end = max([until or 0.0] + [bar.end for _, bars in rows for bar in bars]) or 1.0
     plot = width - label_width - 2 * margin
     scale = plot / end
@@ -308,8 +461,10 @@ def gantt_svg(rows: Sequence[Tuple[str, Sequence[GanttBar]]], *, until: Optional
         if index % 2:
             parts.append(f'<rect x="{margin}" y="{y}" width="{width - 2 * margin}" '
                          f'height="{row_height}" fill="#f9fafb"/>')
-        parts.append(f'<g data-row="{esc(label)}"><text x="{margin}" y="{y + row_height - 7}">'
-                     f'{esc(short_label(label, chars))}<title>{esc(label)}</title></text>')
+        parts.append(f'<g data-row="{esc(label)}">')
+        if labels:
+            parts.append(f'<text x="{margin}" y="{y + row_height - 7}">'
+                         f'{esc(short_label(label, chars))}<title>{esc(label)}</title></text>')
         for bar in bars:
             x = x0 + max(0.0, bar.start) * scale
             length = max(2.0, (bar.end - bar.start) * scale)
@@ -325,8 +480,17 @@ def gantt_svg(rows: Sequence[Tuple[str, Sequence[GanttBar]]], *, until: Optional
                     f'height="4" fill="{stroke}" fill-opacity="0.35" data-wait="1">'
                     f'<title>{esc(bar.title or label)}</title></rect>')
                 x, length = x + waited, max(2.0, length - waited)
+            tall = row_height - 6
+            if bar.style is not None:
+                fill, stroke = bar.style.fill, bar.style.stroke
+                tall = max(3.0, tall * bar.style.height)
+                if bar.style.dash:
+                    dashed = f' stroke-dasharray="{bar.style.dash}"'
+            if bar.end - bar.start <= 0:
+                length = 1.0  # a moment: a hairline, not a made-up 2 px of time
             parts.append(
-                f'<rect x="{x:.1f}" y="{y + 3}" width="{length:.1f}" height="{row_height - 6}" '
+                f'<rect x="{x:.1f}" y="{y + row_height / 2 - tall / 2:.1f}" '
+                f'width="{length:.1f}" height="{tall:.1f}" '
                 f'rx="2" fill="{fill}" stroke="{stroke}"{dashed} data-state="{esc(state)}" '
                 f'data-start="{bar.start:.3f}" data-end="{bar.end:.3f}"{extra}>'
                 f'<title>{esc(bar.title or label)}</title></rect>')

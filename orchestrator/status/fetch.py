@@ -19,7 +19,8 @@ from orchestrator.running.labels import client_is_gone, find_containers
 from orchestrator.running.orchestration_record import read_record
 from orchestrator.running.step_logs import run_log_dir
 from orchestrator.status.model import RunStatus, StepPhase, apply, events_from_container
-from orchestrator.status.records import status_for_run, step_runs_of, zenml_facts_from
+from orchestrator.status.records import status_for_run, zenml_facts_from
+from orchestrator.zenml_records import step_runs_of
 
 # A step's phase as ZenML's status. Steps that did not start are left out:
 # ZenML has no record for them either.
@@ -80,7 +81,7 @@ def fetch_status(run: Any, *, include_steps: bool
     """
     from orchestrator.errors import DockerEngineUnavailableError
     from orchestrator.machine.engine import connect
-    from orchestrator.status.records import get_run
+    from orchestrator.zenml_records import get_run
 
     run = get_run(run.id, hydrate=True)
     try:

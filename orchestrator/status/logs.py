@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import codecs
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict
 
 # The most text one view keeps (the end of a longer log; the file has it all).
 MAX_SHOWN_CHARS = 500_000
@@ -23,24 +23,6 @@ def log_path(run_id: str, step: str, attempt: int) -> Path:
     from orchestrator.running.step_logs import log_file_name, run_log_dir
 
     return run_log_dir(run_id) / log_file_name(step, attempt)
-
-
-def kept_attempts(run_id: str) -> Dict[str, List[int]]:
-    """Which attempts of which steps have a kept log (by file name), attempts sorted.
-
-    Step names are as written in file names (unsafe characters replaced).
-    """
-    from orchestrator.running.step_logs import run_log_dir
-
-    found: Dict[str, List[int]] = {}
-    folder = run_log_dir(run_id)
-    if not folder.is_dir():
-        return found
-    for path in folder.glob("*.log"):
-        step, _, number = path.stem.rpartition(".")
-        if step and number.isdigit():
-            found.setdefault(step, []).append(int(number))
-    return {step: sorted(numbers) for step, numbers in found.items()}
 
 
 class LogTail:
@@ -95,10 +77,18 @@ class LogTail:
         return True
 
 
-def read_log(path: Path) -> Optional[str]:
-    """A whole log file's text, or None if there is no such file."""
-    tail = LogTail(path, max_chars=10 ** 12)
-    if not tail.exists:
-        return None
-    tail.read_new()
-    return tail.text
+def kept_stage_times(run_id: str) -> Dict[Any, Any]:
+    """When each attempt's container was warmed up and left its gate, as the runner kept it.
+
+    Read from the run's ``timings.json`` beside its logs, which the runner
+    writes when the run ends: {} before that, or for a run of another machine.
+    Keys are (step, attempt), values `orchestrator.status.timeline.StageTimes`.
+    """
+    from orchestrator.running.step_logs import run_log_dir
+    from orchestrator.running.step_timing import read_timings
+    from orchestrator.status.timeline import stage_times
+
+    try:
+        return stage_times(read_timings(run_log_dir(run_id)))
+    except Exception:  # noqa: BLE001 - no ZenML configuration to find the folder
+        return {}

@@ -181,6 +181,10 @@ class Attempt:
     node: Optional[str] = None  # host name of the swarm node its task ran on (my_swarm)
     phase: StepPhase = StepPhase.STARTING
     reason: str = ""
+    # Derived by `resolve`: a container started early that ended (was removed)
+    # while it waited at its gate: its step never ran in it, so its exit code
+    # and memory say nothing about the step.
+    never_ran: bool = False
 
 
 @dataclass(frozen=True)
@@ -863,7 +867,8 @@ def resolve(status: RunStatus) -> RunStatus:
     new_steps = []
     for step in status.steps:
         phase, reason = _observed_phase(step, status)
-        if phase is not None and _waits_at_its_gate(step, phases):
+        at_gate = _waits_at_its_gate(step, phases)
+        if phase is not None and at_gate:
             phase, reason = ((StepPhase.STARTING, "started early, waits for "
                               + ", ".join(up for up in step.upstream
                                           if phases.get(up) not in _DONE_OK))
@@ -873,7 +878,8 @@ def resolve(status: RunStatus) -> RunStatus:
         phases[step.name] = phase
         if phase != step.phase or reason != step.reason:
             step = replace(step, phase=phase, reason=reason)
-        step = _with_attempt_phases(step)
+        step = _with_attempt_phases(step, never_ran=at_gate and step.container_state
+                                    in (EXITED, REMOVED))
         new_steps.append(step)
     if all(new is old for new, old in zip(new_steps, status.steps)):
         return status
@@ -888,15 +894,16 @@ def _waits_at_its_gate(step: StepStatus, phases: Mapping[str, StepPhase]) -> boo
             and any(phases.get(up) not in _DONE_OK for up in step.upstream))
 
 
-def _with_attempt_phases(step: StepStatus) -> StepStatus:
+def _with_attempt_phases(step: StepStatus, never_ran: bool = False) -> StepStatus:
     """How each attempt (container, and ZenML step run) went.
 
     The latest one shares the step's phase and reason; an earlier one was
     followed by another attempt, so it failed and was retried: RETRYING,
-    with how it ended (out of memory, exit code, killed).
+    with how it ended (out of memory, exit code, killed). `never_ran`: the
+    latest attempt's container ended while it waited at its gate.
     """
     attempts = tuple(
-        _phased(attempt, step.phase, step.reason) if i == len(step.attempts) - 1
+        _phased(attempt, step.phase, step.reason, never_ran) if i == len(step.attempts) - 1
         else _phased(attempt, StepPhase.RETRYING, _ended_attempt_reason(attempt))
         for i, attempt in enumerate(step.attempts))
     runs = tuple(
@@ -909,10 +916,13 @@ def _with_attempt_phases(step: StepStatus) -> StepStatus:
     return replace(step, attempts=attempts, zenml_runs=runs)
 
 
-def _phased(record: Any, phase: StepPhase, reason: str) -> Any:
-    if record.phase == phase and record.reason == reason:
+def _phased(record: Any, phase: StepPhase, reason: str, never_ran: Optional[bool] = None) -> Any:
+    if record.phase == phase and record.reason == reason and (
+            never_ran is None or record.never_ran == never_ran):
         return record
-    return replace(record, phase=phase, reason=reason)
+    if never_ran is None:
+        return replace(record, phase=phase, reason=reason)
+    return replace(record, phase=phase, reason=reason, never_ran=never_ran)
 
 
 def _ended_attempt_reason(attempt: Attempt) -> str:

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from orchestrator.status.drawing import (
     STATE_COLOURS,
     STATE_STROKES,
+    BarStyle,
     GanttBar,
     dag_svg,
+    gantt_labels_svg,
     gantt_svg,
     legend_svg,
+    swatch_legend_svg,
 )
 from orchestrator.status.model import (
     SUMMARY_ORDER,
@@ -36,7 +39,19 @@ from orchestrator.status.model import (
     StepStatus,
 )
 from orchestrator.status.text import format_clock, format_duration
-from orchestrator.status.timeline import describe_bar, time_span, timeline_bars
+from orchestrator.status.timeline import (
+    FINISH,
+    SEGMENT_KINDS,
+    UNSPLIT,
+    WAITING,
+    WARM_UP,
+    WORK,
+    StageTimes,
+    describe_bar,
+    describe_segment,
+    time_span,
+    timeline_bars,
+)
 
 # Badge colours (background, text), from the one palette of `drawing`: waiting
 # phases pale with dark text, the others saturated with white text.
@@ -53,6 +68,36 @@ OUTCOME_COLOURS = {
     "running": BADGE_COLOURS[StepPhase.RUNNING],
 }
 WAITING_TITLE = "waiting for a pipeline run to start…"
+
+
+def progress_colour(status: RunStatus) -> str:
+    """The progress bar's colour: the header badge's (the run's outcome), or the
+    failed colour as soon as a step failed while the run goes on."""
+    if not status.ended and status.counts().get(StepPhase.FAILED):
+        return BADGE_COLOURS[StepPhase.FAILED][0]
+    return OUTCOME_COLOURS.get(status.outcome, BADGE_COLOURS[StepPhase.RUNNING])[0]
+
+
+def attempt_word(step: StepStatus, attempt: Any, number: Optional[int] = None) -> str:
+    """How one attempt (a container, or a ZenML step run) went, in the panel's words.
+
+    An attempt followed by another one was retried ("retried (exit code 1)");
+    "retrying" is said only of a latest attempt whose retry is still to come.
+    """
+    number = getattr(attempt, "number", number)
+    if number is None:
+        number = step.zenml_runs.index(attempt) + 1 if attempt in step.zenml_runs else 0
+    latest = max(step.attempt, len(step.zenml_runs))
+    if attempt.phase == StepPhase.RETRYING and number < latest:
+        reason = attempt.reason.split(": ", 1)[1] if ": " in attempt.reason else ""
+        return "retried" + (f" ({reason})" if reason else "")
+    if getattr(attempt, "never_ran", False):
+        return f"{attempt.phase.value} (its step never ran: removed at its gate)"
+    if not attempt.reason:
+        return attempt.phase.value
+    if attempt.reason.startswith(attempt.phase.value):
+        return attempt.reason
+    return f"{attempt.phase.value} ({attempt.reason})"
 # The legend's order: how a step goes, then how it can end.
 LEGEND_ORDER = (StepPhase.WAITING, StepPhase.PENDING, StepPhase.STARTING, StepPhase.RUNNING,
                 StepPhase.RETRYING, StepPhase.COMPLETED, StepPhase.CACHED, StepPhase.FAILED,
@@ -136,12 +181,20 @@ def step_title(step: StepStatus) -> str:
 
 
 def legend_html() -> str:
-    return ('<div class="md-legend" style="margin:2px 0 4px 0">'
-            + legend_svg([p.value for p in LEGEND_ORDER], LEGEND_NAMES) + "</div>")
+    """The states' legend: one swatch each, wrapping on a narrow panel."""
+    names = [p.value for p in LEGEND_ORDER]
+    return ('<div class="md-legend" style="margin:2px 0 4px 0;display:flex;flex-wrap:wrap;'
+            'gap:0 4px">' + "".join(legend_svg([name], LEGEND_NAMES) for name in names)
+            + "</div>")
 
 
-def graph_html(status: RunStatus) -> str:
-    """The run's DAG from its own snapshot, each step coloured by its phase, and a legend."""
+def graph_html(status: RunStatus, id_prefix: Optional[str] = None) -> str:
+    """The run's DAG from its own snapshot, each step coloured by its phase, and a legend.
+
+    Args:
+        id_prefix: starts the drawing's ids; a panel passes its own, so that
+            two panels on one page never share an arrowhead (default: a new one).
+    """
     if not status.steps:
         return '<div style="color:#757575">(no steps yet)</div>'
     upstreams = {step.name: list(step.upstream) for step in status.steps}
@@ -152,10 +205,10 @@ def graph_html(status: RunStatus) -> str:
         box_width=118 if wide else 140, box_height=30 if wide else 36,
         titles={step.name: step_title(step) for step in status.steps},
         notes={step.name: step_note(step) for step in status.steps},
-        css_class="md-graph-svg",
+        css_class="md-graph-svg", id_prefix=id_prefix, fit_width=True,
     )
-    return (legend_html() + '<div class="md-graph" style="overflow:auto;max-height:480px">'
-            + svg + "</div>")
+    return (legend_html() + '<div class="md-graph" style="overflow:auto;max-height:480px;'
+            'max-width:100%">' + svg + "</div>")
 
 
 # --------------------------------------------------------------------------
@@ -163,15 +216,46 @@ def graph_html(status: RunStatus) -> str:
 # --------------------------------------------------------------------------
 
 
-def timeline_html(status: RunStatus, now: Optional[float] = None, width: int = 900) -> str:
-    """A Gantt chart: one row per step, one bar per attempt, coloured by how it went.
+# How each phase of a container looks on the timeline: only the step's work is
+# a full bar in its attempt's state colour (the graph's); the rest is thinner
+# and grey, so that what ran is seen at a glance.
+SEGMENT_STYLES = {
+    WARM_UP: BarStyle("#cbd5e1", "#94a3b8", 0.45),
+    WAITING: BarStyle("#ffffff", "#64748b", 0.3, "3 2"),
+    UNSPLIT: BarStyle("#e2e8f0", "#94a3b8", 0.45, "1 2"),
+    FINISH: BarStyle("#a8a29e", "#78716c", 0.45),
+}
+TIMELINE_PLOT_WIDTH = 620  # px of time axis; a narrower panel scrolls it, labels kept
 
-    Bars carry their absolute times (epoch seconds) in `data-started` and
-    `data-ended`, and `data-step`, `data-attempt`: tests compare them with
-    the containers' own times.
+
+def segment_legend_html(kinds: Sequence[str]) -> str:
+    """The timeline's legend: each phase in the words and looks of its bars."""
+    work = BarStyle(STATE_COLOURS["completed"], STATE_STROKES["completed"])
+    items = [(kind, kind + (" (its state's colour)" if kind == WORK else ""),
+              work if kind == WORK else SEGMENT_STYLES[kind])
+             for kind in SEGMENT_KINDS if kind in kinds]
+    return ('<div class="md-timeline-legend" style="margin:2px 0;display:flex;'
+            'flex-wrap:wrap;gap:0 4px">'
+            + "".join(swatch_legend_svg([item]) for item in items) + "</div>")
+
+
+def timeline_html(status: RunStatus, now: Optional[float] = None,
+                  stages: Optional[Mapping[Tuple[str, int], StageTimes]] = None,
+                  plot_width: int = TIMELINE_PLOT_WIDTH) -> str:
+    """A Gantt chart: one row per step, one bar per attempt, cut into its container's phases.
+
+    Each phase is a `rect` with `data-phase` (`SEGMENT_KINDS`), `data-step`,
+    `data-attempt` and its absolute times (epoch seconds) in `data-started`
+    and `data-ended`; a bar's whole span (container start to exit) is its
+    row's `g[data-bar]`, for tests to compare with the containers' own times.
+    The labels are a column of their own that stays while a narrow panel
+    scrolls the chart.
+
+    Args:
+        stages: the containers' warm-up ends and gates (`timeline.stage_times`).
     """
     now = time.time() if now is None else now
-    rows = timeline_bars(status, now=now)
+    rows = timeline_bars(status, now=now, stages=stages)
     span = time_span(rows)
     if span is None:
         return ('<div class="md-timeline" style="color:#757575">(no step has started yet: '
@@ -179,31 +263,53 @@ def timeline_html(status: RunStatus, now: Optional[float] = None, width: int = 9
     origin, end = span
     live = any(bar.live for _, bars in rows for bar in bars)
     gantt_rows = []
+    kinds = set()
+    spans = []
     for name, bars in rows:
-        gantt_rows.append((name, [
-            GanttBar(bar.start - origin, bar.end - origin, bar.phase.value,
-                     describe_bar(bar, origin), bar.live,
-                     (("step", bar.step), ("attempt", str(bar.attempt)),
-                      ("started", f"{bar.start:.3f}"), ("ended", f"{bar.end:.3f}"),
-                      ("source", bar.source), ("oom", "1" if bar.oom_killed else "0"))
-                     + ((("work-started", f"{bar.work_start:.3f}"),)
-                        if bar.work_start is not None else ()),
-                     None if bar.work_start is None else bar.work_start - origin)
-            for bar in bars]))
+        drawn = []
+        for bar in bars:
+            common = (("step", bar.step), ("attempt", str(bar.attempt)),
+                      ("source", bar.source), ("oom", "1" if bar.oom_killed else "0"),
+                      ("never-ran", "1" if bar.never_ran else "0"))
+            spans.append(
+                f'<span data-bar="{esc(bar.step)}" data-attempt="{bar.attempt}" '
+                f'data-started="{bar.start:.3f}" data-ended="{bar.end:.3f}" '
+                f'data-state="{bar.phase.value}" data-source="{bar.source}" '
+                f'data-never-ran="{int(bar.never_ran)}" hidden></span>')
+            for segment in bar.segments:
+                kinds.add(segment.kind)
+                drawn.append(GanttBar(
+                    segment.start - origin, segment.end - origin, bar.phase.value,
+                    describe_segment(bar, segment, origin)
+                    + ("; " + describe_bar(bar, origin)
+                       if segment.kind == WORK or segment is bar.segments[-1] else ""),
+                    segment.live,
+                    common + (("phase", segment.kind), ("started", f"{segment.start:.3f}"),
+                              ("ended", f"{segment.end:.3f}")),
+                    style=SEGMENT_STYLES.get(segment.kind)))
+        gantt_rows.append((name, drawn))
     source = {bar.source for _, bars in rows for bar in bars}
-    waits = any(bar.work_start is not None for _, bars in rows for bar in bars)
-    note = ("container start to exit (Docker's clock)" if source == {"container"}
-            else "times as ZenML recorded them (the containers are gone)"
+    note = ("each container from its start to its exit (Docker's clock); the step's work "
+            "as ZenML recorded it" if source == {"container"}
+            else "the step runs' times as ZenML recorded them (the containers are gone)"
             if source == {"zenml"} else "containers where seen, else ZenML's record")
     chars = max(len(name) for name, _ in rows)
-    svg = gantt_svg(gantt_rows, width=width, label_width=min(190, max(90, 7 * chars + 12)),
-                    row_height=18 if len(rows) > 24 else 22, css_class="md-timeline-svg")
+    label_width = min(170, max(80, 7 * chars + 14))
+    row_height = 18 if len(rows) > 24 else 22
+    labels = gantt_labels_svg([name for name, _ in rows], row_height=row_height,
+                              label_width=label_width, css_class="md-timeline-labels")
+    svg = gantt_svg(gantt_rows, width=plot_width + 20, label_width=0, labels=False,
+                    row_height=row_height, css_class="md-timeline-svg")
     origin_text = format_clock(origin)
     return (f'<div class="md-timeline" data-origin="{origin:.3f}" data-live="{int(live)}">'
             f'<div style="font-size:11.5px;color:#616161">{len(rows)} steps · from '
             f'{origin_text} · {format_duration(end - origin)}{" so far" if live else ""} · '
-            f'{note}{"; thin: a container started early, waiting for its upstream steps" if waits else ""}</div>'
-            '<div style="overflow:auto;max-height:480px">' + svg + "</div></div>")
+            f'{note}</div>' + segment_legend_html(kinds)
+            + '<div class="md-timeline-scroll" style="overflow:auto;max-height:480px;'
+            'max-width:100%"><div style="display:flex;width:max-content">'
+            '<div style="position:sticky;left:0;z-index:1;background:#fff;flex:none">'
+            + labels + '</div><div style="flex:none">' + svg + "</div></div></div>"
+            + "".join(spans) + "</div>")
 
 
 # --------------------------------------------------------------------------
@@ -224,15 +330,18 @@ def table_html(status: RunStatus, now: Optional[float] = None) -> str:
         rows.append(_row_html(step, now, nodes))
     return ('<table class="md-steps" style="border-collapse:collapse;font-size:12.5px;'
             'width:100%;table-layout:auto">' + "".join(rows) + "</table>")
+    # (cells wrap, the last log line anywhere: a narrow panel gets taller rows,
+    # not a cut column)
 
 
 def _row_html(step: StepStatus, now: Optional[float], nodes: bool = False) -> str:
     line = step.last_line or step.reason
     line_style = ("color:#9e9e9e;font-style:italic" if not step.last_line else "color:#424242")
-    exit_code = "" if step.exit_code is None else str(step.exit_code)
-    if step.oom_killed:
+    never_ran = step.latest.never_ran  # its exit code and memory are not the step's
+    exit_code = "" if step.exit_code is None or never_ran else str(step.exit_code)
+    if step.oom_killed and not never_ran:
         exit_code += " (out of memory)"
-    exit_style = "color:#c62828;font-weight:600" if step.exit_code not in (None, 0) else ""
+    exit_style = "color:#c62828;font-weight:600" if exit_code not in ("", "0") else ""
     cells = [
         f'<td style="{_CELL};font-weight:600">{esc(step.name)}</td>',
         f'<td style="{_CELL}">{badge(step.phase.value, BADGE_COLOURS[step.phase])}</td>',
@@ -243,9 +352,10 @@ def _row_html(step: StepStatus, now: Optional[float], nodes: bool = False) -> st
         f'<td style="{_CELL};font-variant-numeric:tabular-nums">'
         f'{format_duration(step.duration(now))}</td>',
         f'<td style="{_CELL};{exit_style}">{esc(exit_code)}</td>',
-        f'<td style="{_CELL};font-variant-numeric:tabular-nums">{esc(memory_text(step))}</td>',
-        f'<td style="{_CELL};max-width:520px;overflow:hidden;text-overflow:ellipsis;'
-        f'white-space:nowrap;font-family:monospace;font-size:11.5px;{line_style}" '
+        f'<td style="{_CELL};font-variant-numeric:tabular-nums">'
+        f'{"" if never_ran else esc(memory_text(step))}</td>',
+        f'<td class="md-last-line" style="{_CELL};min-width:8em;overflow-wrap:anywhere;'
+        f'white-space:normal;font-family:monospace;font-size:11.5px;{line_style}" '
         f'title="{esc(line)}">{esc(line)}</td>',
     ]
     node = f' data-node="{esc(step.node)}"' if step.node else ""
@@ -311,10 +421,14 @@ def resources_html(status: RunStatus) -> str:
     for step, attempt in rows:
         usage = attempt.usage
         alive = attempt.container_state in ("running", "created")
-        state = "running" if alive else (attempt.phase.value + (
-            f" ({attempt.reason})" if attempt.reason else ""))
+        word = attempt_word(step, attempt)
         if attempt.oom_killed:
-            state = "killed: out of memory"
+            word = word.split(" (", 1)[0] + " (killed: out of memory)"
+        colours = BADGE_COLOURS[StepPhase.RETRYING if word.startswith("retried")
+                                else attempt.phase]
+        state = badge(word.split(" (", 1)[0], colours) + (
+            f' <span style="color:#616161">{esc(word.split(" (", 1)[1][:-1])}</span>'
+            if " (" in word else "")
         cpu = mem = peak = ""
         if usage is not None:
             cpu_limit = f" of {usage.cpu_limit:g}" if usage.cpu_limit else ""
@@ -339,12 +453,13 @@ def resources_html(status: RunStatus) -> str:
             f'<td style="{_CELL};font-weight:600">{esc(step.name)}</td>'
             f'<td style="{_CELL}">{attempt.number}</td>'
             f'<td style="{_CELL}"><code>{esc(attempt.container_id or "")}</code></td>'
-            f'<td style="{_CELL};{style}">{esc(state)}</td>'
-            f'<td style="{_CELL};white-space:nowrap">{cpu}</td>'
-            f'<td style="{_CELL};white-space:nowrap">{mem}</td>'
-            f'<td style="{_CELL};white-space:nowrap">{esc(peak)}</td></tr>')
-    return ('<table class="md-resources" style="border-collapse:collapse;font-size:12.5px">'
-            + "".join(out) + "</table>")
+            f'<td style="{_CELL};{style}">{state}</td>'
+            f'<td style="{_CELL}">{cpu}</td>'
+            f'<td style="{_CELL}">{mem}</td>'
+            f'<td style="{_CELL}">{esc(peak)}</td></tr>')
+    return ('<div style="overflow-x:auto;max-width:100%"><table class="md-resources" '
+            'style="border-collapse:collapse;font-size:12.5px">'
+            + "".join(out) + "</table></div>")
 
 
 # --------------------------------------------------------------------------
@@ -353,9 +468,16 @@ def resources_html(status: RunStatus) -> str:
 
 
 def log_html(text: str, *, title: str, path: str = "", cut: int = 0, live: bool = False,
-             missing: bool = False) -> str:
-    """One attempt's output in a scroll box that stays at its end while it grows."""
-    head = f'<div class="md-log-title" style="font-size:12px;margin:2px 0">{esc(title)}'
+             missing: bool = False, parts: bool = False) -> Any:
+    """One attempt's output: a title line, and the text in a box that keeps its end in view.
+
+    Args:
+        parts: return (title, text) apart: the panel puts the text in a box
+            of its own (a widget the browser keeps), see `widget._LogView`.
+            Else one `div` whose box is a reversed column (its end in view).
+    """
+    head = (f'<div class="md-log-title" style="font-size:12px;margin:2px 0;'
+            f'overflow-wrap:anywhere">{esc(title)}')
     if path:
         head += f' &nbsp;<span style="color:#757575">{esc(path)}</span>'
     if live:
@@ -365,12 +487,17 @@ def log_html(text: str, *, title: str, path: str = "", cut: int = 0, live: bool 
         body = ('<div style="color:#757575;font-style:italic">No output kept for this attempt '
                 '(yet): the orchestrator writes each attempt\'s whole output to the file above '
                 'as it runs.</div>')
-        return f'<div class="md-log">{head}{body}</div>'
+        return (head, body) if parts else f'<div class="md-log">{head}{body}</div>'
     note = (f'<div style="color:#757575;font-size:11px">(the first {cut} characters are '
             'not shown; the file has them all)</div>' if cut else "")
-    # column-reverse keeps the scroll position at the end as text is added.
+    # flex:none: the text never shrinks to scroll by itself inside the box (a
+    # <pre> with overflow:auto, as notebook styles give it, would): the box scrolls.
+    pre = ('<pre class="md-log-text" style="margin:0;padding:6px 8px;flex:none;'
+           'overflow:visible;max-height:none;font-size:11.5px;line-height:1.35;'
+           'white-space:pre-wrap;overflow-wrap:anywhere;background:#fafafa">'
+           f'{esc(text) or "(no output yet)"}</pre>')
+    if parts:
+        return head + note, pre
     return (f'<div class="md-log">{head}{note}<div style="max-height:340px;overflow:auto;'
             'display:flex;flex-direction:column-reverse;border:1px solid #e0e0e0;'
-            'background:#fafafa"><pre class="md-log-text" style="margin:0;padding:6px 8px;'
-            'font-size:11.5px;line-height:1.35;white-space:pre-wrap;word-break:break-all">'
-            f'{esc(text) or "(no output yet)"}</pre></div></div>')
+            f'background:#fafafa">{pre}</div></div>')

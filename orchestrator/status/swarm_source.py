@@ -33,9 +33,7 @@ from orchestrator.status.model import AttemptPlaced, ContainerEvent, Event, LogL
 # A task the manager no longer lists is declared removed after this many
 # seconds (its service was removed; how it ended comes from ZenML meanwhile).
 GONE_SECONDS = 3.0
-# Swarm's task states before its container runs, and after which Swarm does nothing more.
-WAITING_STATES = frozenset({"new", "pending", "assigned", "accepted", "preparing", "ready",
-                            "starting"})
+# Swarm's task states after which Swarm does nothing more.
 ENDED_STATES = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
 # Desired states that mean the task is being stopped (its service removed, or scaled down).
 _STOPPING = frozenset({"shutdown", "remove"})

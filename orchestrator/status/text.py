@@ -31,14 +31,14 @@ _ANSI = {
 
 
 def format_duration(seconds: Optional[float]) -> str:
-    """'0.4s', '12.3s', '2m05s', '1h02m'."""
+    """'0.4s', '12.3s' under a minute; from a minute on ZenML's own form ('2m5s', '1h2m')."""
+    from zenml.utils.time_utils import seconds_to_human_readable
+
     if seconds is None:
         return ""
     if seconds < 60:
         return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    return seconds_to_human_readable(int(seconds))
 
 
 def format_clock(epoch: Optional[float]) -> str:
@@ -84,7 +84,8 @@ def render_text(status: RunStatus, *, now: Optional[float] = None, width: Option
             *((step.node or "",) if nodes else ()),
             format_clock(step.start_time),
             format_duration(step.duration(now)),
-            "" if step.exit_code is None else str(step.exit_code),
+            # (a container that only waited at its gate: its exit is not the step's)
+            "" if step.exit_code is None or step.latest.never_ran else str(step.exit_code),
             step.last_line or step.reason,
         ))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)

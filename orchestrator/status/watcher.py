@@ -20,21 +20,27 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from orchestrator.running.containers import ENGINE_RETRY_SECONDS
 from orchestrator.running.labels import (
+    CLIENT_HOST_LABEL,
+    CLIENT_PID_LABEL,
     attempt_of,
     container_events,
     find_containers,
     pipeline_run_of,
     step_of,
 )
+from orchestrator.running.orchestration_record import read_record
 from orchestrator.running.orphans import settle_if_orphaned
 from orchestrator.running.step_entrypoint import DONE_LINE_PREFIX
-from orchestrator.running.step_logs import LineSplitter
+from orchestrator.running.step_logs import LineSplitter, run_log_dir
 from orchestrator.status.model import (
     CREATED,
     EXITED,
@@ -90,6 +96,8 @@ class DockerEvents:
                  close_client: bool = False) -> None:
         self._client = client
         self._close_client = close_client
+        self._run_id = run_id
+        self._closing = threading.Event()
         self._stream = container_events(client, run_id)
         self._kept: "collections.deque" = collections.deque(maxlen=keep)
         self._subscribers: List[Tuple[Optional[str], Callable[[Dict[str, Any]], None]]] = []
@@ -108,18 +116,47 @@ class DockerEvents:
             self._subscribers.append((run_id, callback))
 
     def _read(self) -> None:
-        try:
-            for raw in self._stream:
-                with self._lock:
-                    self._kept.append(raw)
-                    for run_id, callback in self._subscribers:
-                        if run_id is None or _run_of(raw) == run_id:
-                            try:
-                                callback(raw)
-                            except Exception:
-                                logger.exception("a Docker event subscriber failed")
-        except Exception as error:  # noqa: BLE001 - closed, or the engine went away
-            self.problem = str(error)
+        """Read the stream; one that breaks (the engine's socket dropped) is opened
+        again with the events since the last one replayed, each passed on once,
+        until the engine has not answered for ENGINE_RETRY_SECONDS."""
+        last_time: Optional[int] = None
+        seen: "collections.deque" = collections.deque(maxlen=256)  # events passed on lately
+        deadline: Optional[float] = None
+        while not self._closing.is_set():
+            try:
+                for raw in self._stream:
+                    deadline = None
+                    key = (raw.get("timeNano"), raw.get("id"), raw.get("Action"))
+                    if key in seen:
+                        continue  # replayed after a reconnection
+                    seen.append(key)
+                    last_time = raw.get("time", last_time)
+                    self._pass_on(raw)
+            except Exception as error:  # noqa: BLE001 - closed, or the engine went away
+                self.problem = str(error)
+            if self._closing.is_set():
+                return
+            now = time.monotonic()
+            deadline = deadline or now + ENGINE_RETRY_SECONDS
+            if now >= deadline or self._closing.wait(1.0):
+                return
+            try:
+                self._stream = container_events(self._client, self._run_id,
+                                                since=None if last_time is None else last_time - 1)
+                self.problem = None
+            except Exception as error:  # noqa: BLE001 - not back yet: try again
+                self.problem = str(error)
+                self._stream = iter(())
+
+    def _pass_on(self, raw: Dict[str, Any]) -> None:
+        with self._lock:
+            self._kept.append(raw)
+            for run_id, callback in self._subscribers:
+                if run_id is None or _run_of(raw) == run_id:
+                    try:
+                        callback(raw)
+                    except Exception:
+                        logger.exception("a Docker event subscriber failed")
 
     @property
     def closed(self) -> bool:
@@ -127,6 +164,7 @@ class DockerEvents:
 
     def close(self) -> None:
         """End the stream and its thread (and the client, if it was handed to us)."""
+        self._closing.set()
         _close(self._stream)
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
@@ -157,10 +195,20 @@ class NextRun:
     the same engine are told apart by asking our store). The run's watcher
     then takes over that event stream (`take_events`), missing nothing.
     Call `close()` when done; `find()` keeps working after it.
+
+    With `started_here`, only a run this process orchestrates counts (a
+    `with live_panel(): pipeline()` block): another process on the same store
+    may start a run first. Its containers' client labels, or its
+    orchestration record (written before planning), name the process; a new
+    run that names none for UNDECIDED_SECONDS (another flavor) is taken too.
     """
 
-    def __init__(self, listen_to_docker: bool = True) -> None:
+    UNDECIDED_SECONDS = 30.0
+
+    def __init__(self, listen_to_docker: bool = True, *, started_here: bool = False) -> None:
         self._known = known_run_ids()
+        self._started_here = started_here
+        self._first_seen: Dict[Any, float] = {}  # undecided run id -> when first seen
         self._candidates: "queue.Queue[str]" = queue.Queue()
         self._not_ours: set = set()
         self.events: Optional[DockerEvents] = None
@@ -175,8 +223,18 @@ class NextRun:
 
     def _on_event(self, raw: Dict[str, Any]) -> None:
         run_id = _run_of(raw)
-        if run_id and raw.get("Action") == "create":
-            self._candidates.put(run_id)
+        if not run_id or raw.get("Action") != "create":
+            return
+        if self._started_here:
+            attributes = (raw.get("Actor") or {}).get("Attributes") or {}
+            if not _names_this_process(attributes.get(CLIENT_HOST_LABEL),
+                                       attributes.get(CLIENT_PID_LABEL)):
+                # A detached run's containers name its own process; its
+                # record names the submitter. `find` asks the record.
+                if _orchestrated_here(run_id) is False:
+                    self._not_ours.add(run_id)
+                return
+        self._candidates.put(run_id)
 
     def take_events(self) -> Optional[DockerEvents]:
         """The Docker event stream, now the caller's to close."""
@@ -209,12 +267,25 @@ class NextRun:
             self._not_ours.add(run_id)
 
     def find(self) -> Optional[Any]:
-        """The oldest run not known at creation, or None yet."""
+        """The oldest run not known at creation (started here, if asked), or None yet."""
         run = self._from_docker()
         if run is not None:
             return run
         newer = runs_not_in(self._known)
-        return get_run(newer[-1].id, hydrate=True) if newer else None
+        if not self._started_here:
+            return get_run(newer[-1].id, hydrate=True) if newer else None
+        now = time.monotonic()
+        for candidate in reversed(newer):  # oldest first
+            if str(candidate.id) in self._not_ours:
+                continue
+            ours = _orchestrated_here(candidate.id)
+            if ours is False:
+                self._not_ours.add(str(candidate.id))
+                continue
+            first_seen = self._first_seen.setdefault(candidate.id, now)
+            if ours or now - first_seen >= self.UNDECIDED_SECONDS:
+                return get_run(candidate.id, hydrate=True)
+        return None
 
     def wait(self, timeout: Optional[float] = None, poll_seconds: float = 0.5,
              cancel: Optional[threading.Event] = None) -> Optional[Any]:
@@ -239,6 +310,26 @@ class NextRun:
             except queue.Empty:
                 continue
             self._candidates.put(candidate)
+
+
+def _names_this_process(host: Optional[str], pid: Any) -> bool:
+    """True when `pid` on `host` is this process."""
+    return host == socket.gethostname() and str(pid) == str(os.getpid())
+
+
+def _orchestrated_here(run_id: Any) -> Optional[bool]:
+    """Whether this process orchestrates the run, supervises its detached
+    process, or submitted it (`synchronous=False`), from its orchestration
+    record; None while it has none.
+
+    Only this very process counts, never its children: a script a notebook
+    starts with `!python ...` is another client of the store.
+    """
+    record = read_record(run_log_dir(str(run_id)))
+    if record is None:
+        return None
+    return any(_names_this_process(record.host, pid)
+               for pid in (record.pid, record.supervisor_pid, record.submitted_by))
 
 
 # --------------------------------------------------------------------------

@@ -48,17 +48,20 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from orchestrator.status.logs import LogTail, log_path
+from orchestrator.status.drawing import new_id_prefix
+from orchestrator.status.logs import LogTail, kept_stage_times, log_path
 from orchestrator.status.model import RunStatus, StepPhase, StepStatus
 from orchestrator.status.panel_html import (  # noqa: F401 - public names of the panel
     BADGE_COLOURS,
     OUTCOME_COLOURS,
     WAITING_TITLE,
+    attempt_word,
     badge,
     counts_html,
     graph_html,
     header_html,
     log_html,
+    progress_colour,
     resources_html,
     table_html,
     timeline_html,
@@ -68,6 +71,25 @@ from orchestrator.status.text import TerminalPrinter, format_clock, render_text
 from orchestrator.status.watcher import DockerEvents, NextRun, RunWatcher
 
 _BAR_STYLE = {"completed": "success", "failed": "danger", "stopped": "warning"}
+# Rules the inline styles of widgets cannot say: the panel fits any width from
+# 360 px (JupyterLab at 800 px with its file browser open leaves ~370 px).
+PANEL_CSS = """<style>
+.my-docker-run-panel { box-sizing: border-box; max-width: 100%; min-width: 0; }
+.my-docker-run-panel .widget-html-content { min-width: 0; }
+.my-docker-run-panel .md-log-title-box .widget-html-content,
+.my-docker-run-panel .md-timeline-tab .widget-html-content { line-height: 1.4; }
+.my-docker-run-panel .md-header .widget-html-content { white-space: normal;
+  line-height: 1.5; overflow-wrap: anywhere; }
+.my-docker-run-panel .md-runs select { min-width: 0; }
+.my-docker-run-panel .md-stop { flex: none !important; }
+.my-docker-run-panel .md-log-view > .widget-html-content { flex: none; overflow: visible;
+  height: auto; line-height: normal; }
+.my-docker-run-panel .widget-tab, .my-docker-run-panel .jupyter-widget-tab { min-width: 0;
+  max-width: 100%; }
+.my-docker-run-panel .lm-TabBar-tab { min-width: 0 !important; }
+.my-docker-run-panel .md-steps td, .my-docker-run-panel table.md-resources td {
+  overflow-wrap: anywhere; }
+</style>"""
 TABS = ("graph", "timeline", "steps", "resources")
 _TAB_TITLES = ("Graph", "Timeline", "Steps", "Resources")
 # How often the recent runs are read again while a run is followed (seconds).
@@ -128,28 +150,39 @@ class RunPanel:
         self.rendered: Optional[RunStatus] = None
         self.draw_seconds = 0.0
 
-        # -- the top row: run, outcome, recent runs, stop
-        self.header = widgets.HTML(layout=widgets.Layout(flex="1 1 auto"))
+        # -- the panel's own style rules (widths, wrapping), scoped by its classes
+        self._css = widgets.HTML(PANEL_CSS, layout=widgets.Layout(display="none"))
+        # -- the top row: run, outcome, recent runs, stop; it wraps on a narrow
+        # page, the Stop button first to stay (it never shrinks)
+        self.header = widgets.HTML(layout=widgets.Layout(flex="1 1 260px", min_width="0"))
+        self.header.add_class("md-header")
         self.runs = widgets.Dropdown(options=[], value=None, description="recent runs",
-                                     layout=widgets.Layout(width="340px"),
+                                     layout=widgets.Layout(flex="1 1 200px", width="auto",
+                                                           max_width="340px", min_width="0"),
                                      style={"description_width": "initial"})
         self.runs.add_class("md-runs")
         self.refresh_runs = widgets.Button(icon="refresh", tooltip="read the recent runs again",
-                                           layout=widgets.Layout(width="34px"))
+                                           layout=widgets.Layout(width="34px", flex="none"))
         self.stop_button = widgets.Button(description="Stop run", icon="stop",
                                           button_style="danger", disabled=True,
                                           tooltip="stop this run (asks first)",
-                                          layout=widgets.Layout(width="110px"))
+                                          layout=widgets.Layout(width="110px", flex="none"))
         self.stop_button.add_class("md-stop")
-        top = widgets.HBox([self.header, self.runs, self.refresh_runs, self.stop_button],
-                           layout=widgets.Layout(align_items="center", width="100%"))
+        controls = widgets.HBox([self.runs, self.refresh_runs, self.stop_button],
+                                layout=widgets.Layout(align_items="center", flex="1 1 300px",
+                                                      justify_content="flex-end",
+                                                      min_width="0", max_width="100%"))
+        top = widgets.HBox([self.header, controls],
+                           layout=widgets.Layout(align_items="center", width="100%",
+                                                 flex_flow="row wrap"))
         # -- the confirmation, shown when Stop is clicked
         self.confirm_text = widgets.HTML()
         self.confirm_yes = widgets.Button(description="Stop the run", button_style="danger")
         self.confirm_yes.add_class("md-confirm-stop")
         self.confirm_no = widgets.Button(description="Cancel")
         self.confirm = widgets.HBox([self.confirm_text, self.confirm_yes, self.confirm_no],
-                                    layout=widgets.Layout(display="none", align_items="center"))
+                                    layout=widgets.Layout(display="none", align_items="center",
+                                                          flex_flow="row wrap"))
         self.confirm.add_class("md-confirm")
         self.message = widgets.HTML()
         self.message.add_class("md-message")
@@ -162,7 +195,7 @@ class RunPanel:
         self.graph.add_class("md-graph-tab")
         self.timeline = widgets.HTML()
         self.timeline.add_class("md-timeline-tab")
-        self.table = widgets.HTML(layout=widgets.Layout(overflow="auto"))
+        self.table = widgets.HTML(layout=widgets.Layout(overflow="auto", width="100%"))
         self.table.add_class("md-steps-tab")
         self.resources = widgets.HTML()
         self.resources.add_class("md-resources-tab")
@@ -170,24 +203,36 @@ class RunPanel:
                                 titles=_TAB_TITLES)
         self.tabs.add_class("md-tabs")
         # -- the log of one step
-        self.log_step = widgets.Dropdown(options=[], value=None, description="log of",
-                                         layout=widgets.Layout(width="340px"),
-                                         style={"description_width": "initial"})
-        self.log_step.add_class("md-log-step")
-        self.log_attempt = widgets.Dropdown(options=[], value=None,
-                                            layout=widgets.Layout(width="240px"))
+        # One tab per step that started, each with its own log: a tab picked
+        # while the kernel is busy (the cell running the pipeline) is shown by
+        # the browser at once, as it already holds every step's log.
+        self.log_tabs = widgets.Tab(children=[], titles=())
+        self.log_tabs.add_class("md-log-tabs")
+        self.log_attempt = widgets.Dropdown(
+            options=[], value=None, description="attempt",
+            layout=widgets.Layout(width="auto", max_width="100%"),
+            style={"description_width": "initial"})
         self.log_attempt.add_class("md-log-attempt")
-        self.log = widgets.HTML()
-        self.log.add_class("md-log-view")
-        log_box = widgets.VBox([widgets.HBox([self.log_step, self.log_attempt]), self.log])
+        self._log_hint = widgets.HTML(
+            '<div style="color:#757575;font-size:12px">Each step\'s whole output, once '
+            "it started: pick its tab below.</div>")
+        log_box = widgets.VBox([self._log_hint, self.log_tabs, self.log_attempt],
+                               layout=widgets.Layout(width="100%"))
+        self._log_views: Dict[str, _LogView] = {}
+        self._log_order: List[str] = []
+        self._auto_log: Optional[str] = None  # the step the panel chose itself, last
 
         self.widget = widgets.VBox(
-            [top, self.confirm, self.message, self.bar, self.counts, self.tabs, log_box],
+            [self._css, top, self.confirm, self.message, self.bar, self.counts, self.tabs,
+             log_box],
             layout=widgets.Layout(border="1px solid #e0e0e0", padding="6px 10px",
                                   width="100%"),
         )
         self.widget.add_class("my-docker-run-panel")
 
+        self._svg_ids = new_id_prefix("md")  # this panel's own ids in its drawings
+        self._stages: Dict[Any, Any] = {}
+        self._stages_of: Optional[str] = None
         self._lock = threading.RLock()
         self._pending: Optional[RunStatus] = None
         self._timer: Optional[threading.Timer] = None
@@ -196,11 +241,8 @@ class RunPanel:
         self._drawn_at: Dict[str, float] = dict.fromkeys(TABS, 0.0)
         self.hidden_interval = hidden_interval
         self.busy = False  # the kernel is busy running the pipeline: clicks wait for it
-        self._log_tail: Optional[LogTail] = None
-        self._log_key: Optional[Tuple[str, str, int]] = None
         self._log_chosen = False  # the user picked a step: no automatic choice any more
         self._attempt_chosen = False  # the user picked an attempt: it stays shown
-        self._log_live = False
         self._quiet = False  # set while options are changed by code, not by the user
         self._stopping = False
 
@@ -210,7 +252,7 @@ class RunPanel:
         self.refresh_runs.on_click(lambda _: self.on_refresh_runs and self.on_refresh_runs())
         self.runs.observe(self._run_picked, names="value")
         self.tabs.observe(self._tab_changed, names="selected_index")
-        self.log_step.observe(self._log_step_picked, names="value")
+        self.log_tabs.observe(self._log_step_picked, names="selected_index")
         self.log_attempt.observe(self._log_attempt_picked, names="value")
         self.render(status or RunStatus(run_id=""))
 
@@ -293,6 +335,8 @@ class RunPanel:
                 self.bar.bar_style = _BAR_STYLE.get(status.outcome, "info")
             else:
                 self.bar.bar_style = "danger" if status.counts().get(StepPhase.FAILED) else "info"
+            # The bar_style names the kind; the colour is the header badge's own.
+            self.bar.style.bar_color = progress_colour(status)
             self.counts.value = counts_html(status) if status.run_id else ""
             shown, clock = self.selected_tab, time.monotonic()
             for tab in TABS:
@@ -324,15 +368,30 @@ class RunPanel:
 
     def _draw_tab(self, tab: str, status: RunStatus, now: Optional[float]) -> None:
         if tab == "graph":
-            self.graph.value = graph_html(status) if status.run_id else ""
+            self.graph.value = graph_html(status, self._svg_ids) if status.run_id else ""
         elif tab == "timeline":
-            self.timeline.value = timeline_html(status, now) if status.run_id else ""
+            self.timeline.value = (timeline_html(status, now, self._stage_times(status))
+                                   if status.run_id else "")
         elif tab == "steps":
             self.table.value = table_html(status, now) if status.steps else ""
         elif tab == "resources":
             self.resources.value = resources_html(status) if status.run_id else ""
         self._stale[tab] = False
         self._drawn_at[tab] = time.monotonic()
+
+    def _stage_times(self, status: RunStatus) -> Dict[Any, Any]:
+        """The containers' warm-up ends and gates, kept by the runner once the run ended.
+
+        Read once per run (again while the file is not there yet); before the
+        run ends the timeline draws "warm-up or waiting" where it cannot tell.
+        """
+        if not status.ended:
+            return {}
+        if self._stages_of != status.run_id:
+            self._stages = kept_stage_times(status.run_id)
+            if self._stages:
+                self._stages_of = status.run_id
+        return self._stages
 
     def _tab_changed(self, change: Dict[str, Any]) -> None:
         with self._lock:
@@ -465,42 +524,85 @@ class RunPanel:
         self.on_pick_run(change["new"])
 
     def _new_run(self) -> None:
-        """Another run is shown: forget the log choice and any stop in progress."""
-        self._log_tail, self._log_key = None, None
+        """Another run is shown: forget the logs, the log choice and any stop in progress."""
+        self._quiet = True
+        try:
+            self.log_tabs.selected_index = None
+            self.log_tabs.children = ()
+            self.log_tabs.titles = ()
+        finally:
+            self._quiet = False
+        for view in self._log_views.values():
+            view.close()
+        self._log_views, self._log_order, self._auto_log = {}, [], None
         self._log_chosen = self._attempt_chosen = False
         self._stopping = False
         self.show_message("")
         self._hide_confirmation()
 
-    # -- the log of one step ---------------------------------------------------------
+    # -- the log of each step ----------------------------------------------------------
+    @property
+    def log_step(self) -> Optional[str]:
+        """The step whose log tab is picked (as this kernel last heard)."""
+        index = self.log_tabs.selected_index
+        return self._log_order[index] if index is not None and index < len(
+            self._log_order) else None
+
+    def shown_log(self) -> str:
+        """The HTML of the picked step's log (title and text), "" when none is picked."""
+        step = self.log_step
+        return self._log_views[step].html() if step is not None else ""
+
     def _update_log_choices(self, status: RunStatus) -> None:
-        options = [(f"{step.name} ({step.phase.value})", step.name) for step in status.steps
-                   if step.attempts or step.zenml_runs or step.zenml_status]
-        chosen = self.log_step.value
-        if not self._log_chosen:
-            chosen = _default_log_step(status) or chosen
-        if [tuple(o) for o in self.log_step.options] != options or self.log_step.value != chosen:
+        """A tab for every step that started (in the order they did), titles with
+        their phases, and the panel's own pick until the user picks a tab."""
+        new = [step.name for step in status.steps if step.name not in self._log_views
+               and (step.attempts or step.zenml_runs or step.zenml_status)]
+        if new:
+            import ipywidgets as widgets
+
+            for name in new:
+                self._log_views[name] = _LogView(widgets)
+                self._log_order.append(name)
             self._quiet = True
             try:
-                self.log_step.options = options
-                self.log_step.value = chosen if chosen in [v for _, v in options] else None
+                self.log_tabs.children = tuple(self._log_views[n].box for n in self._log_order)
             finally:
                 self._quiet = False
+        phases = {step.name: step.phase.value for step in status.steps}
+        titles = tuple(f"{name} ({phases.get(name, '?')})" for name in self._log_order)
+        if tuple(self.log_tabs.titles) != titles:
+            self.log_tabs.titles = titles
+        auto = _default_log_step(status)
+        failed = auto is not None and status.step(auto).phase == StepPhase.FAILED
+        unset = self._auto_log is None or self.log_tabs.selected_index is None
+        if not self._log_chosen and auto is not None and auto != self._auto_log \
+                and (unset or failed):
+            # The panel picks a tab itself only at first, and at the first failure:
+            # a tab the user picked while the kernel was busy (it hears of it only
+            # once the cell ran) is not taken back by the redraws in between.
+            self._auto_log = auto
+            self._select_log_tab(auto)
+        elif self.log_tabs.selected_index is None and self._log_order:
+            self._select_log_tab(self._log_order[0])
         self._update_attempt_choices(status)
+        self._log_hint.layout.display = "none" if self._log_order else ""
+        self.log_attempt.layout.display = ("" if len(self.log_attempt.options) > 1
+                                           else "none")
+
+    def _select_log_tab(self, step: str) -> None:
+        self._quiet = True
+        try:
+            self.log_tabs.selected_index = self._log_order.index(step)
+        finally:
+            self._quiet = False
 
     def _update_attempt_choices(self, status: RunStatus) -> None:
-        step = _find_step(status, self.log_step.value)
+        step = _find_step(status, self.log_step)
         options: List[Tuple[str, int]] = []
         if step is not None:
-            numbers = [a.number for a in step.attempts] or list(
-                range(1, max(step.zenml_attempts, len(step.zenml_runs), 1) + 1))
-            # Containers seen: their attempts; else ZenML's step runs, in order.
-            phases: Dict[int, Any] = {i + 1: run for i, run in enumerate(step.zenml_runs)}
-            phases.update({a.number: a for a in step.attempts})
-            for number in reversed(numbers):
-                attempt = phases.get(number)
-                how = (how_it_went(attempt.phase, attempt.reason, ": ")
-                       if attempt is not None else "")
+            for number, attempt in _attempts_of(step):
+                how = attempt_word(step, attempt, number) if attempt is not None else ""
                 options.append((f"attempt {number}" + (f" ({how})" if how else ""), number))
         chosen = self.log_attempt.value
         values = [v for _, v in options]
@@ -516,7 +618,7 @@ class RunPanel:
                 self._quiet = False
 
     def _log_step_picked(self, change: Dict[str, Any]) -> None:
-        if self._quiet:
+        if self._quiet or change["new"] is None:
             return
         with self._lock:
             self._log_chosen = True
@@ -534,54 +636,32 @@ class RunPanel:
                 self._draw_log(self.rendered)
 
     def _draw_log(self, status: RunStatus) -> None:
-        """Show the chosen attempt's output: all of it at first, then what was added."""
-        step = _find_step(status, self.log_step.value)
-        number = self.log_attempt.value
-        if step is None or number is None:
-            self._log_tail, self._log_key = None, None
-            self.log.value = ('<div class="md-log" style="color:#757575;font-size:12px">'
-                              "Pick a step to see its whole output.</div>")
-            return
-        key = (status.run_id, step.name, int(number))
-        if key != self._log_key or self._log_tail is None:
-            self._log_key = key
-            try:
-                self._log_tail = LogTail(log_path(status.run_id, step.name, int(number)))
-            except Exception:  # noqa: BLE001 - no ZenML configuration to find the folder
-                self._log_tail = None
-            changed = True
-        else:
-            changed = False
-        tail = self._log_tail
-        if tail is not None and tail.read_new():
-            changed = True
-        attempt = next((a for a in step.attempts if a.number == number), None)
-        live = (attempt is not None and attempt.container_state in ("running", "created")
-                and not status.ended)
-        title = f"{step.name} · attempt {number}"
-        if attempt is not None:
-            title += " · " + how_it_went(attempt.phase, attempt.reason)
-            if attempt.started_at:
-                title += f" · started {format_clock(attempt.started_at)}"
-        if changed or self.log.value == "" or self._log_live != live:
-            self._log_live = live
-            self.log.value = log_html(
-                tail.text if tail is not None else "", title=title,
-                path=str(tail.path) if tail is not None else "",
-                cut=tail.cut if tail is not None else 0, live=live,
-                missing=tail is None or not tail.exists)
+        """Every step's tab shows its latest attempt's output (the picked attempt in
+        the picked tab): all of it at first, then what was added."""
+        picked = self.log_step
+        for name in self._log_order:
+            step = _find_step(status, name)
+            if step is None:
+                continue
+            numbers = [number for number, _ in _attempts_of(step)]
+            number = numbers[0] if numbers else None
+            if name == picked and self._attempt_chosen and self.log_attempt.value in numbers:
+                number = self.log_attempt.value
+            if number is not None:
+                self._log_views[name].draw(status, step, int(number))
 
     def show_log(self, step: str, attempt: Optional[int] = None) -> None:
         """Show one step's log (its latest attempt unless `attempt` is given)."""
         with self._lock:
+            if self.rendered is not None:
+                self._update_log_choices(self.rendered)
+            if step not in self._log_views:
+                raise KeyError(f"step {step!r} has no log yet; steps with one: "
+                               f"{self._log_order}")
             self._log_chosen = True
             self._attempt_chosen = attempt is not None
-            self._log_key = None  # read the file again from its start
-            self._quiet = True
-            try:
-                self.log_step.value = step
-            finally:
-                self._quiet = False
+            self._log_views[step].forget()  # read the file again from its start
+            self._select_log_tab(step)
             if self.rendered is not None:
                 self._update_attempt_choices(self.rendered)
                 if attempt is not None:
@@ -591,6 +671,86 @@ class RunPanel:
                     finally:
                         self._quiet = False
                 self._draw_log(self.rendered)
+
+
+class _LogView:
+    """One step's log in the panel: a title line and a box that keeps its end in view.
+
+    The box is the HTML widget's own element, which the browser keeps from
+    one redraw to the next (only its content is replaced), laid out as a
+    reversed column: its scroll position counts from the end, so the end
+    stays in view as lines come (a failed step's log opens on its last
+    lines, the exception), and a reader who scrolled up stays as far from
+    the end as they were instead of being taken back to it.
+    """
+
+    def __init__(self, widgets: Any) -> None:
+        self.title = widgets.HTML()
+        self.title.add_class("md-log-title-box")
+        self.text = widgets.HTML(layout=widgets.Layout(
+            max_height="340px", overflow="auto", display="flex",
+            flex_flow="column-reverse", width="100%", border="1px solid #e0e0e0"))
+        self.text.add_class("md-log-view")
+        self.box = widgets.VBox([self.title, self.text], layout=widgets.Layout(width="100%"))
+        self.tail: Optional[LogTail] = None
+        self.key: Optional[Tuple[str, str, int]] = None
+        self.live = False
+
+    def forget(self) -> None:
+        self.key, self.tail = None, None
+
+    def html(self) -> str:
+        return self.title.value + self.text.value
+
+    def close(self) -> None:
+        for widget in (self.title, self.text, self.box):
+            if widget.comm is not None:
+                widget.close()
+
+    def draw(self, status: RunStatus, step: StepStatus, number: int) -> None:
+        key = (status.run_id, step.name, number)
+        changed = False
+        if key != self.key or self.tail is None:
+            self.key = key
+            try:
+                self.tail = LogTail(log_path(status.run_id, step.name, number))
+            except Exception:  # noqa: BLE001 - no ZenML configuration to find the folder
+                self.tail = None
+            changed = True
+        tail = self.tail
+        if tail is not None and tail.read_new():
+            changed = True
+        attempt = next((a for a in step.attempts if a.number == number), None)
+        live = (attempt is not None and attempt.container_state in ("running", "created")
+                and not status.ended)
+        title = f"{step.name} · attempt {number}"
+        if attempt is not None:
+            title += " · " + attempt_word(step, attempt)
+            if attempt.started_at:
+                title += f" · started {format_clock(attempt.started_at)}"
+        head, body = log_html(
+            tail.text if tail is not None and changed else "", title=title,
+            path=str(tail.path) if tail is not None else "",
+            cut=tail.cut if tail is not None else 0, live=live,
+            missing=tail is None or not tail.exists, parts=True)
+        if self.title.value != head:  # (the attempt's phase changes without new output)
+            self.title.value = head
+        if changed or self.text.value == "" or self.live != live:
+            self.live = live
+            self.text.value = log_html(
+                tail.text if tail is not None else "", title=title,
+                cut=tail.cut if tail is not None else 0, live=live,
+                missing=tail is None or not tail.exists, parts=True)[1]
+
+
+def _attempts_of(step: StepStatus) -> List[Tuple[int, Any]]:
+    """(number, attempt record) of a step, latest first: its containers where seen,
+    else ZenML's step runs."""
+    numbers = [a.number for a in step.attempts] or list(
+        range(1, max(step.zenml_attempts, len(step.zenml_runs), 1) + 1))
+    records: Dict[int, Any] = {i + 1: run for i, run in enumerate(step.zenml_runs)}
+    records.update({a.number: a for a in step.attempts})
+    return [(number, records.get(number)) for number in reversed(numbers)]
 
 
 def how_it_went(phase: StepPhase, reason: str, joint: str = " ") -> str:
@@ -717,9 +877,11 @@ class LivePanel:
         if self.view is not None:
             self.refresh_recent_runs(background=True)
 
-    def attach_next(self, timeout: Optional[float] = None) -> "LivePanel":
-        """Follow the next run started after this call, found in the background."""
-        self._next = NextRun()
+    def attach_next(self, timeout: Optional[float] = None, *,
+                    started_here: bool = False) -> "LivePanel":
+        """Follow the next run started after this call (by this process, if
+        `started_here`), found in the background."""
+        self._next = NextRun(started_here=started_here)
         if self.view is not None:
             self.refresh_recent_runs(background=True)
 
@@ -925,8 +1087,9 @@ def live_panel(*, poll_seconds: float = 1.0, wait_timeout: Optional[float] = Non
                display: bool = True) -> Iterator[LivePanel]:
     """Show a live panel of the pipeline run started inside the `with` block.
 
-    The panel follows the first run created after entering (ZenML's store is
-    asked every 0.25 s; the run exists before its first container starts).
+    The panel follows the first run this process starts after entering (ZenML's
+    store is asked every 0.25 s; the run exists before its first container
+    starts); a run another process starts on the same store meanwhile is not it.
     When the block ends, normally or with the pipeline's exception, a final
     reading is taken and the watcher stops; the exception is not swallowed.
 
@@ -938,7 +1101,7 @@ def live_panel(*, poll_seconds: float = 1.0, wait_timeout: Optional[float] = Non
     panel = LivePanel(poll_seconds=poll_seconds)
     if panel.view is not None:
         panel.view.set_busy(True)  # before a run can be found and drawn
-    panel.attach_next(timeout=wait_timeout)
+    panel.attach_next(timeout=wait_timeout, started_here=True)
     if display:
         panel.display()
     try:

@@ -5,7 +5,8 @@ once (Swarm never restarts it: retries stay the runner's). The pure parts of
 `orchestrator.running` (run plan, DAG scheduler, container spec, labels, step
 logs, ZenML reporting) are reused as they are; what differs is here:
 
-- settings.py: what users may set (placement constraints, service mode, ...);
+- settings.py: what users may set (placement constraints, service mode, ...),
+  and where the registered orchestrator runs (`SwarmCluster`, plain data);
 - service_spec.py: pure: a step's container spec and resources -> the
   arguments of docker-py's `services.create`;
 - cluster.py: the swarm seen from the client: nodes, stores every node must
@@ -13,7 +14,9 @@ logs, ZenML reporting) are reused as they are; what differs is here:
 - planning.py: ZenML's snapshot -> a `SwarmPlan`;
 - runner.py: the loop: create services, follow tasks and logs, retries,
   timeouts, stop, interrupt, cleanup;
-- pipeline_run.py: one run from `submit_pipeline` to its end;
-- status.py: the terminal view of a run, naming the node of each step
-  (`python -m orchestrator.swarm.status RUN`).
+- pipeline_run.py: one run from `submit_pipeline` to its end.
+
+Its runs are watched by `orchestrator.status` (`swarm_source` reads their
+tasks from the manager, `swarm_text` adds each attempt's node to the text
+view): status stands on swarm, never the other way round.
 """

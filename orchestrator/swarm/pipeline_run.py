@@ -7,7 +7,7 @@ Check the swarm and the stack (`planning`), run every step as a service
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Optional
 from uuid import uuid4
 
 from zenml.logger import get_logger
@@ -24,22 +24,18 @@ from orchestrator.swarm.cluster import (
 )
 from orchestrator.swarm.planning import plan_swarm_run
 from orchestrator.swarm.runner import SwarmRunner
+from orchestrator.swarm.settings import SwarmCluster
 
 if TYPE_CHECKING:
-    from zenml.models import PipelineRunResponse, PipelineSnapshotResponse
-    from zenml.stack import Stack
+    from zenml.models import PipelineRunResponse
+
+    from orchestrator.running.request import RunRequest
 
 logger = get_logger("orchestrator.my_swarm_orchestrator")
 
 
-def run_pipeline_on_swarm(
-    orchestrator: Any,
-    snapshot: "PipelineSnapshotResponse",
-    stack: "Stack",
-    step_environments: Dict[str, Dict[str, str]],
-    placeholder_run: Optional["PipelineRunResponse"],
-) -> None:
-    """Run every step of `snapshot` as a Swarm service; return when all are done.
+def run_pipeline_on_swarm(request: "RunRequest", cluster: SwarmCluster) -> None:
+    """Run every step of the request's snapshot as a Swarm service; return when all are done.
 
     Raises:
         StepFailedError: one or more steps failed.
@@ -48,17 +44,15 @@ def run_pipeline_on_swarm(
             could not start (recorded as failed, with the reason).
         KeyboardInterrupt: the client was interrupted (every service removed first).
     """
-    if snapshot.schedule:
+    placeholder_run = request.placeholder_run
+    if request.snapshot.schedule:
         logger.warning("The my_swarm orchestrator does not support schedules: the pipeline "
                        "runs once, now.")
     show_our_errors_briefly()
     try:
-        client = connect_manager(orchestrator.config.manager_url)
-        plan = plan_swarm_run(
-            orchestrator=orchestrator, client=client, snapshot=snapshot, stack=stack,
-            step_environments=step_environments, orchestrator_run_id=str(uuid4()),
-            pipeline_run=placeholder_run,
-        )
+        client = connect_manager(cluster.manager_url)
+        plan = plan_swarm_run(request=request, cluster=cluster, client=client,
+                              orchestrator_run_id=str(uuid4()))
         nodes = list_nodes(client)
     except MyDockerError as error:
         record_failed_run(placeholder_run, str(error))

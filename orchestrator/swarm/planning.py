@@ -35,11 +35,12 @@ from orchestrator.swarm.cluster import (
     list_nodes,
 )
 from orchestrator.swarm.service_spec import StepPlacement, placement_for, service_kwargs
-from orchestrator.swarm.settings import ENV_ORCHESTRATOR_RUN_ID
+from orchestrator.swarm.settings import ENV_ORCHESTRATOR_RUN_ID, SwarmCluster
 
 if TYPE_CHECKING:
-    from zenml.models import PipelineRunResponse, PipelineSnapshotResponse
     from zenml.stack import Stack
+
+    from orchestrator.running.request import RunRequest
 
 DEFAULT_PARALLELISM = 8
 
@@ -69,18 +70,16 @@ class SwarmPlan:
 
 def plan_swarm_run(
     *,
-    orchestrator: Any,
+    request: "RunRequest",
+    cluster: SwarmCluster,
     client: docker.DockerClient,
-    snapshot: "PipelineSnapshotResponse",
-    stack: "Stack",
-    step_environments: Mapping[str, Mapping[str, str]],
     orchestrator_run_id: str,
-    pipeline_run: Optional["PipelineRunResponse"],
 ) -> SwarmPlan:
     """Check everything about the run and describe each step's service.
 
     Args:
-        orchestrator: the `MySwarmOrchestrator` (its settings and images).
+        request: the run's settings, images and environments (`running.request`).
+        cluster: where the registered orchestrator runs.
         client: a client of the swarm's manager.
 
     Raises:
@@ -92,10 +91,11 @@ def plan_swarm_run(
     from zenml.config.global_config import GlobalConfiguration
     from zenml.entrypoints import StepEntrypointConfiguration
 
+    snapshot, pipeline_run, settings = request.snapshot, request.placeholder_run, request.settings
+    assert request.step_environments is not None, "a static pipeline's request"
     nodes = list_nodes(client)
-    check_cluster_stack(stack, nodes, shared_paths=orchestrator.config.shared_paths,
-                        reachable_ports=local_swarm_ports(orchestrator.config.manager_url))
-    settings = orchestrator.get_settings(snapshot)
+    check_cluster_stack(request.stack, nodes, shared_paths=cluster.shared_paths,
+                        reachable_ports=local_swarm_ports(cluster.manager_url))
     local_stores_path = GlobalConfiguration().local_stores_path
     run_name = pipeline_run.name if pipeline_run else snapshot.pipeline_configuration.name
     user = step_user()
@@ -103,25 +103,25 @@ def plan_swarm_run(
     placements: Dict[str, StepPlacement] = {}
     pending: Dict[str, float] = {}
     for name, step in snapshot.step_configurations.items():
-        step_settings = orchestrator.get_settings(step)
+        step_settings = request.step_settings[name]
         defaults = dict(DEFAULT_ENVIRONMENT)
         if user is not None and user.split(":")[0] not in ("0", "root"):
             defaults["HOME"] = "/tmp"  # a writable home for any uid
         steps[name] = StepTemplate(
-            image=orchestrator.get_image(snapshot=snapshot, step_name=name),
+            image=request.step_images[name],
             arguments=tuple(StepEntrypointConfiguration.get_entrypoint_arguments(
                 step_name=name, snapshot_id=snapshot.id)),
             upstream=tuple(step.spec.upstream_steps),
             retry=retry_policy(step.config),
-            user_environment=dict(step_environments[name]),
+            user_environment=dict(request.step_environments[name]),
             default_environment=defaults,
             timeout_seconds=step_settings.timeout_seconds,
         )
-        request = resource_request(step.config.resource_settings)
-        if request.ignored:
-            orchestrator_warning(f"Step '{name}': ResourceSettings field(s) {', '.join(request.ignored)} "
+        resources = resource_request(step.config.resource_settings)
+        if resources.ignored:
+            orchestrator_warning(f"Step '{name}': ResourceSettings field(s) {', '.join(resources.ignored)} "
                                  "have no meaning on a swarm and are ignored.")
-        placements[name] = placement_for(request, list(step_settings.placement_constraints), name)
+        placements[name] = placement_for(resources, list(step_settings.placement_constraints), name)
         check_fits_somewhere(name, placements[name].memory_bytes, placements[name].nano_cpus,
                              placements[name].generic_resources, nodes)
         pending[name] = step_settings.pending_timeout_seconds
@@ -131,7 +131,7 @@ def plan_swarm_run(
         **FAST_STEP_ENVIRONMENT,
     }
     mounts = orchestrator_mounts(local_stores_path)
-    if orchestrator.config.mount_package:
+    if cluster.mount_package:
         environment["PYTHONPATH"] = PACKAGE_MOUNT_ROOT  # merged with the user's and the image's
     else:
         mounts = {path: bind for path, bind in mounts.items() if path == local_stores_path}

@@ -7,6 +7,7 @@ every step container.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Literal, Optional
 
 from pydantic import Field
@@ -17,6 +18,21 @@ ENV_ORCHESTRATOR_RUN_ID = "MY_SWARM_ORCHESTRATOR_RUN_ID"
 
 # One-replica service with restart condition "none" (the default), or a Swarm job.
 ServiceMode = Literal["replicated", "replicated-job"]
+
+
+@dataclass(frozen=True)
+class SwarmCluster:
+    """Where a registered `my_swarm` orchestrator runs (its config, as plain data).
+
+    Attributes:
+        manager_url: the manager's Docker API (None: the local swarm's).
+        shared_paths: every node sees the client's local paths (the local swarm).
+        mount_package: bind-mount this package into every step's task.
+    """
+
+    manager_url: Optional[str]
+    shared_paths: bool
+    mount_package: bool
 
 
 class MySwarmOrchestratorSettings(BaseSettings):

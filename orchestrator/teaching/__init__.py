@@ -6,5 +6,5 @@
   (reference answers in `solutions`);
 - `pictures`, `timing`: the tutorial's pictures and measured timelines;
 - `examples`, `dynamic_examples`: small example pipelines (also used by tests and benchmarks);
-- `demo`: ``python -m orchestrator.demo``, the example pipeline on `my_stack`.
+- `demo`: ``python -m orchestrator.teaching.demo``, the example pipeline on `my_stack`.
 """

@@ -15,36 +15,10 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable, Dict, List
 
+from orchestrator.teaching import properties
+from orchestrator.teaching.check_base import ExerciseCheckError, _Checker, _removed, _shown, _Text  # noqa: F401
+
 __all__ = ["ExerciseCheckError", "CHECKS"]
-
-
-class ExerciseCheckError(AssertionError):
-    """The reader's function gave a wrong answer (the message says which and why)."""
-
-
-class _Checker:
-    """Collects what was verified; fails with a clear message."""
-
-    def __init__(self, piece: str) -> None:
-        self.piece = piece
-        self.verified: List[str] = []
-
-    def expect(self, condition: bool, claim: str, got: Any, why: str) -> None:
-        """`claim` must hold; if not, fail showing `got` and `why` it matters."""
-        if not condition:
-            raise ExerciseCheckError(f"{self.piece}: {claim}\n  but got: {got!r}\n"
-                                     f"  why it matters: {why}")
-        self.verified.append(claim)
-
-    def call(self, function: Callable, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except ExerciseCheckError:
-            raise
-        except Exception as error:
-            shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
-            raise ExerciseCheckError(
-                f"{self.piece}({shown[:300]}) raised {type(error).__name__}: {error}") from error
 
 
 # --------------------------------------------------------------------------
@@ -72,16 +46,19 @@ def check_run_order(run_order: Callable) -> List[str]:
     order = c.call(run_order, {"x": [], "y": [], "z": ["x"]})
     c.expect(order == ["x", "y", "z"], "ties go to the step listed first: ['x', 'y', 'z']",
              order, "the same pipeline must always run in the same order")
+    cycle = {"a": ["b"], "b": ["a"]}
     try:
-        result = run_order({"a": ["b"], "b": ["a"]})
+        result = run_order(cycle)
     except ValueError:
         c.verified.append("a cycle (a waits for b, b for a) raises ValueError")
     except Exception as error:  # noqa: BLE001
-        c.expect(False, "a cycle raises ValueError", f"{type(error).__name__}: {error}",
-                 "a clear error, not a crash, for a graph that cannot run")
+        c.fail("a cycle raises ValueError", f"run_order({cycle!r})",
+               f"it raised {type(error).__name__}: {error}",
+               "a clear error, not a crash, for a graph that cannot run")
     else:
-        c.expect(False, "a cycle (a waits for b, b for a) raises ValueError", result,
-                 "such a pipeline can never run: say so before starting anything")
+        c.fail("a cycle (a waits for b, b for a) raises ValueError", f"run_order({cycle!r})",
+               result, "such a pipeline can never run: say so before starting anything")
+    properties.run_order_properties(c, run_order)
     return c.verified
 
 
@@ -140,6 +117,77 @@ def check_container_kwargs(container_kwargs: Callable) -> List[str]:
     return c.verified
 
 
+def check_follow_container(follow_container: Callable, image: str = "") -> List[str]:
+    """Runs `follow_container` on real containers of the check's own.
+
+    The first prints a line, works 3 s, prints another and exits with code 3:
+    the first line must reach ``echo`` while the container still runs (asked
+    of the engine at that moment), the exit code must come back, and the
+    container must be gone. The second runs for a minute and its ``echo``
+    raises: the container must be gone all the same.
+    """
+    from orchestrator.conformance.image import step_image
+    from orchestrator.machine.engine import connect
+
+    c = _Checker("follow_container")
+    client = connect()
+    token = uuid.uuid4().hex[:10]
+    labels = {"io.my-docker.exercise-check": token}
+    image = image or step_image(client)
+    script = "echo first; sleep 3; echo second; exit 3"
+    made = []
+    try:
+        container = client.containers.run(image, ["sh", "-c", script], entrypoint=[],
+                                          detach=True, labels=labels)
+        made.append(container)
+        seen: List[Any] = []
+
+        def echo(line: Any) -> None:
+            state = client.api.inspect_container(container.id)["State"]["Status"]
+            seen.append((line, state))
+
+        given = f"follow_container(<a started container: sh -c {script!r}>, echo)"
+        code = c.call_shown(given, follow_container, container, echo)
+        c.expect(code == 3, "returns the container's exit code (3)", code,
+                 "the exit code is the step's verdict: 0 succeeded, anything else failed")
+        lines = [line for line, _ in seen]
+        c.expect(lines == ["first", "second"],
+                 "echo gets each line of its output, decoded, without its newline", lines,
+                 "the step's own lines are what the reader of a run needs to see")
+        c.expect(bool(seen) and seen[0][1] == "running",
+                 "the first line comes while the container still runs (streamed, not read at "
+                 "the end)", [f"{line!r} while {state}" for line, state in seen],
+                 "a step that trains for an hour must not be silent for an hour: "
+                 "logs(stream=True, follow=True) gives each line as it is written")
+        c.expect(_removed(client, container.id), "the container is removed after its end",
+                 "still on the engine", "each run would leave one container per step behind")
+        second = client.containers.run(image, ["sh", "-c", "echo one; sleep 60"],
+                                       entrypoint=[], detach=True, labels=labels)
+        made.append(second)
+
+        def failing_echo(line: Any) -> None:
+            raise RuntimeError("echo failed (on purpose)")
+
+        try:
+            follow_container(second, failing_echo)
+        except Exception:  # noqa: BLE001 - raising is fine; leaving the container is not
+            pass
+        c.expect(_removed(client, second.id),
+                 "removed also when something fails while it runs (here: echo raised)",
+                 "still on the engine",
+                 "an error or a Ctrl-C in the middle of a run must leave no container behind: "
+                 "remove it in a `finally`", given="follow_container(<a container that runs "
+                 "for a minute>, echo that raises)")
+    finally:
+        for made_container in made:
+            try:
+                made_container.remove(force=True)
+            except Exception:  # noqa: BLE001 - removed by the function under check
+                pass
+        client.close()
+    return c.verified
+
+
 # --------------------------------------------------------------------------
 # notebook 4
 # --------------------------------------------------------------------------
@@ -175,6 +223,7 @@ def check_ready_steps(ready_steps: Callable) -> List[str]:
     for claim, given, cap, expected, why in cases:
         got = c.call(ready_steps, fan, dict(given), cap)
         c.expect(list(got) == expected, f"{claim}: {expected}", got, why)
+    properties.ready_steps_properties(c, ready_steps)
     return c.verified
 
 
@@ -210,6 +259,7 @@ def check_after_failure(after_failure: Callable) -> List[str]:
         c.expect(sorted(to_stop) == stop and sorted(to_skip) == skip,
                  f"{mode.value}: stop {stop}, skip {skip}",
                  (sorted(to_stop), sorted(to_skip)), why)
+    properties.after_failure_properties(c, after_failure)
     return c.verified
 
 
@@ -230,6 +280,7 @@ def check_retry_delay(retry_delay: Callable) -> List[str]:
     got = c.call(retry_delay, StepRetryConfig(max_retries=1, delay=0, backoff=1), 1)
     c.expect(got == 0 and got is not None, "delay=0: retry at once (0, not None)", got,
              "None means 'no retry left'; 0 seconds is a retry")
+    properties.retry_delay_properties(c, retry_delay)
     return c.verified
 
 
@@ -362,9 +413,13 @@ def check_stop_containers(stop_containers: Callable, image: str = "") -> List[st
 
 
 def check_container_labels(container_labels: Callable) -> List[str]:
+    import os
+    import socket
     from types import SimpleNamespace
 
     from orchestrator.running.labels import (
+        CLIENT_HOST_LABEL,
+        CLIENT_PID_LABEL,
         MANAGED_BY_LABEL,
         MANAGED_BY_VALUE,
         attempt_of,
@@ -388,6 +443,10 @@ def check_container_labels(container_labels: Callable) -> List[str]:
              step_of(labels), "each row of the panel is a step")
     c.expect(attempt_of(labels) == 2, "the panel reads the attempt from them", attempt_of(labels),
              "a retry is a new container of the same step")
+    client = (labels.get(CLIENT_HOST_LABEL), labels.get(CLIENT_PID_LABEL))
+    c.expect(client == (socket.gethostname(), str(os.getpid())),
+             "the client's host and pid (this process) are in them", client,
+             "fetch_status tells a run whose client died (FAILED) from one still going by them")
     return c.verified
 
 
@@ -419,6 +478,7 @@ def check_merge_status(merge_status: Callable) -> List[str]:
         got_run, got_steps = result
         c.expect(got_run == want_run and dict(got_steps) == want_steps, claim,
                  (got_run, dict(got_steps)), why)
+    properties.merge_status_properties(c, merge_status)
     return c.verified
 
 
@@ -475,6 +535,7 @@ def check_sweep(wire_sweep: Callable, loader: Any, trainer: Any, evaluator: Any,
 CHECKS: Dict[str, Callable[..., List[str]]] = {
     "run_order": check_run_order,
     "container_kwargs": check_container_kwargs,
+    "follow_container": check_follow_container,
     "ready_steps": check_ready_steps,
     "after_failure": check_after_failure,
     "retry_delay": check_retry_delay,
@@ -483,3 +544,8 @@ CHECKS: Dict[str, Callable[..., List[str]]] = {
     "container_labels": check_container_labels,
     "merge_status": check_merge_status,
 }
+
+# The checks of the methods (and of notebook 6's client_is_gone) live in their own module.
+from orchestrator.teaching.method_checks import METHOD_CHECKS  # noqa: E402
+
+CHECKS.update(METHOD_CHECKS)

@@ -1,7 +1,6 @@
 """The main job: register `my_docker` with the reference commands and run a pipeline.
 
     python -m orchestrator.teaching.demo [--seconds 3] [--count 5]
-    python -m orchestrator.demo ...             (the same, by its older name)
 
 Run it from a project folder (a fresh clone of this repository is one). It
 uses your normal ZenML configuration, like any ZenML command, and is safe to

@@ -1,7 +1,10 @@
 """The reader's own orchestrator, ``my_orchestrator.py``, grown one notebook at a time.
 
-From notebook 2 to notebook 6 the reader writes small functions (*pieces*)
-and each notebook adds them to the same module, ``my_orchestrator.py``,
+From notebook 2 to notebook 6 the reader writes functions and methods
+(*pieces*: a method is written as a function whose first argument is
+``self``, and goes, indented, into its class at the marked line; its check
+calls it with a stand-in for ``self``) and each notebook adds them to the
+same module, ``my_orchestrator.py``,
 in the notebook's project folder: the scaffolding of that notebook's stage
 (`scaffolds/stageN.py`, given) with the pieces put in at the marked lines.
 The file is registered as the flavor ``my_orchestrator`` and runs real
@@ -17,7 +20,9 @@ and ends with a file that works.
 
 An exercise cell goes into the file as it is (its imports, constants and
 functions; nothing else), like a step's cell into a container: it must
-hold its own imports. The checks therefore run on that extracted source,
+hold its own imports. A method's cell gives its ``def`` and its imports
+(which the file puts at module level): in the file the method also sees
+the module's names (and, checked on its own, the reference module's). The checks therefore run on that extracted source,
 executed on its own, exactly what the file will contain.
 """
 
@@ -47,14 +52,38 @@ FIRST_STAGE, LAST_STAGE = 2, 6
 # piece -> the notebook where the reader writes it
 PIECES: Dict[str, int] = {
     "run_order": 2,
+    "get_orchestrator_run_id": 2,
     "container_kwargs": 3,
+    "follow_container": 3,
     "ready_steps": 4,
+    "run": 4,
+    "start_step": 4,
+    "follow_step": 4,
     "after_failure": 5,
     "retry_delay": 5,
     "resource_limits": 5,
     "stop_containers": 5,
+    "start_due_retries": 5,
+    "on_end": 5,
+    "check_stop_request": 5,
+    "on_interrupt": 5,
     "container_labels": 6,
     "merge_status": 6,
+    "client_is_gone": 6,
+    "fetch_status": 6,
+}
+# Pieces that are methods: the reader writes them as functions whose first
+# argument is ``self``; the file puts them, indented, inside this class.
+METHODS: Dict[str, str] = {
+    "get_orchestrator_run_id": "MyOrchestrator",
+    "run": "Runner",
+    "start_step": "Runner",
+    "follow_step": "Runner",
+    "start_due_retries": "Runner",
+    "on_end": "Runner",
+    "check_stop_request": "Runner",
+    "on_interrupt": "Runner",
+    "fetch_status": "MyOrchestrator",
 }
 NOTEBOOK_FILES = {
     2: "02_anatomy.ipynb",
@@ -64,6 +93,10 @@ NOTEBOOK_FILES = {
     6: "06_watching_live.ipynb",
 }
 EXERCISE_TAG = "exercise"
+# The reader's file is also kept here, beside the notebooks (ignored by git), so
+# that it outlives the kernel's temporary workspace and can be registered and
+# run outside the notebooks.
+KEPT_FOLDER = "my_orchestrator"
 
 
 @dataclass
@@ -71,9 +104,11 @@ class Piece:
     """One piece of the file: its source, the function it defines, and whose it is.
 
     Attributes:
-        origin: "yours" or "reference".
+        origin: whose code the file runs: "yours" or "reference".
         note: why the reference is used, or where yours came from.
-        verified: what its check verified.
+        verified: what its check verified (on `origin`'s code).
+        reader: what became of the reader's own piece: "passed", "not written",
+            "fails its check" or "not found" (a notebook missing or renamed).
     """
 
     name: str
@@ -82,6 +117,7 @@ class Piece:
     origin: str
     note: str
     verified: List[str]
+    reader: str = "passed"
 
     @property
     def notebook(self) -> int:
@@ -117,6 +153,9 @@ def extract_piece(cell_source: str, name: str) -> Optional[str]:
     for node in tree.body:
         keep = isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))
         keep = keep or (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant))
+        if name in METHODS:  # a method: its def, and its imports (the file puts them at the top)
+            keep = isinstance(node, (ast.Import, ast.ImportFrom)) or (
+                isinstance(node, ast.FunctionDef) and node.name == name)
         if keep:
             segment = ast.get_source_segment(source, node, padded=True) or ""
             decorators = "".join(f"@{ast.get_source_segment(source, d)}\n"
@@ -155,6 +194,11 @@ def is_unwritten_in(source: str, name: str) -> bool:
 
 def _execute(source: str, name: str) -> Optional[Dict[str, Any]]:
     namespace: Dict[str, Any] = {"__name__": f"my_orchestrator_piece_{name}"}
+    if name in METHODS:
+        # A method sees the module's names (queue, time, logger, the other
+        # pieces...), as in the file: here the reference module's.
+        namespace.update({key: value for key, value in vars(solutions).items()
+                          if not key.startswith("__")})
     exec(compile(source, f"<your {name}>", "exec"), namespace)
     return namespace
 
@@ -164,10 +208,30 @@ def reference_source(name: str) -> str:
     return inspect.getsource(getattr(solutions, name))
 
 
-def reference_piece(name: str, note: str) -> Piece:
+def reference_piece(name: str, note: str, reader: str = "not written") -> Piece:
     function = getattr(solutions, name)
     return Piece(name, reference_source(name), function, "reference", note,
-                 CHECKS[name](function))
+                 CHECKS[name](function), reader)
+
+
+def _defines_in_exercise(path: Path, name: str) -> bool:
+    """Whether a notebook has an exercise cell that defines `name` (written or not)."""
+    try:
+        cells = json.loads(path.read_text()).get("cells", [])
+    except (OSError, ValueError):
+        return False
+    return any(cell.get("cell_type") == "code"
+               and f"def {name}(" in "".join(cell.get("source", "")) for cell in cells)
+
+
+def where_else(name: str, notebooks_dir: Path, expected: str) -> List[str]:
+    """Other notebooks next to this one that define `name` (a renamed or copied notebook)."""
+    try:
+        candidates = sorted(notebooks_dir.glob("*.ipynb"))
+    except OSError:
+        return []
+    return [path.name for path in candidates
+            if path.name != expected and _defines_in_exercise(path, name)]
 
 
 def checked_piece(name: str, source: str, where: str) -> Piece:
@@ -178,11 +242,11 @@ def checked_piece(name: str, source: str, where: str) -> Piece:
     """
     try:
         namespace = _execute(source, name)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any error of the reader's cell is shown
         raise ExerciseCheckError(
             f"{name}: your cell does not run on its own: {type(error).__name__}: {error}\n"
             "  why it matters: the cell goes into my_orchestrator.py as it is, so it must "
-            "hold its own imports") from error
+            "hold its own imports") from None
     function = namespace[name]
     try:
         verified = CHECKS[name](function)
@@ -191,7 +255,7 @@ def checked_piece(name: str, source: str, where: str) -> Piece:
             raise ExerciseCheckError(
                 f"{error}\n  (an exercise cell goes into my_orchestrator.py alone, like a "
                 "step's cell into a container: import or define what it uses in the cell "
-                "itself)") from error
+                "itself)") from None
         raise
     return Piece(name, source, function, "yours", where, verified)
 
@@ -202,7 +266,12 @@ def saved_piece(name: str, notebooks_dir: Optional[Path]) -> Piece:
     file_name = NOTEBOOK_FILES[notebook]
     path = notebooks_dir / file_name if notebooks_dir else None
     if path is None or not path.exists():
-        return reference_piece(name, f"{file_name} is not next to this notebook")
+        note = f"looked for {path or file_name}: no such notebook"
+        others = where_else(name, notebooks_dir, file_name) if notebooks_dir else []
+        if others:
+            note += (f"; {', '.join(others)} defines {name}, but only {file_name} is read: "
+                     f"save your answer in {file_name}")
+        return reference_piece(name, note, reader="not found")
     source = None
     for cell in json.loads(path.read_text()).get("cells", []):
         if cell.get("cell_type") == "code" and EXERCISE_TAG in cell.get("metadata", {}).get(
@@ -210,12 +279,14 @@ def saved_piece(name: str, notebooks_dir: Optional[Path]) -> Piece:
             text = "".join(cell.get("source", ""))
             source = extract_piece(text, name) or source
     if source is None or is_unwritten_in(source, name):
-        return reference_piece(name, f"not written yet in notebook {notebook} (saved copy)")
+        return reference_piece(name, f"not written yet in {path} (as last saved)")
     try:
-        return checked_piece(name, source, f"from notebook {notebook} (saved copy)")
+        return checked_piece(name, source, f"from {file_name} (as last saved)")
     except ExerciseCheckError as error:
-        first = str(error).splitlines()[0]
-        return reference_piece(name, f"yours in notebook {notebook} fails its check ({first})")
+        claim = next((line.split(":", 1)[1].strip() for line in str(error).splitlines()
+                      if line.strip().startswith("claim:")), str(error).splitlines()[0])
+        return reference_piece(name, f"yours in {file_name} fails its check: {claim}",
+                               reader="fails its check")
 
 
 # --------------------------------------------------------------------------
@@ -235,19 +306,48 @@ def assemble(stage: int, pieces: Dict[str, Piece]) -> str:
     """
     if not FIRST_STAGE <= stage <= LAST_STAGE:
         raise ValueError(f"stages go from {FIRST_STAGE} to {LAST_STAGE}, not {stage}")
-    lines = []
+    lines: List[str] = []
+    hoisted: List[str] = []  # the imports of the methods' cells: module level, not in a class
     for line in (SCAFFOLDS / f"stage{stage}.py").read_text().splitlines():
         if line.startswith("# ruff: noqa"):
             continue
-        if line.startswith("# <<piece:") and line.endswith(">>"):
-            name = line[len("# <<piece:"):-2]
+        if line.lstrip().startswith("# <<piece:") and line.endswith(">>"):
+            indent = line[:len(line) - len(line.lstrip())]  # a method's: its class body's
+            name = line.strip()[len("# <<piece:"):-2]
             piece = pieces[name]
             whose = "yours" if piece.origin == "yours" else "the reference solution"
-            lines.append(f"{PIECE_HEADER}{name} (notebook {piece.notebook}): {whose}; {piece.note} ----")
-            lines.extend(piece.source.rstrip().splitlines())
+            lines.append(f"{indent}{PIECE_HEADER}{name} (notebook {piece.notebook}): {whose}; "
+                         f"{piece.note} ----")
+            source = textwrap.dedent(piece.source).rstrip()
+            if indent:
+                imports, source = _split_imports(source)
+                hoisted += [text for text in imports if text not in hoisted]
+            lines.extend((indent + text) if text.strip() else "" for text in source.splitlines())
             continue
         lines.append(line)
+    hoisted = [text for text in hoisted if text not in lines]  # the scaffolding has it
+    if hoisted:
+        ruler = next(number for number, line in enumerate(lines) if line.startswith(PIECES_RULER))
+        lines[ruler:ruler] = ["# the imports of your methods' cells"] + hoisted + [""]
     return "\n".join(lines) + "\n"
+
+
+PIECES_RULER = "# ============================ your pieces"
+
+
+def _split_imports(source: str) -> "tuple[List[str], str]":
+    """A method's cell: its import statements (for the module), and the rest."""
+    tree = ast.parse(source)
+    imports, rest = [], []
+    for node in tree.body:
+        segment = ast.get_source_segment(source, node) or ""
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports.append(segment)
+        else:
+            decorators = "".join(f"@{ast.get_source_segment(source, d)}\n"
+                                 for d in getattr(node, "decorator_list", []))
+            rest.append(decorators + segment)
+    return imports, "\n\n".join(rest)
 
 
 def reference_file(stage: int, wrong: Optional[Dict[str, str]] = None) -> str:
@@ -317,8 +417,11 @@ class MyFile:
         for name in earlier:
             piece = saved_piece(name, workspace.notebooks_dir)
             pieces[name] = piece
-            whose = "yours" if piece.origin == "yours" else "reference"
-            echo(f"  {name:17} notebook {piece.notebook}  {whose:9} {piece.note}")
+            whose = "YOURS" if piece.origin == "yours" else "REFERENCE (not yours)"
+            echo(f"  {name:23} notebook {piece.notebook}  {whose:21} {piece.note}")
+        if earlier and workspace.notebooks_dir is not None:
+            echo(f"  (read from the saved notebooks in {workspace.notebooks_dir}; save a "
+                 "notebook (Ctrl-S) for its answers to count here)")
         return cls(stage_file, workspace.project_dir, workspace.notebooks_dir, pieces, echo)
 
     def exercise(self, name: str, function: Callable) -> Callable:
@@ -335,18 +438,13 @@ class MyFile:
         source = _cell_source_defining(name)
         unwritten = is_unwritten_in(source, name) if source else is_unwritten(function)
         if unwritten:
-            self.echo(f"{name}: you have not written it yet (its body is still `...`), so the "
-                      "check runs on the reference solution, from "
-                      "orchestrator/teaching/solutions.py, and your file gets that one. "
-                      "Write yours above and run these two cells again.")
             piece = reference_piece(name, "yours is not written yet")
+            self.echo(reference_banner(name, piece.verified))
         else:
             if source is None:  # not in a notebook: the function's own source
                 source = textwrap.dedent(inspect.getsource(function))
             piece = checked_piece(name, source, f"written in notebook {PIECES[name]}")
-            self.echo(f"{name}: yours passes its check.")
-        for item in piece.verified:
-            self.echo(f"  ok  {item}")
+            self.echo(yours_passed(name, piece.verified))
         self.pieces[name] = piece
         return piece.function
 
@@ -369,10 +467,75 @@ class MyFile:
         are keyed by this text (`orchestrator.conformance.saved`).
         """
         return "\n".join(line for line in self.text().splitlines()
-                         if not line.startswith(PIECE_HEADER)) + "\n"
+                         if not line.lstrip().startswith(PIECE_HEADER)) + "\n"
+
+    @property
+    def kept_path(self) -> Optional[Path]:
+        """Where the file is kept beside the notebooks (None outside a notebook folder)."""
+        if self.notebooks_dir is None:
+            return None
+        return Path(self.notebooks_dir) / KEPT_FOLDER / f"{MODULE}.py"
+
+    def keep(self) -> Optional[Path]:
+        """Copy the file beside the notebooks; say so if that folder cannot be written."""
+        kept = self.kept_path
+        if kept is None:
+            return None
+        try:
+            kept.parent.mkdir(exist_ok=True)
+            kept.write_text(self.text())
+        except OSError as error:
+            self.echo(f"could not keep a copy at {kept}: {error}")
+            return None
+        return kept
+
+    def scoreboard(self) -> List[Dict[str, str]]:
+        """Every piece: whose code the file runs, and what became of the reader's."""
+        rows = []
+        for name in pieces_of_stage(self.stage):
+            piece = self.pieces.get(name)
+            if piece is None:
+                rows.append({"piece": name, "notebook": str(PIECES[name]), "runs": "reference",
+                             "yours": "not checked yet", "note": ""})
+                continue
+            rows.append({"piece": name, "notebook": str(piece.notebook),
+                         "runs": "yours" if piece.origin == "yours" else "reference",
+                         "yours": piece.reader, "note": piece.note})
+        return rows
+
+    def score_line(self) -> str:
+        rows = self.scoreboard()
+        mine = sum(1 for row in rows if row["runs"] == "yours")
+        return (f"your pieces: {mine} of {len(rows)} (the reference solution stood in for "
+                f"{len(rows) - mine})")
+
+    def show_scoreboard(self) -> None:
+        """The scoreboard as a table (and its text, for any viewer)."""
+        rows = self.scoreboard()
+        colour = {"yours": "#bbf7d0", "reference": "#fde68a"}
+        body = "".join(
+            f"<tr style='background:{colour[row['runs']]}'><td><code>{html.escape(row['piece'])}"
+            f"</code></td><td>{row['notebook']}</td><td><b>{row['runs']}</b></td>"
+            f"<td>{html.escape(row['yours'])}</td><td><small>{html.escape(row['note'])}"
+            "</small></td></tr>" for row in rows)
+        table = ("<table><tr><th>piece</th><th>notebook</th><th>whose code runs</th>"
+                 "<th>your piece</th><th>why</th></tr>" + body + "</table>")
+        try:
+            from IPython.display import HTML, display
+
+            display(HTML(table))
+        except ImportError:  # pragma: no cover - plain Python
+            pass
+        for row in rows:
+            self.echo(f"  {row['piece']:23} notebook {row['notebook']}  runs {row['runs']:9} "
+                      f"yours: {row['yours']}")
+        self.echo(self.score_line())
 
     def write(self) -> Path:
         """Write ``my_orchestrator.py`` into the project folder; forget any imported copy.
+
+        A copy is kept beside the notebooks (`kept_path`), where it outlives the
+        kernel.
 
         Raises:
             RuntimeError: an exercise of this notebook has not been checked yet.
@@ -386,8 +549,10 @@ class MyFile:
 
         importlib.invalidate_caches()
         mine = [name for name, piece in self.pieces.items() if piece.origin == "yours"]
+        kept = self.keep()
         self.echo(f"wrote {self.path.name}: stage {self.stage}, {len(self.text().splitlines())} "
-                  f"lines; your pieces: {', '.join(mine) or 'none yet'}")
+                  f"lines; your pieces: {', '.join(mine) or 'none yet'}"
+                  + (f"\nkept a copy at {kept}" if kept else ""))
         return self.path
 
     def added_html(self) -> str:
@@ -442,23 +607,41 @@ def check_exercise(name: str, function: Callable, reference: Callable,
     Raises:
         ExerciseCheckError: the reader's function fails the check.
     """
-    if is_unwritten(function):
-        echo(f"{name}: you have not written it yet (its body is still `...`), so the check "
-             "runs on the reference solution, from orchestrator/teaching/solutions.py. Write "
-             "yours above and run these two cells again.")
-        chosen = reference
-    else:
-        chosen = function
-        echo(f"{name}: yours is being checked.")
+    unwritten = is_unwritten(function)
+    chosen = reference if unwritten else function
     try:
         verified = check(chosen)
     except ExerciseCheckError:
         raise
     except AssertionError as error:  # a notebook's own check says what was wrong
-        raise ExerciseCheckError(f"{name}: {error}") from error
-    for item in verified:
-        echo(f"  ok  {item}")
+        raise ExerciseCheckError(f"{name}: your code fails a check.\n  {error}") from None
+    echo(reference_banner(name, verified, into_file=False) if unwritten
+         else yours_passed(name, verified))
     return chosen
+
+
+def reference_banner(name: str, verified: List[str], into_file: bool = True) -> str:
+    """What a check cell says when the reader's function was not written: nothing of
+    theirs was checked, whose code ran instead, and how to be checked."""
+    rule = "=" * 78
+    gets = ", and my_orchestrator.py gets the reference" if into_file else ""
+    lines = [rule,
+             f"NOT YOURS: {name} is not written yet (its body is still `...`).",
+             "Nothing you wrote was checked. The check below ran the REFERENCE solution",
+             f"(orchestrator/teaching/solutions.py){gets}.",
+             f"To be checked yourself: write {name} in the cell above, run it, then this cell.",
+             rule,
+             "what the check verified, on the reference (not on your code):"]
+    lines += [f"  reference: {item}" for item in verified]
+    lines.append(f"{name}: THE REFERENCE STOOD IN (0 of your lines checked)")
+    return "\n".join(lines)
+
+
+def yours_passed(name: str, verified: List[str]) -> str:
+    lines = [f"{name}: YOURS passes its check:"]
+    lines += [f"  passed: {item}" for item in verified]
+    lines.append(f"{name}: your code passed all {len(verified)} checks")
+    return "\n".join(lines)
 
 
 def side_by_side(left_title: str, left: Any, right_title: str, right: Any,

@@ -3,10 +3,13 @@
 Every notebook runs in a private ZenML workspace: its own ZenML config folder
 (SQLite store and artifact store inside it) and its own project folder. That
 keeps the notebooks independent of each other, of the order they run in, and
-of the reader's own ZenML setup. ZenML reads ``ZENML_CONFIG_PATH`` once, when
-it is first imported, which is why `use_private_workspace` must run before
-anything imports ``zenml`` (this module itself imports it only inside
-functions).
+of the reader's own ZenML setup. ZenML reads ``ZENML_CONFIG_PATH`` when its
+global configuration is first created (the first ``Client()``, pipeline call
+or command in the process) and keeps it; `use_private_workspace` runs before
+anything imports ``zenml``, to be safe (this module itself imports it only
+inside functions). A terminal does not share the kernel's environment:
+`terminal_command` gives the line to paste there, with the workspace's
+``ZENML_CONFIG_PATH``.
 
 The rest is presentation: showing the package's real source code, showing a
 pipeline graph and a timeline of step runs as SVG (drawn by
@@ -39,7 +42,7 @@ from orchestrator.status.drawing import (  # noqa: F401
 
 __all__ = [
     "REFERENCE_COMMANDS", "Workspace", "use_private_workspace", "current_workspace",
-    "zenml_command",
+    "zenml_command", "terminal_command",
     "register_stack", "show_source", "dag_svg", "timeline_svg", "show_svg",
     "step_times", "max_overlap", "emit_summary", "read_summary",
 ]
@@ -89,7 +92,8 @@ _current: Optional[Workspace] = None
 def use_private_workspace(name: str, root: Optional[str] = None) -> Workspace:
     """Give this Python process its own ZenML config and project folder.
 
-    Sets the environment variables ZenML reads at import time, creates the
+    Sets the environment variables ZenML reads (``ZENML_CONFIG_PATH`` when its
+    global configuration is first created), creates the
     folders and makes the project folder the working directory. Calling it
     again in the same kernel returns the same workspace.
 
@@ -185,6 +189,26 @@ def zenml_command(command: str, echo: Callable[[str], None] = print,
             raise
         echo("  (already registered)")
         return None
+
+
+def terminal_command(command: str, workspace: Optional[Workspace] = None) -> str:
+    """`command` as a line to paste into a terminal that sees this notebook's ZenML state.
+
+    A terminal does not share the kernel's environment: without the
+    workspace's ``ZENML_CONFIG_PATH`` it reads ``~/.config/zenml``, where the
+    notebook's stacks and runs are not.
+
+    Raises:
+        RuntimeError: no workspace yet.
+    """
+    import shlex
+
+    workspace = workspace or _current
+    if workspace is None:
+        raise RuntimeError("call use_private_workspace() first.")
+    return (f"cd {shlex.quote(str(workspace.project_dir))} && "
+            f"ZENML_CONFIG_PATH={shlex.quote(str(workspace.config_dir))} "
+            f"ZENML_ANALYTICS_OPT_IN=false {command}")
 
 
 def register_stack(workspace: Optional[Workspace] = None,

@@ -15,10 +15,28 @@ fuller versions are named in each docstring.
 """
 
 import os
+import queue
+import threading
+import time
 
 from zenml.enums import ExecutionMode, ExecutionStatus
+from zenml.logger import get_logger
 
+logger = get_logger(__name__)  # as in the scaffolding
 RUN_ID_VARIABLE = "MY_ORCHESTRATOR_RUN_ID"  # as in the scaffolding
+# The package's label schema (orchestrator/running/labels.py), copied as in the scaffolding: with
+# these labels its live panel and `python -m orchestrator.status` follow your
+# runs, and this file still imports nothing from the package.
+MANAGED_BY_LABEL = "io.my-docker.managed-by"
+MANAGED_BY_VALUE = "my_docker"
+ORCHESTRATOR_RUN_ID_LABEL = "io.my-docker.orchestrator-run-id"
+PIPELINE_RUN_ID_LABEL = "io.my-docker.pipeline-run-id"
+PIPELINE_LABEL = "io.my-docker.pipeline"
+RUN_NAME_LABEL = "io.my-docker.run-name"
+STEP_LABEL = "io.my-docker.step"
+ATTEMPT_LABEL = "io.my-docker.attempt"
+CLIENT_HOST_LABEL = "io.my-docker.client-host"
+CLIENT_PID_LABEL = "io.my-docker.client-pid"
 
 
 def run_order(upstreams):
@@ -40,6 +58,23 @@ def run_order(upstreams):
     return order
 
 
+def get_orchestrator_run_id(self):
+    """This run's id, the same in every step of the run (notebook 2; a method of MyOrchestrator).
+
+    ZenML asks for it inside each step (in this process at stage 2, in each
+    step's container from stage 3 on); `submit_pipeline` put it in every
+    step's environment under ``RUN_ID_VARIABLE``.
+
+    Raises:
+        RuntimeError: not inside a step of my_orchestrator.
+    """
+    try:
+        return os.environ[RUN_ID_VARIABLE]
+    except KeyError:
+        raise RuntimeError(f"{RUN_ID_VARIABLE} is not set: not in a step of "
+                           "my_orchestrator") from None
+
+
 def container_kwargs(image, entrypoint, arguments, environment, stores_path, run_id):
     """docker-py's ``containers.run`` arguments for one step's container (notebook 3).
 
@@ -59,6 +94,22 @@ def container_kwargs(image, entrypoint, arguments, environment, stores_path, run
     }
 
 
+def follow_container(container, echo):
+    """A started step container to its end and removal: its exit code (notebook 3).
+
+    Each line of its output goes to ``echo`` as it comes (decoded, without
+    its newline); the container is removed whatever happens.
+    The package's version: `orchestrator.running.docker_backend` (following,
+    waiting, removing) and `orchestrator.running.step_logs`.
+    """
+    try:
+        for line in container.logs(stream=True, follow=True):  # as they come
+            echo(line.decode(errors="replace").rstrip())
+        return container.wait()["StatusCode"]
+    finally:  # an error, Ctrl-C: no container stays behind
+        container.remove(force=True)
+
+
 def ready_steps(upstreams, states, max_parallelism):
     """The pending steps that may start now, at most one per free slot (notebook 4).
 
@@ -68,6 +119,71 @@ def ready_steps(upstreams, states, max_parallelism):
     ready = [step for step in upstreams if states[step] == "pending"
              and all(states[up] == "completed" for up in upstreams[step])]
     return ready[:max(free, 0)]
+
+
+def run(self):
+    """The loop (notebook 4; a method of Runner): start what is ready, react to each end.
+
+    Until nothing runs and nothing waits: start the due retries and the
+    steps `ready_steps` allows, then take one end off the queue and react to
+    it. Ctrl-C: `on_interrupt`, and the interrupt goes on. Whatever happens,
+    no container of the run stays behind. At the end: ZenML's record, and an
+    error if a step failed or the run was stopped.
+    The package's version: `orchestrator.running.runner.DagRunner.run`.
+    """
+    try:
+        while self.containers or self.waiting():
+            self.start_due_retries()
+            started = ready_steps(self.upstreams, self.states, self.max_parallelism)
+            for step in started:
+                self.start_step(step)
+            self.raise_if_stuck(started)
+            try:
+                step, attempt, exit_code = self.ended.get(timeout=0.5)
+            except queue.Empty:
+                self.check_stop_request()
+                continue
+            self.on_end(step, attempt, exit_code)
+    except KeyboardInterrupt:
+        self.on_interrupt()
+        raise
+    finally:
+        self.remove_containers()
+    self.finish_record()
+    failed = [step for step, state in self.states.items() if state == "failed"]
+    if failed:
+        raise RuntimeError(f"step(s) failed: {', '.join(failed)}")
+    if self.stop_requested:
+        raise RuntimeError("the run was stopped")
+
+
+def start_step(self, step):
+    """Start one attempt of a step in a new container, and a thread that follows it
+    (notebook 4; a method of Runner).
+
+    The package's version: `orchestrator.running.docker_backend`.
+    """
+    self.attempts[step] += 1
+    attempt = self.attempts[step]
+    labels = container_labels(self.run_info, step, attempt)
+    container = self.client.containers.run(**self.plans[step].kwargs, labels=labels)
+    self.containers[step] = container
+    self.states[step] = "running"
+    logger.info("[%s] started in container %s (attempt %d)", step, container.short_id, attempt)
+    threading.Thread(target=self.follow_step, args=(step, attempt, container),
+                     daemon=True).start()
+
+
+def follow_step(self, step, attempt, container):
+    """In a thread of its own: a container's lines as they come, then its end on the queue
+    (notebook 4; a method of Runner). A container removed under our feet ends with -1.
+    """
+    try:
+        exit_code = follow_container(container, lambda line: logger.info("[%s] %s", step, line))
+    except Exception as error:  # noqa: BLE001 - docker's NotFound, a broken connection
+        logger.info("[%s] lost its container: %s", step, error)
+        exit_code = -1
+    self.ended.put((step, attempt, exit_code))
 
 
 def after_failure(mode, failed, upstreams, states):
@@ -122,13 +238,88 @@ def stop_containers(client, label, graceful, grace_seconds):
 
     The package's version: `orchestrator.running.reporting.stop_run_containers`.
     """
-    containers = client.containers.list(filters={"label": label})
+    containers = client.containers.list(ignore_removed=True, filters={"label": label})
     for container in containers:
         if graceful:
             container.stop(timeout=grace_seconds)  # SIGTERM, SIGKILL after the grace
         else:
             container.kill()
     return len(containers)
+
+
+def start_due_retries(self):
+    """Start the retries whose delay is over, while a slot is free (notebook 5; Runner)."""
+    now = time.monotonic()
+    for step, due in list(self.retry_at.items()):
+        running = sum(1 for state in self.states.values() if state == "running")
+        if due <= now and running < self.max_parallelism:
+            del self.retry_at[step]
+            self.start_step(step)
+
+
+def on_end(self, step, attempt, exit_code):
+    """A container ended: completed, stopped, retried after its delay, or failed with
+    the execution mode's consequences (notebook 5; a method of Runner).
+
+    The package's version: `orchestrator.running.scheduler.DagScheduler.failed`.
+    """
+    self.containers.pop(step, None)  # follow_container removed it
+    if self.states[step] == "stopping" or (exit_code != 0 and self.check_stop_request(0)):
+        self.states[step] = "stopped"
+        return
+    if exit_code == 0:
+        self.states[step] = "completed"
+        return
+    delay = retry_delay(self.plans[step].retry, attempt)
+    if delay is not None:
+        logger.info("[%s] attempt %d failed (exit code %d); retrying in %.0f s",
+                    step, attempt, exit_code, delay)
+        self.states[step] = "retrying"
+        self.retry_at[step] = time.monotonic() + delay
+        return
+    logger.error("[%s] FAILED (exit code %d)", step, exit_code)
+    self.states[step] = "failed"
+    to_stop, to_skip = after_failure(self.mode, step, self.upstreams, self.states)
+    for other in to_skip:
+        self.states[other] = "skipped"
+    for other in to_stop:
+        self.stop_step(other)
+    if self.mode != ExecutionMode.CONTINUE_ON_FAILURE:  # no new attempt either
+        for other in list(self.retry_at):
+            del self.retry_at[other]
+            self.states[other] = "stopped"
+
+
+def check_stop_request(self, at_most_every=2.0):
+    """Whether someone asked ZenML to stop this run; if so, stop everything now
+    (notebook 5; a method of Runner).
+    """
+    if self.stop_requested:
+        return True
+    if not self.stop_asked(at_most_every):
+        return False
+    self.stop_requested = True
+    logger.info("my_orchestrator: stop requested")
+    for step, state in self.states.items():
+        if state in ("pending", "retrying"):
+            self.states[step] = "stopped"
+        elif state == "running":
+            self.states[step] = "stopping"
+    self.retry_at.clear()
+    self.stop_all(self.grace_seconds)
+    return True
+
+
+def on_interrupt(self):
+    """Ctrl-C in the loop: stop the run's containers, record the run stopped
+    (notebook 5; a method of Runner). `run` removes the containers after.
+    """
+    logger.info("my_orchestrator: interrupted, stopping %d container(s)", len(self.containers))
+    self.stop_all(2, wait=True)
+    for step, state in self.states.items():
+        if state not in ("completed", "failed", "skipped", "stopped"):
+            self.states[step] = "stopped"
+    self.finish_record()
 
 
 def container_labels(run, step_name, attempt):
@@ -139,13 +330,19 @@ def container_labels(run, step_name, attempt):
     panel and ``python -m orchestrator.status`` follow your runs.
     The package's version: `orchestrator.running.labels`.
     """
-    from orchestrator.running.labels import run_labels, step_labels
+    import socket
 
-    labels = run_labels(orchestrator_run_id=run.orchestrator_run_id,
-                        pipeline_name=run.pipeline_name, run_name=run.run_name,
-                        pipeline_run_id=run.pipeline_run_id)
-    labels.update(step_labels(step_name, attempt))
-    return labels
+    return {
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        PIPELINE_RUN_ID_LABEL: run.pipeline_run_id,
+        ORCHESTRATOR_RUN_ID_LABEL: run.orchestrator_run_id,
+        PIPELINE_LABEL: run.pipeline_name,
+        RUN_NAME_LABEL: run.run_name,
+        STEP_LABEL: step_name,
+        ATTEMPT_LABEL: str(attempt),
+        CLIENT_HOST_LABEL: socket.gethostname(),  # who runs the loop: fetch_status
+        CLIENT_PID_LABEL: str(os.getpid()),       # tells a live run from an orphan
+    }
 
 
 def merge_status(recorded_run, recorded_steps, containers, client_alive):
@@ -176,8 +373,49 @@ def merge_status(recorded_run, recorded_steps, containers, client_alive):
     return ExecutionStatus.RUNNING, steps
 
 
-PIECES = ("run_order", "container_kwargs", "ready_steps", "after_failure", "retry_delay",
-          "resource_limits", "stop_containers", "container_labels", "merge_status")
+def client_is_gone(labels):
+    """Whether the process that runs this container's run has died (notebook 6).
+
+    ``labels`` are a container's labels (`container_labels`). On another
+    machine it cannot be told: assumed alive. A process that exited but was
+    not reaped yet (a zombie) is gone. A pid label that is not a number
+    cannot be told either: assumed alive.
+    The package's version: `orchestrator.status.fetch` (client liveness).
+    """
+    import socket
+
+    import psutil
+
+    if labels.get(CLIENT_HOST_LABEL) != socket.gethostname():
+        return False
+    try:
+        process = psutil.Process(int(labels.get(CLIENT_PID_LABEL, "")))
+        return process.status() == psutil.STATUS_ZOMBIE
+    except ValueError:
+        return False
+    except psutil.NoSuchProcess:
+        return True
+
+
+def fetch_status(self, run, include_steps=False):
+    """ZenML's question "how is this run?", answered while it runs and after
+    (notebook 6; a method of MyOrchestrator): (run status, step statuses or None).
+
+    The package's version: `orchestrator.status.fetch`.
+    """
+    recorded_run, recorded_steps = self.recorded(run)
+    found = self.run_containers(run)
+    containers = {c.labels.get(STEP_LABEL): c.status for c in found}
+    client_alive = not (found and all(client_is_gone(c.labels) for c in found))
+    status, steps = merge_status(recorded_run, recorded_steps, containers, client_alive)
+    return status, (steps if include_steps else None)
+
+
+PIECES = ("run_order", "get_orchestrator_run_id", "container_kwargs", "follow_container",
+          "ready_steps", "run", "start_step", "follow_step", "after_failure", "retry_delay",
+          "resource_limits", "stop_containers", "start_due_retries", "on_end",
+          "check_stop_request", "on_interrupt", "container_labels", "merge_status",
+          "client_is_gone", "fetch_status")
 
 
 def wire_sweep(loader, trainer, evaluator, pick_best, gammas, test_size):

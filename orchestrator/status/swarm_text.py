@@ -7,9 +7,11 @@ model, and `render_text` draws the step table with its NODE column. Below it,
 every attempt's node (the table names the latest attempt's only), so a
 retried step shows where each try ran.
 
-    python -m orchestrator.swarm.status [RUN|latest]
+    python -m orchestrator.status.swarm_text [RUN|latest]
 
-(`python -m orchestrator.status RUN [--follow]` shows the same table.)
+(`python -m orchestrator.status RUN [--follow]` shows the same table.) A view
+like the others of `orchestrator.status`: it reads `swarm`'s facts, and
+`swarm` knows nothing of it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,39 @@
+"""ZenML's command line, as the package runs it: in a subprocess or in this process.
+
+No Docker engine: only ZenML's client and a private configuration folder.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+
+def test_zenml_init_run_in_process_leaves_the_source_root_as_it_was(tmp_path):
+    """ZenML's `zenml` group, outside a project, makes the working directory the
+    source root for the rest of the process: a later pipeline run from another
+    project packed the first folder as its code (steps failed with
+    ModuleNotFoundError in a test worker that had run `zenml init` in-process)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    script = textwrap.dedent(f"""
+        import os
+        from zenml.utils import source_utils
+        from orchestrator.machine.stack import run_zenml
+
+        os.chdir({str(first)!r})
+        run_zenml("zenml init", in_process=True)
+        print("custom:", source_utils._CUSTOM_SOURCE_ROOT)
+        os.chdir({str(second)!r})
+        run_zenml("zenml init", in_process=True)
+        print("root:", source_utils.get_source_root())
+    """)
+    environment = dict(os.environ, ZENML_CONFIG_PATH=str(tmp_path / "config"),
+                       ZENML_ANALYTICS_OPT_IN="false")
+    environment.pop("ZENML_REPOSITORY_PATH", None)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=environment, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "custom: None" in result.stdout, result.stdout
+    assert f"root: {second}" in result.stdout, result.stdout
