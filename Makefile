@@ -26,7 +26,7 @@ test:
 # Lint and every test that needs no Docker engine: the fast tier while working
 # on the code (no engine has to run; under 2 minutes on 2 cores).
 check: lint
-	$(PYTHON) -m pytest tests -m "not engine and not needs_root and not rootless_engine" -q $(call PARALLEL,2) --durations=10
+	$(PYTHON) -m pytest tests -m "not engine and not needs_root and not rootless_engine and not root_pass" -q $(call PARALLEL,2) --durations=10
 
 # The lint rules kept clean (pyproject.toml, [tool.ruff]).
 lint:

@@ -284,3 +284,29 @@ def test_an_engine_over_tcp_is_not_called_remote() -> None:
     advice = engine.advice_for(engine.EngineTarget("tcp://127.0.0.1:1", "DOCKER_HOST", None),
                                False)
     assert "remote" not in advice and "docker -H tcp://127.0.0.1:1 info" in advice
+
+
+@pytest.mark.parametrize("cli", [False, True], ids=["docker-py", "command"])
+def test_a_users_build_option_survives_zenmls_snapshot_and_reaches_the_builder(cli):
+    """ZenML's snapshot dumps and reloads the settings, which gives every build
+    option a value (None where unset); docker-py refuses ZenML's name for an
+    unset cache_from ('cachefrom'), and the command would get a bare
+    `--cache-from`. Only what the user set, plus our removal, reaches the builder."""
+    import inspect
+
+    import docker
+    from zenml.config import DockerSettings
+    from zenml.config.docker_settings import DockerBuildConfig
+
+    from orchestrator.running.builds import removing_build_containers
+
+    users = DockerSettings(build_config=DockerBuildConfig(build_options={"pull": False}))
+    reloaded = DockerSettings.model_validate(users.model_dump())  # as ZenML's snapshot does
+    options = removing_build_containers(reloaded, cli=cli).build_config.build_options
+    if cli:
+        assert options.to_docker_cli_options() == ["--rm", "--force-rm"]  # pull=False: no flag
+    else:
+        sdk = options.to_docker_python_sdk_options()
+        assert sdk == {"pull": False, "rm": True, "forcerm": True}
+        accepted = inspect.signature(docker.APIClient.build).parameters
+        assert set(sdk) <= set(accepted), set(sdk) - set(accepted)

@@ -191,7 +191,11 @@ def _with_removal(config: Optional["DockerBuildConfig"], cli: bool = False) -> "
     from zenml.config.docker_settings import DockerBuildConfig, DockerBuildOptions
 
     config = config or DockerBuildConfig()
-    options = config.build_options.model_dump() if config.build_options else {}
+    # Without the unset (None) options: ZenML's snapshot gives every option a
+    # value, and docker-py refuses ZenML's name for an empty cache_from
+    # ("unexpected keyword argument 'cachefrom'"), so any build option of the
+    # user's made every build fail.
+    options = config.build_options.model_dump(exclude_none=True) if config.build_options else {}
     options = removal_options(options, cli)
     return config.model_copy(update={"build_options": DockerBuildOptions.model_validate(options)})
 

@@ -46,6 +46,12 @@ MODULE = "my_orchestrator"
 FLAVOR = "my_orchestrator"
 ORCHESTRATOR = "my_orchestrator"
 STACK = "my_orchestrator_stack"
+# The stack's image builder: ZenML's local one, through the `docker build`
+# command. Without an image builder, ZenML builds through docker-py, whose
+# default (`rm=False`) leaves one stopped container per build step on the
+# engine; the command removes them. (The package's orchestrator turns `rm` on
+# itself: running/builds.py.)
+IMAGE_BUILDER = "my_orchestrator_builder"
 SCAFFOLDS = Path(__file__).with_name("scaffolds")
 FIRST_STAGE, LAST_STAGE = 2, 6
 
@@ -582,8 +588,9 @@ class MyFile:
     def register(self, echo: Callable[[str], None] = print) -> None:
         """Register the file as a flavor, an orchestrator and a stack, and activate it.
 
-        The same commands as the reference ones, with this file's names
-        (safe to run again).
+        The same commands as the reference ones, with this file's names, plus
+        an image builder that leaves no build container (see IMAGE_BUILDER;
+        safe to run again).
         """
         from orchestrator.teaching.notebooks import zenml_command
 
@@ -591,8 +598,10 @@ class MyFile:
                       echo=echo, exist_ok=True)
         zenml_command(f"zenml orchestrator register {ORCHESTRATOR} -f {FLAVOR}", echo=echo,
                       exist_ok=True)
-        zenml_command(f"zenml stack register {STACK} -o {ORCHESTRATOR} -a default", echo=echo,
-                      exist_ok=True)
+        zenml_command(f"zenml image-builder register {IMAGE_BUILDER} -f local "
+                      "--use_subprocess_call=True", echo=echo, exist_ok=True)
+        zenml_command(f"zenml stack register {STACK} -o {ORCHESTRATOR} -a default "
+                      f"-i {IMAGE_BUILDER}", echo=echo, exist_ok=True)
         zenml_command(f"zenml stack set {STACK}", echo=echo)
 
 
