@@ -94,5 +94,7 @@ class MyDockerOrchestratorSettings(BaseSettings):
         "that runs longer is stopped (SIGTERM, "
         "then SIGKILL after stop_grace_seconds), the attempt fails with "
         "'timed out after N s', and the step is retried if its retry policy "
-        "allows. None: no limit.",
+        "allows. An isolated step of a dynamic pipeline counts from its "
+        "container's start, loading included (ZenML's own entrypoint says "
+        "nothing when it is ready): allow for it. None: no limit.",
     )
