@@ -106,6 +106,19 @@ def _copy_package(project: Path) -> None:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
+# A dynamic pipeline whose isolated step asks for a memory limit, run from the
+# user's project on the stack the demo registered (no build: the parent image).
+DYNAMIC_WITH_LIMITS = """
+from zenml.config import DockerSettings, ResourceSettings
+from orchestrator.machine.base_image import parent_image_name
+from orchestrator.teaching.dynamic_examples import dynamic_memory_hog
+run = dynamic_memory_hog.with_options(settings={
+    "docker": DockerSettings(skip_build=True, parent_image=parent_image_name()),
+    "resources": ResourceSettings(memory="512MiB")})(megabytes=8)
+print("dynamic run:", run.status.value)
+"""
+
+
 @dataclass
 class Outcome:
     """What happened on one engine: each command's result, files and containers after it."""
@@ -125,6 +138,7 @@ def _exercise(outcome: Outcome) -> None:
         ("demo", ("python", "-m", "orchestrator.teaching.demo", "--seconds", "1", "--count", "3")),
         ("conformance kit", ("python", "-m", "orchestrator.conformance", "--stack", "my_stack",
                              "--json", str(session.work / "kit.json"))),
+        ("dynamic pipeline with limits", ("python", "-c", DYNAMIC_WITH_LIMITS)),
     ]
     try:
         # Every container that appears during the session and stays counts,
@@ -237,3 +251,19 @@ def test_the_conformance_kit_passes_what_the_engine_can_enforce(outcomes, engine
         assert verdicts[key]["passed"] is True, (key, verdicts[key])
     assert not outcomes[engine].not_owned["conformance kit"]
     assert not outcomes[engine].left["conformance kit"]
+
+
+@pytest.mark.parametrize("engine", SELECTED)
+def test_a_dynamic_pipelines_isolated_step_runs_and_unenforced_limits_are_told(
+        outcomes, engine: str) -> None:
+    """An isolated step with a memory limit completes; where the engine drops the
+    limit (these cgroup v1 rootless engines), the run says so, as a static run does."""
+    result = _result(outcomes, engine, "dynamic pipeline with limits")
+    output = result.stdout[-4000:] + result.stderr[-3000:]
+    assert result.returncode == 0, output
+    assert "dynamic run: completed" in result.stdout, output
+    kit = json.loads((outcomes[engine].session.work / "kit.json").read_text())["verdicts"]
+    if kit["resource_limits"]["passed"] is not True:
+        assert "cannot enforce the ResourceSettings of step(s) 'hog_memory'" in output, output
+    assert not outcomes[engine].not_owned["dynamic pipeline with limits"]
+    assert not outcomes[engine].left["dynamic pipeline with limits"]

@@ -14,7 +14,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Set, Tuple
 
 import docker
 
@@ -203,6 +203,11 @@ def orchestrator_mounts(local_stores_path: str) -> Dict[str, Dict[str, str]]:
     }
 
 
+# The dynamic runs (orchestrator run ids) already told which ResourceSettings
+# their engine does not enforce.
+_TOLD_OF_UNENFORCED_LIMITS: Set[str] = set()
+
+
 def plan_isolated_step(
     *,
     request: "IsolatedStepRequest",
@@ -263,6 +268,11 @@ def plan_isolated_step(
         pipeline_run_id=str(step_run_info.run_id),
     )
     labels[STEP_RUN_ID_LABEL] = str(step_run_info.step_run_id)
+    if orchestrator_run_id not in _TOLD_OF_UNENFORCED_LIMITS:
+        # As a static run does before its first step; once per run, not per step run.
+        if template.limits:
+            _TOLD_OF_UNENFORCED_LIMITS.add(orchestrator_run_id)
+        warn_about_unenforced_limits(client, {step_name: template})
     return RunPlan(
         steps={step_name: template},
         entrypoint=tuple(command),
