@@ -130,9 +130,7 @@ out.write(b"\\nlast line one\\nlast line two, no newline")
 """
 
 
-@step(enable_cache=False)
-def progress_flood(megabytes: int) -> int:
-    """Runs the progress tool (its output goes straight to the container's)."""
+def _run_progress_tool(megabytes: int) -> int:
     import subprocess
 
     subprocess.run([sys.executable, "-c", PROGRESS_TOOL.format(megabytes=megabytes)],
@@ -140,9 +138,26 @@ def progress_flood(megabytes: int) -> int:
     return megabytes
 
 
+@step(enable_cache=False)
+def progress_flood(megabytes: int) -> int:
+    """Runs the progress tool (its output goes straight to the container's)."""
+    return _run_progress_tool(megabytes)
+
+
 @pipeline(enable_cache=False)
 def progress_flood_pipeline(megabytes: int = 64) -> None:
     progress_flood(megabytes)
+
+
+@step(enable_cache=False, runtime="isolated")
+def isolated_progress_flood(megabytes: int) -> int:
+    """The same tool in an isolated step of a dynamic pipeline (its own container)."""
+    return _run_progress_tool(megabytes)
+
+
+@pipeline(dynamic=True, enable_cache=False)
+def dynamic_progress_flood_pipeline(megabytes: int = 8) -> None:
+    isolated_progress_flood(megabytes)
 
 
 @step(enable_cache=False)

@@ -104,6 +104,18 @@ def test_1_a_carriage_return_flood_is_kept_as_printed_without_holding_up_the_run
     assert len(log) < len(printed) + 20_000  # and not much else (ZenML's few lines)
 
 
+def test_1_in_a_dynamic_pipeline_too_the_kept_log_is_the_output_as_printed(faults):
+    """The same kind in the other run loop: an isolated step's kept log was
+    written line by line (each carriage-return run folded into one line)."""
+    run = faults.dynamic_progress_flood_pipeline.with_options(settings=NO_BUILD)(megabytes=4)
+    block = "".join("\rfetching shard %5d of 99999 [%3d%%]" % (i, i % 100)
+                    for i in range(1, 30001)).encode()
+    printed = (block * (4 * 1024 * 1024 // len(block))
+               + b"\nlast line one\nlast line two, no newline")
+    log = kept_log(run, "isolated_progress_flood")
+    assert printed in log, "the kept log is not the output as printed"
+
+
 @pytest.fixture(scope="module")
 def buffered_image(docker_client, parent_image):
     """The parent image with PYTHONUNBUFFERED unset (Python's default: buffered)."""

@@ -281,6 +281,24 @@ PIPELINES = textwrap.dedent(
 
 
     @step
+    def prints_progress() -> int:
+        """Progress in carriage returns, bytes that are not UTF-8, no final newline."""
+        import sys
+
+        out = sys.stdout.buffer
+        for i in range(2000):
+            out.write(b"\\rfetching shard %4d [%3d%%]" % (i, i % 100))
+        out.write(b"\\nnot utf-8: \\xff\\xfe\\nlast line, no newline")
+        out.flush()
+        return 1
+
+
+    @pipeline(enable_cache=False)
+    def progress_pipeline() -> None:
+        prints_progress()
+
+
+    @step
     def part(x: int, k: int) -> str:
         return f"{socket.gethostname()}={x * k}"
 
@@ -550,6 +568,20 @@ def _wait_for(read, check, seconds):
             if check(value) or time.monotonic() >= deadline:
                 return value
         time.sleep(0.2)
+
+
+def test_a_steps_kept_log_is_its_output_as_printed(swarm_project):
+    """As on my_docker: carriage returns and bytes that are not text are kept as
+    printed (the swarm runner wrote the log line by line, each carriage-return
+    run folded into one line)."""
+    from orchestrator.running.step_logs import log_file_name, run_log_dir
+
+    _, pipelines = swarm_project
+    run = pipelines.progress_pipeline()
+    printed = (b"".join(b"\rfetching shard %4d [%3d%%]" % (i, i % 100) for i in range(2000))
+               + b"\nnot utf-8: \xff\xfe\nlast line, no newline")
+    log = (run_log_dir(str(run.id)) / log_file_name("prints_progress", 1)).read_bytes()
+    assert printed in log, log[-300:]
 
 
 def test_a_step_no_node_can_hold_fails_before_anything_runs(swarm_project, local_swarm):

@@ -26,7 +26,6 @@ from requests.exceptions import RequestException
 from orchestrator.errors import ImageNotFoundError, InvalidSettingsError, MyDockerError
 from orchestrator.running.container_spec import ContainerSpec
 from orchestrator.running.labels import trial_labels
-from orchestrator.running.step_logs import LineSplitter
 
 LOG_TAIL_LINES = 60
 # How long a step's container is followed without an answer from the engine
@@ -363,21 +362,9 @@ class StepContainer:
             if not retry.wait():
                 return  # no engine for ENGINE_RETRY_SECONDS: the caller's wait tells
 
-    def follow_logs(self, on_line: Callable[[str], None]) -> None:
-        """Stream the container's output line by line until it exits (blank lines skipped)."""
-        lines = LineSplitter()
-        self.follow_output(lambda chunk: self._emit(lines.feed(chunk), on_line))
-        self._emit(lines.rest(), on_line)
-
     def keep_tail(self, line: str) -> None:
         """Remember one shown line among the last LOG_TAIL_LINES (the exit's `last_lines`)."""
         self.tail.append(line)
-
-    def _emit(self, lines: List[str], on_line: Callable[[str], None]) -> None:
-        for line in lines:
-            if line.strip():
-                self.tail.append(line)
-                on_line(line)
 
     def _state(self) -> Optional[str]:
         """The container's status ("running", "exited", ...), "gone" if removed,

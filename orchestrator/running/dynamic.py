@@ -63,7 +63,7 @@ from orchestrator.running.plan import RunPlan
 from orchestrator.running.planning import plan_isolated_step, warn_if_store_in_source_root
 from orchestrator.running.reporting import claim_orchestrator_run_id, finish_run
 from orchestrator.running.settings import ENV_ORCHESTRATOR_RUN_ID
-from orchestrator.running.step_logs import StepLogFile, TracebackFolder, run_log_dir
+from orchestrator.running.step_logs import LineSplitter, StepLogFile, TracebackFolder, run_log_dir
 from orchestrator.zenml_records import epoch_seconds, get_run, run_status, step_runs_of
 
 if TYPE_CHECKING:
@@ -271,14 +271,26 @@ class DynamicRun:
             timer.daemon = True
             timer.start()
 
-        def on_line(line: str) -> None:
-            log_file.write(line)
-            for visible in folder.feed(line):
-                shown.append(visible)
-                logger.info("[%s] %s", step.step_name, visible)
+        lines = LineSplitter()
+
+        def show(new_lines: List[str]) -> None:
+            for line in new_lines:
+                if not line.strip():
+                    continue
+                step.container.keep_tail(line)
+                for visible in folder.feed(line):
+                    shown.append(visible)
+                    logger.info("[%s] %s", step.step_name, visible)
+
+        def on_chunk(chunk: bytes) -> None:
+            # The kept log gets the output exactly as printed, as a static
+            # step's does; the client's log gets it as lines.
+            log_file.write_bytes(chunk)
+            show(lines.feed(chunk))
 
         try:
-            step.container.follow_logs(on_line)
+            step.container.follow_output(on_chunk)
+            show(lines.rest())
         finally:
             log_file.close()
             if timer is not None:

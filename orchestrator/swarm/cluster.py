@@ -336,16 +336,20 @@ def local_node_engines(nodes: Sequence[SwarmNode]) -> Dict[str, docker.DockerCli
 class ServiceLogFollower:
     """Streams a service's output, line by line, to `on_line` in a thread.
 
+    `on_bytes`, if given, gets the output as printed (a step's kept log), in
+    pieces cut anywhere, before the lines they complete go to `on_line`.
     Swarm's log stream of a service does not end when its task does, so
     `finish()` waits until no output came for a short while, then cuts the
     connection.
     """
 
     def __init__(self, client: docker.DockerClient, service_id: str,
-                 on_line: Callable[[str], None]) -> None:
+                 on_line: Callable[[str], None],
+                 on_bytes: Optional[Callable[[bytes], None]] = None) -> None:
         self._api = client.api
         self._service_id = service_id
         self._on_line = on_line
+        self._on_bytes = on_bytes
         self._last_output = time.monotonic()
         self._response: Any = None
         self._closed = threading.Event()
@@ -363,6 +367,8 @@ class ServiceLogFollower:
                 return
             for chunk in self._api._multiplexed_response_stream_helper(self._response):
                 self._last_output = time.monotonic()
+                if self._on_bytes is not None:
+                    self._on_bytes(chunk)
                 for line in splitter.feed(chunk):
                     self._on_line(line)
         except Exception:  # noqa: BLE001 - the connection is cut on purpose by finish()

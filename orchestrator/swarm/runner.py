@@ -156,7 +156,8 @@ class SwarmRunner:
         self.service_ids.append(service.id)
         attempt = _Attempt(step_name, number, service, now, log_file)
         attempt.follower = ServiceLogFollower(self.client, service.id,
-                                              lambda line, a=attempt: self._on_line(a, line))
+                                              lambda line, a=attempt: self._on_line(a, line),
+                                              on_bytes=log_file.write_bytes)
         self._active[step_name] = attempt
         total = self.scheduler.max_attempts(step_name)
         placement = self.plan.placements[step_name].describe()
@@ -164,7 +165,7 @@ class SwarmRunner:
                        f"({placement})")
 
     def _on_line(self, attempt: _Attempt, line: str) -> None:
-        attempt.log_file.write(line)
+        # (the kept log has the bytes already: ServiceLogFollower's on_bytes)
         attempt.last_lines.append(line)
         where = f"{attempt.step_name}@{attempt.node}" if attempt.node else attempt.step_name
         for shown in attempt.folder.feed(line):
