@@ -103,6 +103,13 @@ class ZenmlRunHooks(RunHooks):
         else:
             publish_utils.publish_failed_step_run(step_run.id)
 
+    def run_stopping(self) -> None:
+        """The client was interrupted: the run is STOPPING while its containers stop."""
+        if self.run_id is not None and not run_status(self.run_id).is_finished:
+            publish_utils.publish_pipeline_run_status_update(
+                pipeline_run_id=self.run_id, status=ExecutionStatus.STOPPING,
+                status_reason="The client was interrupted.")
+
     def run_interrupted(self) -> None:
         """The client was interrupted: running steps stopped, run stopped."""
         self._finish_step_records(lambda name: ExecutionStatus.STOPPED)

@@ -114,9 +114,12 @@ class StepFailure:
         lines = [line for line in meaningful_lines(list(self.shown_lines))
                  if not line.startswith(self.exception or "\0")]
         tail = "\n".join(f"    {line}" for line in lines[-FAILURE_TAIL_LINES:])
+        # The error line is in the first line already; without other lines the
+        # step printed nothing but ZenML's own lines and its traceback.
+        nothing = "    (nothing but the error above)" if self.exception else "    (no output)"
         text = (f"Step '{self.step_name}' failed{cause}\n"
                 f"  how: {self.exit.describe()}, {self.attempts} attempt(s)\n"
-                f"  last lines:\n{tail or '    (no output)'}")
+                f"  last lines:\n{tail or nothing}")
         if self.log_path:
             text += f"\n  full log: {self.log_path}"
         return text
@@ -161,6 +164,9 @@ class RunHooks:
                       state: StepState) -> None:
         """A container ended; `state` is the step's state in the scheduler after it."""
 
+    def run_stopping(self) -> None:
+        """The client was interrupted; the run's containers are about to be stopped."""
+
     def run_interrupted(self) -> None:
         """The client was interrupted; everything has been stopped and removed."""
 
@@ -184,6 +190,17 @@ class RunHooks:
     def run_reference(self) -> str:
         """How a user names this run to `python -m orchestrator.status`."""
         return "latest"
+
+
+def _say_stopping(hooks: "RunHooks") -> None:
+    """Record the run as stopping before its containers are stopped, as a stop
+    request does: ZenML inside a container that gets SIGTERM then records its
+    step STOPPED, not FAILED (an interrupt is the user's stop, README says).
+    Stopping the containers matters more than the record: errors are logged."""
+    try:
+        hooks.run_stopping()
+    except Exception as error:  # noqa: BLE001
+        hooks.log(f"Could not record the run as stopping in ZenML: {error}")
 
 
 @contextlib.contextmanager
@@ -824,6 +841,8 @@ class DagRunner:
             self.scheduler.request_stop(self.stop_reason)
         except Exception:  # noqa: BLE001 - never mask the original error
             pass
+        if not crashed:
+            _say_stopping(self.hooks)
         active = list(self._active.values())
         waiting = [early.container for early in self._early.values()]
         self._early.clear()
