@@ -60,8 +60,9 @@ def test_connect_to_nothing_says_what_was_tried_and_what_to_do(monkeypatch: pyte
     message = str(caught.value)
     assert "unix:///tmp/nothing.sock" in message
     assert "DOCKER_HOST" in message
-    assert "python -m orchestrator.machine.engine" in message
-    assert "Docker Desktop" in message and "systemctl start docker" in message
+    # Not the system engine's socket: starting the system engine would not help.
+    assert "start the engine that should listen there" in message
+    assert "systemctl start docker" not in message and "unset it" in message
     # The docker-py error is kept as the cause, not shown as the message.
     assert isinstance(caught.value.__cause__, docker.errors.DockerException)
 

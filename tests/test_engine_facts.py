@@ -310,3 +310,44 @@ def test_a_users_build_option_survives_zenmls_snapshot_and_reaches_the_builder(c
         assert sdk == {"pull": False, "rm": True, "forcerm": True}
         accepted = inspect.signature(docker.APIClient.build).parameters
         assert set(sdk) <= set(accepted), set(sdk) - set(accepted)
+
+
+def test_advice_for_an_address_nothing_listens_at_never_says_to_start_the_system_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DOCKER_HOST at a socket of no engine: the advice said both 'as root, run ...
+    (it installs and starts Docker)' and that starting the system engine would not help."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    target = engine.EngineTarget("unix:///tmp/nothing/docker.sock", "DOCKER_HOST", None)
+    advice = engine.advice_for(target, permission_denied=False)
+    assert "installs and starts Docker" not in advice and "systemctl start docker" not in advice
+    assert "unset it" in advice
+
+
+def test_a_users_running_engines_are_named_whatever_address_failed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped rootless address was told to start dockerd-rootless.sh, not that the
+    user's engines run at docker.sock and podman.sock; and a user with no context
+    was told only `export DOCKER_HOST`, not how to make a context of it."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    (tmp_path / "docker.sock").touch()
+    (tmp_path / "podman.sock").touch()
+    mistyped = engine.EngineTarget(f"unix://{tmp_path / 'nope.sock'}", "DOCKER_HOST", None)
+    advice = engine.advice_for(mistyped, permission_denied=False)
+    assert f"unix://{tmp_path / 'docker.sock'}" in advice
+    assert f"unix://{tmp_path / 'podman.sock'}" in advice
+    default = engine.EngineTarget("unix:///var/run/docker.sock", "default", None)
+    advice = engine.advice_for(default, permission_denied=True)
+    assert "docker context create" in advice and "docker context use" in advice
+    running = engine.EngineTarget(f"unix://{tmp_path / 'docker.sock'}", "DOCKER_HOST", None)
+    advice = engine.advice_for(running, permission_denied=False)  # not itself as the way out
+    assert f"export DOCKER_HOST=unix://{tmp_path / 'docker.sock'}" not in advice
+
+
+def test_with_docker_context_set_the_advice_is_to_change_that_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`docker context use` does nothing while DOCKER_CONTEXT is set."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    target = engine.EngineTarget("unix:///run/user/9/docker.sock", "DOCKER_CONTEXT", "dead")
+    advice = engine.advice_for(target, permission_denied=False)
+    assert "`docker context use NAME`" not in advice and "`docker context use mine`" not in advice
+    assert "unset DOCKER_CONTEXT" in advice

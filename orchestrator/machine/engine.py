@@ -333,7 +333,9 @@ def own_engine_sockets(environ: Optional[Mapping[str, str]] = None) -> List[str]
 
 
 def advice_for(target: EngineTarget, permission_denied: bool) -> str:
-    """What to do when `target` does not answer, fitting the kind of engine it is."""
+    """What to do when `target` does not answer, fitting the kind of engine it is,
+    what chose it (DOCKER_HOST, DOCKER_CONTEXT, the CLI's context) and the engine
+    sockets this user has."""
     kind = engine_kind_of_address(target.host)
     if kind == "podman":
         hint = ("This looks like Podman's Docker-compatible service: start it as the user "
@@ -346,25 +348,36 @@ def advice_for(target: EngineTarget, permission_denied: bool) -> str:
     elif kind == "remote":
         hint = (f"This engine is reached over the network ({target.host}): check that it "
                 f"runs and that this machine can reach it (`docker -H {target.host} info`).")
-    else:
+    elif _normal_host(target.host) == _normal_host(DEFAULT_HOST):
         hint = _HOW_TO_START
         if permission_denied:
             hint = ("The engine's socket exists but this user may not use it: run as "
                     "root, or add the user to the `docker` group "
                     "(`sudo usermod -aG docker $USER`, then log in again). " + hint)
-        own = own_engine_sockets()
-        if own:
-            hint += (f" This user has an engine socket of their own ({', '.join(own)}: "
-                     f"rootless Docker or Podman): to use it, `export DOCKER_HOST={own[0]}`.")
+    else:  # a local socket that is not the system engine's: starting that would not help
+        hint = (f"{target.host} is not the system engine's socket: start the engine that "
+                "should listen there.")
     if kind != "rootful-docker" and permission_denied:
         hint = ("This user may not use that socket: it belongs to another user's engine. "
                 + hint)
-    if target.context is not None:
+    own = [socket for socket in own_engine_sockets()
+           if _normal_host(socket) != _normal_host(target.host)]
+    if own:
+        hint += (f" This user has engine sockets of their own ({', '.join(own)}: rootless "
+                 f"Docker or Podman): to use one, `export DOCKER_HOST={own[0]}` (this shell)")
+        if target.source in ("DOCKER_HOST", "DOCKER_CONTEXT"):
+            hint += "."
+        else:
+            hint += (f", or `docker context create mine --docker host={own[0]}` then "
+                     "`docker context use mine` (every shell, and the `docker` command).")
+    if target.source == "DOCKER_CONTEXT":
+        hint += (f" DOCKER_CONTEXT='{target.context}' chose this engine (`docker context use` "
+                 "has no effect while it is set): unset DOCKER_CONTEXT, or set it to another "
+                 "context (`docker context ls` lists them).")
+    elif target.context is not None:
         hint += (f" The docker context '{target.context}' chose this engine: to use another, "
                  "`docker context use NAME` (`docker context ls` lists them; `default` is "
-                 "the system engine)"
-                 + (" or change DOCKER_CONTEXT" if target.source == "DOCKER_CONTEXT" else "")
-                 + ", or set DOCKER_HOST.")
+                 "the system engine), or set DOCKER_HOST.")
     elif target.source == "DOCKER_HOST":
         hint += " DOCKER_HOST chose this engine: unset it to use the docker context or the default."
     return hint
@@ -716,7 +729,8 @@ def _check_we_can_start(layout: DaemonLayout, error: DockerEngineUnavailableErro
         raise DockerEngineUnavailableError(
             f"{error} The docker context '{target.context}' points at {target.host}, so "
             "starting the system engine would not help: start the engine there, or "
-            "`docker context use default`."
+            + ("unset DOCKER_CONTEXT." if target.source == "DOCKER_CONTEXT"
+               else "`docker context use default`.")
         ) from error
     if sys.platform == "darwin":
         raise DockerEngineUnavailableError(
