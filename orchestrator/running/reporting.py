@@ -103,7 +103,7 @@ class ZenmlRunHooks(RunHooks):
         else:
             publish_utils.publish_failed_step_run(step_run.id)
 
-    def run_stopping(self) -> None:
+    def record_stopping(self) -> None:
         """The client was interrupted: the run is STOPPING while its containers stop."""
         if self.run_id is not None and not run_status(self.run_id).is_finished:
             publish_utils.publish_pipeline_run_status_update(

@@ -164,8 +164,18 @@ class RunHooks:
                       state: StepState) -> None:
         """A container ended; `state` is the step's state in the scheduler after it."""
 
-    def run_stopping(self) -> None:
+    def record_stopping(self) -> None:
         """The client was interrupted; the run's containers are about to be stopped."""
+
+    def run_stopping(self) -> None:
+        """Record the run as stopping before its containers are stopped, as a stop
+        request does: ZenML inside a container that gets SIGTERM then records its
+        step STOPPED, not FAILED (an interrupt is the user's stop, README says).
+        Stopping the containers matters more than the record: errors are logged."""
+        try:
+            self.record_stopping()
+        except Exception as error:  # noqa: BLE001
+            self.log(f"Could not record the run as stopping in ZenML: {error}")
 
     def run_interrupted(self) -> None:
         """The client was interrupted; everything has been stopped and removed."""
@@ -190,17 +200,6 @@ class RunHooks:
     def run_reference(self) -> str:
         """How a user names this run to `python -m orchestrator.status`."""
         return "latest"
-
-
-def _say_stopping(hooks: "RunHooks") -> None:
-    """Record the run as stopping before its containers are stopped, as a stop
-    request does: ZenML inside a container that gets SIGTERM then records its
-    step STOPPED, not FAILED (an interrupt is the user's stop, README says).
-    Stopping the containers matters more than the record: errors are logged."""
-    try:
-        hooks.run_stopping()
-    except Exception as error:  # noqa: BLE001
-        hooks.log(f"Could not record the run as stopping in ZenML: {error}")
 
 
 @contextlib.contextmanager
@@ -842,7 +841,7 @@ class DagRunner:
         except Exception:  # noqa: BLE001 - never mask the original error
             pass
         if not crashed:
-            _say_stopping(self.hooks)
+            self.hooks.run_stopping()
         active = list(self._active.values())
         waiting = [early.container for early in self._early.values()]
         self._early.clear()

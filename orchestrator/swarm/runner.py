@@ -29,12 +29,7 @@ import requests
 from orchestrator.errors import RunStoppedError, StepFailedError
 from orchestrator.running.containers import ContainerExit
 from orchestrator.running.labels import label_filters
-from orchestrator.running.runner import (
-    RunHooks,
-    StepFailure,
-    _say_stopping,
-    _terminate_as_interrupt,
-)
+from orchestrator.running.runner import RunHooks, StepFailure, _terminate_as_interrupt
 from orchestrator.running.scheduler import DagScheduler, StepState
 from orchestrator.running.step_logs import StepLogFile, TracebackFolder
 from orchestrator.running.verdict import Verdict, judge_attempt
@@ -352,7 +347,7 @@ class SwarmRunner:
         except Exception:  # noqa: BLE001 - never mask the original error
             pass
         if not crashed:
-            _say_stopping(self.hooks)
+            self.hooks.run_stopping()
         active = list(self._active.values())
         if active:
             self.hooks.log(f"{'Failed' if crashed else 'Interrupted'}: removing "
