@@ -6,6 +6,7 @@ module imports zenml. Everything a test session creates (store, artifacts,
 registered flavor and stack) lives in a temporary folder and disappears with it.
 """
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -131,6 +132,18 @@ def pytest_configure(config):
     """In the controller of a parallel session (`-n N`), the engine-wide check."""
     leftovers.register_controller_check(config)
     parallel.GroupTimes.register(config)
+
+
+@pytest.fixture(scope="module")
+def faults(project_dir):
+    """tests/fault_pipelines.py (the faults of the two fault modules), copied into the project folder and imported from there."""
+    shutil.copy(Path(__file__).with_name("fault_pipelines.py"), project_dir / "fault_pipelines.py")
+    sys.path.insert(0, str(project_dir))
+    try:
+        yield importlib.import_module("fault_pipelines")
+    finally:
+        sys.path.remove(str(project_dir))
+        sys.modules.pop("fault_pipelines", None)
 
 
 @pytest.fixture(scope="session", autouse=True)

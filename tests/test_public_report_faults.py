@@ -20,9 +20,7 @@ user's module. Fault N of the issue is test_N_...:
 10. a process lingering after its step completed does not hold up the run.
 """
 
-import importlib
 import io
-import shutil
 import signal
 import subprocess
 import sys
@@ -43,18 +41,6 @@ from orchestrator.running.step_logs import log_file_name, run_log_dir
 
 PARENT_IMAGE = "my-docker/zenml-parent:0.98.0-py3.11"
 NO_BUILD = {"docker": DockerSettings(skip_build=True, parent_image=PARENT_IMAGE)}
-
-
-@pytest.fixture(scope="module")
-def faults(project_dir):
-    """tests/fault_pipelines.py, copied into the project folder and imported from there."""
-    shutil.copy(Path(__file__).with_name("fault_pipelines.py"), project_dir / "fault_pipelines.py")
-    sys.path.insert(0, str(project_dir))
-    try:
-        yield importlib.import_module("fault_pipelines")
-    finally:
-        sys.path.remove(str(project_dir))
-        sys.modules.pop("fault_pipelines", None)
 
 
 def kept_log(run, step_name, attempt=1) -> bytes:

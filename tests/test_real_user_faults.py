@@ -7,9 +7,7 @@ during a retry's wait, failure output, the store inside the project, image
 build leftovers and step containers for any uid.
 """
 
-import importlib
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -29,18 +27,6 @@ from orchestrator.machine.stack import REFERENCE_COMMANDS
 
 PARENT_IMAGE = "my-docker/zenml-parent:0.98.0-py3.11"
 NO_BUILD = {"docker": DockerSettings(skip_build=True, parent_image=PARENT_IMAGE)}
-
-
-@pytest.fixture(scope="module")
-def faults(project_dir):
-    """tests/fault_pipelines.py, copied into the project folder and imported from there."""
-    shutil.copy(Path(__file__).with_name("fault_pipelines.py"), project_dir / "fault_pipelines.py")
-    sys.path.insert(0, str(project_dir))
-    try:
-        yield importlib.import_module("fault_pipelines")
-    finally:
-        sys.path.remove(str(project_dir))
-        sys.modules.pop("fault_pipelines", None)
 
 
 def latest_run(pipeline_name):
