@@ -128,7 +128,12 @@ def test_engine_down_is_a_clear_error(project_dir, monkeypatch):
     with pytest.raises(Exception) as raised:
         settings_pipeline()
     message = str(raised.value)
-    assert "python -m orchestrator.machine.engine" in message, message
+    # The socket is not the system engine's, so setting up the system engine would not help:
+    # the advice is to start the engine meant to listen there, or to stop choosing it.
+    assert "No Docker engine answers at unix:///tmp/my-docker-no-engine.sock" in message, message
+    assert "start the engine that should listen there" in message, message
+    assert "unset it" in message, message
+    assert "systemctl" not in message, message
     assert "Traceback" not in message
 
 
