@@ -151,18 +151,35 @@ def test_from_the_second_on_exercises_are_checked_on_the_readers_code(notebook):
     for exercise in exercises:
         tree = ast.parse(exercise.source)
         functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
-        assert len(functions) == 1, exercise.source[:200]
-        name = functions[0].name
-        body = [n for n in functions[0].body
-                if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
-                        and isinstance(n.value.value, str))]
-        assert [ast.dump(n) for n in body] == [ast.dump(ast.Expr(ast.Constant(Ellipsis)))], \
-            f"{name}: stored with its body as `...` (the reader writes it)"
+        classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+        if classes:  # a cell of classes: each class's body, or each method's, is `...`
+            assert not functions, exercise.source[:200]
+            name = classes[-1].name  # the piece: the last class (the config after its settings)
+            for node in classes:
+                methods = [n for n in node.body if isinstance(n, ast.FunctionDef)]
+                for body in [m.body for m in methods] or [node.body]:
+                    assert _only_ellipsis(body), \
+                        f"{node.name}: stored with its body as `...` (the reader writes it)"
+            definition = "class"
+        else:
+            assert len(functions) == 1, exercise.source[:200]
+            name = functions[0].name
+            assert _only_ellipsis(functions[0].body), \
+                f"{name}: stored with its body as `...` (the reader writes it)"
+            definition = "def"
         later = cells[cells.index(exercise) + 1:]
         assert ("exercise(" in later[0].source or "check_exercise(" in later[0].source) \
             and name in later[0].source, f"the cell after {name} checks it"
         for cell in later:
-            assert f"def {name}(" not in cell.source, f"{name} is redefined later: a solution cell"
+            assert f"{definition} {name}(" not in cell.source, \
+                f"{name} is redefined later: a solution cell"
+
+
+def _only_ellipsis(body):
+    """A body of a docstring (or not) and `...`: nothing written."""
+    rest = [n for n in body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+                                    and isinstance(n.value.value, str))]
+    return [ast.dump(n) for n in rest] == [ast.dump(ast.Expr(ast.Constant(Ellipsis)))]
 
 
 def test_exercise_pieces_go_into_the_readers_file_on_their_own():
@@ -391,6 +408,41 @@ WRONG_ANSWERS = {
 def run_order(upstreams):
     return list(upstreams)  # ignores the graph
 """, "after its upstream steps"),
+    "MyOrchestratorConfig": ("02_anatomy", """
+from zenml.config.base_settings import BaseSettings
+from zenml.orchestrators import BaseOrchestratorConfig
+
+
+class MyOrchestratorSettings(BaseSettings):
+    announce: bool = True
+
+
+class MyOrchestratorConfig(BaseOrchestratorConfig):  # the settings forgotten
+    @property
+    def is_local(self):
+        return True
+
+    @property
+    def is_synchronous(self):
+        return True
+""", "inherits MyOrchestratorSettings"),
+    "MyOrchestratorFlavor": ("02_anatomy", """
+from zenml.orchestrators import BaseOrchestratorFlavor
+
+
+class MyOrchestratorFlavor(BaseOrchestratorFlavor):
+    @property
+    def name(self):
+        return "my_docker"  # the package's flavor's name
+
+    @property
+    def config_class(self):
+        return MyOrchestratorConfig
+
+    @property
+    def implementation_class(self):
+        return MyOrchestrator
+""", "'my_orchestrator'"),
     "get_orchestrator_run_id": ("02_anatomy", """
 from uuid import uuid4
 
@@ -484,18 +536,19 @@ def wire_sweep(loader, trainer, evaluator, pick_best, gammas, test_size):
 
 CHECKED_IN_TUTORIAL_CHECKS = {"run", "start_step", "follow_step", "start_due_retries", "on_end",
                               "check_stop_request", "on_interrupt", "client_is_gone",
-                              "fetch_status"}
+                              "fetch_status", "submit_pipeline"}
 
 
 def test_every_exercise_has_a_wrong_answer_test():
-    from orchestrator.teaching.my_file import PIECES
+    from orchestrator.teaching.my_file import PIECES, defined_name
 
     found = set()
     for path in NOTEBOOKS:
         for cell in exercise_cells(nbformat.read(path, as_version=4)):
             found |= {node.name for node in ast.parse(cell.source).body
-                      if isinstance(node, ast.FunctionDef)}
-    assert set(WRONG_ANSWERS) <= found and set(PIECES) <= found
+                      if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    found -= {"MyOrchestratorSettings"}  # in the config's cell: checked with it
+    assert set(WRONG_ANSWERS) <= found and {defined_name(p) for p in PIECES} <= found
     # The other methods of the reader's file are rejected, wrong answer by wrong
     # answer, by tests/test_tutorial_checks.py (on stand-in runners and the engine);
     # one notebook run per exercise would cost CI minutes for the same check.
@@ -558,7 +611,8 @@ def run_with_wrong_answers(name, tmp_path_factory):
     for exercise, (in_notebook, wrong, _) in WRONG_ANSWERS.items():
         if in_notebook != name:
             continue
-        cell = next(c for c in exercise_cells(notebook) if f"def {exercise}(" in c.source)
+        cell = next(c for c in exercise_cells(notebook)
+                    if f"def {exercise}(" in c.source or f"class {exercise}(" in c.source)
         index = notebook.cells.index(cell)
         cell.source = wrong.strip()
         last = max(last, next(i for i in range(index + 1, len(notebook.cells))

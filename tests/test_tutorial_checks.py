@@ -17,6 +17,7 @@ tested in tests/test_notebooks.py. The methods of the reader's runner
 
 import os
 import queue
+import textwrap
 import time
 from collections import deque
 from uuid import uuid4
@@ -32,7 +33,9 @@ PURE = [name for name in checks.CHECKS if name not in ON_ENGINE]
 
 @pytest.mark.parametrize("name", PURE)
 def test_the_reference_passes_its_check(name):
-    verified = checks.CHECKS[name](getattr(solutions, name))
+    from orchestrator.teaching.my_file import reference_function
+
+    verified = checks.CHECKS[name](reference_function(name))
     assert verified and all(isinstance(item, str) for item in verified)
 
 
@@ -554,6 +557,182 @@ WRONG = {
         (fetch_always_with_steps, "include_steps=False"),
     ],
 }
+
+
+# --------------------------------------------------------------------------
+# The flavor's pieces (notebooks 2, 4, 5): classes, run as a cell of the file is
+# --------------------------------------------------------------------------
+
+
+def _cell(piece, source):
+    """What a reader's cell for `piece` defines, executed as the notebook's check does."""
+    from orchestrator.teaching.my_file import _execute, defined_name
+
+    return _execute(textwrap.dedent(source), piece)[defined_name(piece)]
+
+
+_SETTINGS_HEAD = """
+from zenml.config.base_settings import BaseSettings
+from zenml.orchestrators import BaseOrchestratorConfig
+
+
+class MyOrchestratorSettings(BaseSettings):
+    announce: bool = True
+"""
+_PROPERTIES = """
+    @property
+    def is_local(self):
+        return True
+
+    @property
+    def is_synchronous(self):
+        return True
+"""
+
+config_without_settings = _cell("MyOrchestratorConfig", _SETTINGS_HEAD + """
+
+class MyOrchestratorConfig(BaseOrchestratorConfig):  # forgot the settings
+""" + _PROPERTIES)
+config_not_synchronous = _cell("MyOrchestratorConfig", _SETTINGS_HEAD + """
+
+class MyOrchestratorConfig(BaseOrchestratorConfig, MyOrchestratorSettings):
+    @property
+    def is_local(self):
+        return True
+""")
+config_claims_retries_early = _cell("MyOrchestratorConfig", _SETTINGS_HEAD + """
+
+class MyOrchestratorConfig(BaseOrchestratorConfig, MyOrchestratorSettings):
+""" + _PROPERTIES + """
+    @property
+    def handles_step_retries(self):
+        return True
+""")
+config_4_keeps_announce_only = _cell("MyOrchestratorConfig@4", _SETTINGS_HEAD + """
+
+class MyOrchestratorConfig(BaseOrchestratorConfig, MyOrchestratorSettings):
+""" + _PROPERTIES)
+config_4_untyped_field = _cell("MyOrchestratorConfig@4", """
+from typing import Any
+
+from zenml.config.base_settings import BaseSettings
+from zenml.orchestrators import BaseOrchestratorConfig
+
+
+class MyOrchestratorSettings(BaseSettings):
+    max_parallelism: Any = 4  # any value goes
+
+
+class MyOrchestratorConfig(BaseOrchestratorConfig, MyOrchestratorSettings):
+""" + _PROPERTIES)
+config_5_without_retries = _cell("MyOrchestratorConfig@5", """
+from zenml.config.base_settings import BaseSettings
+from zenml.orchestrators import BaseOrchestratorConfig
+
+
+class MyOrchestratorSettings(BaseSettings):
+    max_parallelism: int = 4
+    stop_grace_seconds: int = 5
+
+
+class MyOrchestratorConfig(BaseOrchestratorConfig, MyOrchestratorSettings):
+""" + _PROPERTIES)
+
+_FLAVOR = """
+from zenml.orchestrators import BaseOrchestratorFlavor
+
+
+class MyOrchestratorFlavor(BaseOrchestratorFlavor):
+    @property
+    def name(self):
+        return {name!r}
+
+    @property
+    def config_class(self):
+        return MyOrchestratorConfig
+
+    @property
+    def implementation_class(self):
+        return {implementation}
+"""
+flavor_named_like_the_package = _cell("MyOrchestratorFlavor", _FLAVOR.format(
+    name="my_docker", implementation="MyOrchestrator"))
+flavor_implemented_by_its_config = _cell("MyOrchestratorFlavor", _FLAVOR.format(
+    name="my_orchestrator", implementation="MyOrchestratorConfig"))
+
+
+def _submit_with(order_of, skip, env, raise_at_end=True, run_id_per_step=False):
+    """A stage-2 submit_pipeline with one decision made differently."""
+
+    def submit_pipeline(self, snapshot, stack, base_environment, step_environments,
+                        placeholder_run=None):
+        steps = snapshot.step_configurations
+        upstreams = {name: list(step.spec.upstream_steps) for name, step in steps.items()}
+        run_id = str(uuid4())
+        not_run, failed = set(), []
+        for name in order_of(upstreams):
+            if skip and not_run & set(upstreams[name]):
+                not_run.add(name)
+                continue
+            variables = {**step_environments[name],
+                         solutions.RUN_ID_VARIABLE: str(uuid4()) if run_id_per_step else run_id}
+            try:
+                env(variables, lambda step=steps[name]: self.run_step(step))
+            except Exception:  # noqa: BLE001
+                not_run.add(name)
+                failed.append(name)
+        if failed:
+            self._record_failed_run(placeholder_run)
+            if raise_at_end:
+                raise RuntimeError(f"step(s) failed: {failed}")
+
+    return submit_pipeline
+
+
+def _temporary(variables, call):
+    from zenml.utils.env_utils import temporary_environment
+
+    with temporary_environment(variables):
+        call()
+
+
+def _set_for_good(variables, call):
+    os.environ.update(variables)
+    call()
+
+
+submit_in_listed_order = _submit_with(list, True, _temporary)
+submit_runs_what_needs_a_failed_step = _submit_with(solutions.run_order, False, _temporary)
+submit_leaves_the_id_behind = _submit_with(solutions.run_order, True, _set_for_good)
+submit_without_an_error = _submit_with(solutions.run_order, True, _temporary, raise_at_end=False)
+submit_an_id_per_step = _submit_with(solutions.run_order, True, _temporary, run_id_per_step=True)
+
+WRONG.update({
+    "MyOrchestratorConfig": [
+        (config_without_settings, "inherits MyOrchestratorSettings"),
+        (config_not_synchronous, "is_synchronous"),
+        (config_claims_retries_early, "handles_step_retries is False"),
+    ],
+    "MyOrchestratorConfig@4": [
+        (config_4_keeps_announce_only, "max_parallelism"),
+        (config_4_untyped_field, "wrong value"),
+    ],
+    "MyOrchestratorConfig@5": [
+        (config_5_without_retries, "handles_step_retries is True"),
+    ],
+    "MyOrchestratorFlavor": [
+        (flavor_named_like_the_package, "'my_orchestrator'"),
+        (flavor_implemented_by_its_config, "implementation_class"),
+    ],
+    "submit_pipeline": [
+        (submit_in_listed_order, "after its upstream steps"),
+        (submit_runs_what_needs_a_failed_step, "is skipped"),
+        (submit_leaves_the_id_behind, "not left in this process's environment"),
+        (submit_without_an_error, "returned normally"),
+        (submit_an_id_per_step, "one run id"),
+    ],
+})
+
 CASES = [(name, function, words) for name, wrongs in WRONG.items()
          for function, words in wrongs]
 
@@ -746,7 +925,13 @@ def _paste_references(notebooks_dir, into):
     import inspect
     import json
 
-    from orchestrator.teaching.my_file import EXERCISE_TAG, NOTEBOOK_FILES, PIECES
+    from orchestrator.teaching.my_file import (
+        EXERCISE_TAG,
+        NOTEBOOK_FILES,
+        PIECES,
+        piece_written_in,
+        reference_source,
+    )
 
     for file_name in NOTEBOOK_FILES.values():
         notebook = json.loads((notebooks_dir / file_name).read_text())
@@ -755,6 +940,12 @@ def _paste_references(notebooks_dir, into):
                 continue
             source = "".join(cell["source"])
             lines = source.splitlines()
+            number = next(n for n, name in NOTEBOOK_FILES.items() if name == file_name)
+            classes = [node.name for node in ast.parse(source).body
+                       if isinstance(node, ast.ClassDef)]
+            if classes:  # a cell of classes: the reference cell in its place
+                cell["source"] = reference_source(piece_written_in(classes[-1], number))
+                continue
             for node in reversed(ast.parse(source).body):
                 if isinstance(node, ast.FunctionDef) and node.name in PIECES:
                     reference = inspect.getsource(getattr(solutions, node.name)).splitlines()
@@ -784,16 +975,25 @@ def test_a_methods_own_imports_go_to_the_top_of_the_file():
     where the method sees it (inside the class body it would be a class attribute)."""
     import ast
 
-    from orchestrator.teaching.my_file import Piece, assemble, extract_piece, reference_file
+    from orchestrator.teaching.my_file import (
+        Piece,
+        assemble,
+        extract_piece,
+        pieces_of_stage,
+        reference_file,
+        reference_source,
+    )
 
     cell = ("import hashlib\n\n\ndef get_orchestrator_run_id(self):\n"
             "    return hashlib.sha1(os.environ[RUN_ID_VARIABLE].encode()).hexdigest()\n\n\n"
             "print('a call in the cell stays out')\n")
     source = extract_piece(cell, "get_orchestrator_run_id")
     assert source.startswith("import hashlib") and "print(" not in source
+    sources = {name: reference_source(name) for name in pieces_of_stage(2)}
+    sources.update({"run_order": "def run_order(u):\n    return list(u)\n",
+                    "get_orchestrator_run_id": source})
     pieces = {name: Piece(name, piece_source, None, "reference", "", [])
-              for name, piece_source in [("run_order", "def run_order(u):\n    return list(u)\n"),
-                                         ("get_orchestrator_run_id", source)]}
+              for name, piece_source in sources.items()}
     text = assemble(2, pieces)
     tree = ast.parse(text)
     assert any(isinstance(node, ast.Import) and node.names[0].name == "hashlib"

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List
 from orchestrator.teaching import properties
 from orchestrator.teaching.check_base import ExerciseCheckError, _Checker, _removed, _shown, _Text  # noqa: F401
 
-__all__ = ["ExerciseCheckError", "CHECKS"]
+__all__ = ["ExerciseCheckError", "CHECKS", "STAND_INS"]
 
 
 # --------------------------------------------------------------------------
@@ -545,7 +545,10 @@ CHECKS: Dict[str, Callable[..., List[str]]] = {
     "merge_status": check_merge_status,
 }
 
-# The checks of the methods (and of notebook 6's client_is_gone) live in their own module.
+# The checks of the methods (and of notebook 6's client_is_gone) live in their own module,
+# and so do those of the flavor's pieces (its classes, stage 2's submit_pipeline).
+from orchestrator.teaching.flavor_checks import FLAVOR_CHECKS, STAND_INS  # noqa: E402
 from orchestrator.teaching.method_checks import METHOD_CHECKS  # noqa: E402
 
 CHECKS.update(METHOD_CHECKS)
+CHECKS.update(FLAVOR_CHECKS)

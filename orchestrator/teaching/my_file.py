@@ -35,12 +35,14 @@ import inspect
 import json
 import sys
 import textwrap
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from orchestrator.teaching import solutions
-from orchestrator.teaching.checks import CHECKS, ExerciseCheckError
+from orchestrator.teaching.checks import CHECKS, STAND_INS, ExerciseCheckError
+from orchestrator.teaching.class_solutions import CLASS_SOURCES
 
 MODULE = "my_orchestrator"
 FLAVOR = "my_orchestrator"
@@ -55,16 +57,24 @@ IMAGE_BUILDER = "my_orchestrator_builder"
 SCAFFOLDS = Path(__file__).with_name("scaffolds")
 FIRST_STAGE, LAST_STAGE = 2, 6
 
-# piece -> the notebook where the reader writes it
+# piece -> the notebook where the reader writes it. A piece is a function, a
+# method, or classes (one cell); its name is what it defines. A piece written
+# again in a later notebook (the settings grow) has that notebook after an "@":
+# "MyOrchestratorConfig@4" is notebook 4's version of MyOrchestratorConfig.
 PIECES: Dict[str, int] = {
+    "MyOrchestratorConfig": 2,
+    "MyOrchestratorFlavor": 2,
     "run_order": 2,
     "get_orchestrator_run_id": 2,
+    "submit_pipeline": 2,
     "container_kwargs": 3,
     "follow_container": 3,
+    "MyOrchestratorConfig@4": 4,
     "ready_steps": 4,
     "run": 4,
     "start_step": 4,
     "follow_step": 4,
+    "MyOrchestratorConfig@5": 5,
     "after_failure": 5,
     "retry_delay": 5,
     "resource_limits": 5,
@@ -78,10 +88,19 @@ PIECES: Dict[str, int] = {
     "client_is_gone": 6,
     "fetch_status": 6,
 }
+# Pieces the file holds only up to a stage: from the next one a later version
+# (or, for stage 2's in-process submit_pipeline, the scaffolding's container
+# loop) takes their place.
+UNTIL: Dict[str, int] = {
+    "MyOrchestratorConfig": 3,
+    "MyOrchestratorConfig@4": 4,
+    "submit_pipeline": 2,
+}
 # Pieces that are methods: the reader writes them as functions whose first
 # argument is ``self``; the file puts them, indented, inside this class.
 METHODS: Dict[str, str] = {
     "get_orchestrator_run_id": "MyOrchestrator",
+    "submit_pipeline": "MyOrchestrator",
     "run": "Runner",
     "start_step": "Runner",
     "follow_step": "Runner",
@@ -136,15 +155,53 @@ class Piece:
 
 
 def pieces_of_stage(stage: int) -> List[str]:
-    """The pieces the file has at `stage` (in the order the file lists them)."""
-    return [name for name, notebook in PIECES.items() if notebook <= stage]
+    """The pieces the file has at `stage` (in the order `PIECES` lists them)."""
+    return [name for name, notebook in PIECES.items()
+            if notebook <= stage <= UNTIL.get(name, LAST_STAGE)]
+
+
+def defined_name(piece: str) -> str:
+    """What a piece defines: "MyOrchestratorConfig@4" defines MyOrchestratorConfig."""
+    return piece.split("@")[0]
+
+
+def piece_written_in(name: str, notebook: int) -> str:
+    """The piece that notebook `notebook` writes under the name `name` (a function,
+    method or class name): "MyOrchestratorConfig" in notebook 4 is "MyOrchestratorConfig@4".
+
+    Raises:
+        ValueError: no exercise of that notebook defines `name`.
+    """
+    for piece, written_in in PIECES.items():
+        if defined_name(piece) == name and written_in == notebook:
+            return piece
+    raise ValueError(f"notebook {notebook} has no exercise named {name!r}; its exercises are "
+                     f"{[defined_name(p) for p, n in PIECES.items() if n == notebook]}")
+
+
+def _definition(tree: ast.Module, name: str) -> Optional[ast.stmt]:
+    """The top-level function or class `name` defines in a parsed cell, if any."""
+    return next((node for node in tree.body
+                 if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name),
+                None)
+
+
+def _only_a_placeholder(body: List[ast.stmt]) -> bool:
+    """A body of only a docstring and ``...`` (or ``pass``): nothing written yet."""
+    rest = [node for node in body
+            if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+                    and isinstance(node.value.value, str))]
+    return all(isinstance(node, ast.Pass) or (isinstance(node, ast.Expr)
+               and isinstance(node.value, ast.Constant) and node.value.value is Ellipsis)
+               for node in rest)
 
 
 def extract_piece(cell_source: str, name: str) -> Optional[str]:
-    """What of an exercise cell goes into the file: imports, constants, functions.
+    """What of an exercise cell goes into the file: imports, constants, functions, classes.
 
-    Returns None when the cell does not define ``name``. Magics and shell
-    lines are dropped; so are statements that do something (a print, a call).
+    `name` is a piece (see `PIECES`); the cell must define what the piece
+    names. Returns None when it does not. Magics and shell lines are
+    dropped; so are statements that do something (a print, a call).
     """
     lines = [line for line in cell_source.splitlines()
              if not line.lstrip().startswith(("%", "!"))]
@@ -153,7 +210,7 @@ def extract_piece(cell_source: str, name: str) -> Optional[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return None
-    if not any(isinstance(node, ast.FunctionDef) and node.name == name for node in tree.body):
+    if _definition(tree, defined_name(name)) is None:
         return None
     kept = []
     for node in tree.body:
@@ -170,52 +227,78 @@ def extract_piece(cell_source: str, name: str) -> Optional[str]:
     return "\n\n".join(kept).strip() + "\n"
 
 
-def is_unwritten(function: Callable) -> bool:
-    """Whether a function's body is still only a docstring and ``...`` (or ``pass``)."""
+def is_unwritten(function: Any) -> bool:
+    """Whether a function's (or a class's) body is still only a docstring and ``...``."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     except (OSError, TypeError, SyntaxError):
         return False
-    definition = next((n for n in tree.body if isinstance(n, ast.FunctionDef)), None)
-    if definition is None:
-        return False
-    body = [node for node in definition.body
-            if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
-                    and isinstance(node.value.value, str))]
-    return all(isinstance(node, ast.Pass) or (isinstance(node, ast.Expr)
-               and isinstance(node.value, ast.Constant) and node.value.value is Ellipsis)
-               for node in body)
+    definition = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))),
+                      None)
+    return definition is not None and _only_a_placeholder(definition.body)
 
 
 def is_unwritten_in(source: str, name: str) -> bool:
+    """Whether what piece `name` defines in `source` is still only a placeholder.
+
+    A class counts as unwritten when its body is only ``...``, or when each of
+    its methods' bodies is (a class given with its methods' signatures); a
+    cell of classes, when each of its classes is.
+    """
     tree = ast.parse(source)
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == name:
-            body = [n for n in node.body if not (isinstance(n, ast.Expr) and isinstance(
-                n.value, ast.Constant) and isinstance(n.value.value, str))]
-            return all(isinstance(n, ast.Pass) or (isinstance(n, ast.Expr) and isinstance(
-                n.value, ast.Constant) and n.value.value is Ellipsis) for n in body)
-    return False
+    definition = _definition(tree, defined_name(name))
+    if definition is None:
+        return False
+    if isinstance(definition, ast.FunctionDef):
+        return _only_a_placeholder(definition.body)
+    # Classes: the cell is unwritten while every class in it is (one written class is
+    # checked, so that the check says what the other still lacks).
+    return all(_class_unwritten(node) for node in tree.body if isinstance(node, ast.ClassDef))
+
+
+def _class_unwritten(node: ast.ClassDef) -> bool:
+    if _only_a_placeholder(node.body):
+        return True
+    methods = [item for item in node.body if isinstance(item, ast.FunctionDef)]
+    return bool(methods) and all(_only_a_placeholder(item.body) for item in methods)
 
 
 def _execute(source: str, name: str) -> Optional[Dict[str, Any]]:
-    namespace: Dict[str, Any] = {"__name__": f"my_orchestrator_piece_{name}"}
+    """Run a piece's source on its own, as a module of its own; its namespace.
+
+    A real module (in `sys.modules`), because pydantic resolves a settings
+    class's annotations (``Optional[int]``) through the class's module.
+    """
+    module = types.ModuleType(f"my_orchestrator_piece_{defined_name(name)}")
+    sys.modules[module.__name__] = module
+    namespace: Dict[str, Any] = vars(module)
     if name in METHODS:
         # A method sees the module's names (queue, time, logger, the other
         # pieces...), as in the file: here the reference module's.
         namespace.update({key: value for key, value in vars(solutions).items()
                           if not key.startswith("__")})
-    exec(compile(source, f"<your {name}>", "exec"), namespace)
+    namespace.update(STAND_INS.get(name, lambda: {})())
+    exec(compile(source, f"<your {defined_name(name)}>", "exec"), namespace)
     return namespace
 
 
 def reference_source(name: str) -> str:
-    """The reference solution's source (from `orchestrator.teaching.solutions`)."""
+    """The reference solution's source (`orchestrator.teaching.solutions`, or
+    `class_solutions` for the class pieces)."""
+    if name in CLASS_SOURCES:
+        return CLASS_SOURCES[name]
     return inspect.getsource(getattr(solutions, name))
 
 
+def reference_function(name: str) -> Any:
+    """The reference solution itself: a function, or a class executed from its source."""
+    if name in CLASS_SOURCES:
+        return _execute(CLASS_SOURCES[name], name)[defined_name(name)]
+    return getattr(solutions, name)
+
+
 def reference_piece(name: str, note: str, reader: str = "not written") -> Piece:
-    function = getattr(solutions, name)
+    function = reference_function(name)
     return Piece(name, reference_source(name), function, "reference", note,
                  CHECKS[name](function), reader)
 
@@ -226,8 +309,11 @@ def _defines_in_exercise(path: Path, name: str) -> bool:
         cells = json.loads(path.read_text()).get("cells", [])
     except (OSError, ValueError):
         return False
+    defined = defined_name(name)
     return any(cell.get("cell_type") == "code"
-               and f"def {name}(" in "".join(cell.get("source", "")) for cell in cells)
+               and (f"def {defined}(" in "".join(cell.get("source", ""))
+                    or f"class {defined}(" in "".join(cell.get("source", "")))
+               for cell in cells)
 
 
 def where_else(name: str, notebooks_dir: Path, expected: str) -> List[str]:
@@ -253,7 +339,7 @@ def checked_piece(name: str, source: str, where: str) -> Piece:
             f"{name}: your cell does not run on its own: {type(error).__name__}: {error}\n"
             "  why it matters: the cell goes into my_orchestrator.py as it is, so it must "
             "hold its own imports") from None
-    function = namespace[name]
+    function = namespace[defined_name(name)]
     try:
         verified = CHECKS[name](function)
     except ExerciseCheckError as error:
@@ -361,13 +447,13 @@ def reference_file(stage: int, wrong: Optional[Dict[str, str]] = None) -> str:
     pieces = {}
     for name in pieces_of_stage(stage):
         source = (wrong or {}).get(name) or reference_source(name)
-        pieces[name] = Piece(name, source, getattr(solutions, name), "reference",
+        pieces[name] = Piece(name, source, reference_function(name), "reference",
                              "reference solution", [])
     return assemble(stage, pieces)
 
 
 def _cell_source_defining(name: str) -> Optional[str]:
-    """The latest input of this IPython kernel that defines function `name`."""
+    """The latest input of this IPython kernel that defines what piece `name` defines."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -375,9 +461,10 @@ def _cell_source_defining(name: str) -> Optional[str]:
     shell = get_ipython()
     if shell is None:
         return None
+    defined = defined_name(name)
     for cell in reversed(shell.user_ns.get("In", [])):
         piece = extract_piece(shell.input_transformer_manager.transform_cell(cell), name) \
-            if "def " + name in cell else None
+            if f"def {defined}(" in cell or f"class {defined}(" in cell else None
         if piece:
             return piece
     return None
@@ -416,8 +503,10 @@ class MyFile:
         workspace = workspace or current_workspace()
         stage_file = min(stage, LAST_STAGE)
         pieces = {}
-        earlier = [name for name in pieces_of_stage(stage_file)
-                   if PIECES[name] < stage or stage > LAST_STAGE]
+        if stage > LAST_STAGE:  # notebook 7: every piece, for the scoreboard
+            earlier = list(PIECES)
+        else:
+            earlier = [name for name in pieces_of_stage(stage_file) if PIECES[name] < stage]
         if earlier:
             echo(f"my_orchestrator.py as notebook {stage} starts: the pieces of earlier notebooks")
         for name in earlier:
@@ -430,28 +519,32 @@ class MyFile:
                  "notebook (Ctrl-S) for its answers to count here)")
         return cls(stage_file, workspace.project_dir, workspace.notebooks_dir, pieces, echo)
 
-    def exercise(self, name: str, function: Callable) -> Callable:
-        """Check the reader's `function` (or say it is not written and check the reference).
+    def exercise(self, name: str, function: Any) -> Any:
+        """Check the reader's `function` (or class; or say it is not written and check
+        the reference).
+
+        Args:
+            name: what the exercise defines (a function, method or class name).
 
         Returns:
-            The function the file will contain (the reader's, or the reference).
+            What the file will contain (the reader's, or the reference).
 
         Raises:
-            ExerciseCheckError: the reader's function fails the check.
+            ValueError: this notebook has no exercise of that name.
+            ExerciseCheckError: the reader's code fails the check.
         """
-        if name not in PIECES:
-            raise ValueError(f"no exercise named {name!r}; they are {list(PIECES)}")
-        source = _cell_source_defining(name)
-        unwritten = is_unwritten_in(source, name) if source else is_unwritten(function)
+        piece_name = piece_written_in(name, self.stage)
+        source = _cell_source_defining(piece_name)
+        unwritten = is_unwritten_in(source, piece_name) if source else is_unwritten(function)
         if unwritten:
-            piece = reference_piece(name, "yours is not written yet")
+            piece = reference_piece(piece_name, "yours is not written yet")
             self.echo(reference_banner(name, piece.verified))
         else:
             if source is None:  # not in a notebook: the function's own source
                 source = textwrap.dedent(inspect.getsource(function))
-            piece = checked_piece(name, source, f"written in notebook {PIECES[name]}")
+            piece = checked_piece(piece_name, source, f"written in notebook {self.stage}")
             self.echo(yours_passed(name, piece.verified))
-        self.pieces[name] = piece
+        self.pieces[piece_name] = piece
         return piece.function
 
     def missing(self) -> List[str]:
@@ -496,9 +589,10 @@ class MyFile:
         return kept
 
     def scoreboard(self) -> List[Dict[str, str]]:
-        """Every piece: whose code the file runs, and what became of the reader's."""
+        """Every piece written up to this stage (also those a later version replaced):
+        whose code the file runs (or ran at its stage), and what became of the reader's."""
         rows = []
-        for name in pieces_of_stage(self.stage):
+        for name in [name for name, notebook in PIECES.items() if notebook <= self.stage]:
             piece = self.pieces.get(name)
             if piece is None:
                 rows.append({"piece": name, "notebook": str(PIECES[name]), "runs": "reference",
@@ -568,6 +662,10 @@ class MyFile:
             before: List[str] = []
         else:
             previous = {n: p for n, p in self.pieces.items() if PIECES[n] < self.stage}
+            for name in pieces_of_stage(self.stage - 1):  # one this stage replaced
+                if name not in previous:
+                    previous[name] = Piece(name, self._saved_source(name), None, "reference",
+                                           "as the previous notebook left it", [])
             before = assemble(self.stage - 1, previous).splitlines()
         differ = difflib.HtmlDiff(wrapcolumn=80)
         table = differ.make_table(before, after, f"stage {self.stage - 1}",
@@ -579,6 +677,21 @@ class MyFile:
                 + table + "</div><p><small>Left: the file as the previous notebook left it; "
                 "right: as this notebook leaves it. Green: added, yellow: changed, red: "
                 "removed.</small></p>")
+
+    def _saved_source(self, name: str) -> str:
+        """A piece's text as saved in its notebook (not checked), else the reference's."""
+        path = (Path(self.notebooks_dir) / NOTEBOOK_FILES[PIECES[name]]
+                if self.notebooks_dir else None)
+        try:
+            cells = json.loads(path.read_text()).get("cells", []) if path else []
+        except (OSError, ValueError):
+            cells = []
+        for cell in cells:
+            if EXERCISE_TAG in cell.get("metadata", {}).get("tags", []):
+                source = extract_piece("".join(cell.get("source", "")), name)
+                if source and not is_unwritten_in(source, name):
+                    return source
+        return reference_source(name)
 
     def show_added(self) -> None:
         from IPython.display import HTML, display

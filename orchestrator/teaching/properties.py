@@ -150,6 +150,35 @@ def ready_steps_properties(c: Any, ready_steps: Callable) -> None:
 
 
 # --------------------------------------------------------------------------
+# stage 2's submit_pipeline (notebook 2)
+# --------------------------------------------------------------------------
+
+
+@st.composite
+def runs_with_failures(draw: Any) -> Tuple[Graph, Tuple[str, ...]]:
+    """A graph and the steps that fail in it (none, one or two)."""
+    graph = draw(graphs())
+    failing = draw(st.lists(st.sampled_from(list(graph)), max_size=2, unique=True))
+    return graph, tuple(failing)
+
+
+def submit_pipeline_properties(c: Any, problem_of: Callable[[Graph, Tuple[str, ...]],
+                                                            Optional[str]]) -> None:
+    """`problem_of(graph, failing)`: what went wrong in one run (None: nothing)."""
+
+    def problem(case: Tuple[Graph, Tuple[str, ...]]) -> Optional[Tuple[str, Any]]:
+        graph, failing = case
+        found = problem_of(graph, failing)
+        return None if found is None else (f"steps {graph!r}, failing {list(failing)!r}", found)
+
+    c.holds_for_all(runs_with_failures(), "on any graph, with any steps failing: each step "
+                    "that needs no failed step runs once, after its upstream steps, in its "
+                    "own environment with the run's id; the others never run; a failure "
+                    "raises at the end", "the order and the skipping must hold for every "
+                    "pipeline, not only the examples", problem, max_examples=60)
+
+
+# --------------------------------------------------------------------------
 # after_failure (notebook 5)
 # --------------------------------------------------------------------------
 

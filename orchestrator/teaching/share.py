@@ -25,6 +25,7 @@ from orchestrator.teaching.my_file import (
     LAST_STAGE,
     MODULE,
     PIECES,
+    UNTIL,
     pieces_of_stage,
     reference_file,
     reference_source,
@@ -98,13 +99,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     pieces = piece_lines()
     print("pieces you write (code lines of the reference solution):")
     for name, count in pieces.items():
-        print(f"  notebook {PIECES[name]}  {name:23} {count:3}")
+        until = UNTIL.get(name)
+        later = f"  (in the file up to stage {until}; then a later version)" if until else ""
+        print(f"  notebook {PIECES[name]}  {name:23} {count:3}{later}")
     print("per stage: the file's code lines, yours (written up to then), given")
     for row in stage_table():
         print(f"  stage {row['stage']}: {row['file']:4} lines, {row['pieces']:3} yours "
               f"({row['written_here']} written in notebook {row['stage']}), {row['given']:3} given")
     total = code_lines(reference_file(LAST_STAGE))
-    mine = sum(pieces.values())
+    mine = sum(pieces[name] for name in pieces_of_stage(LAST_STAGE))  # the final file's
     print(f"reader share: {mine} of {total} code lines ({100 * mine / total:.0f}%)")
     return 0
 

@@ -75,6 +75,48 @@ def get_orchestrator_run_id(self):
                            "my_orchestrator") from None
 
 
+def submit_pipeline(self, snapshot, stack, base_environment, step_environments,
+                    placeholder_run=None):
+    """Run every step of the snapshot in this process, in `run_order` (notebook 2; a
+    method of MyOrchestrator at stage 2, replaced by a container loop from stage 3).
+
+    A step that fails is logged and the steps that need it are skipped; the
+    others go on (CONTINUE_ON_FAILURE). ZenML's `run_step` records each step.
+    The package's version: `orchestrator.running.submission`.
+
+    Raises:
+        RuntimeError: a step failed (after every step that could run has run).
+    """
+    from uuid import uuid4
+
+    from zenml.utils.env_utils import temporary_environment
+
+    settings = self.get_settings(snapshot)
+    steps = snapshot.step_configurations
+    upstreams = {name: list(step.spec.upstream_steps) for name, step in steps.items()}
+    run_id = str(uuid4())  # one id for the whole run, in every step's environment
+    not_run = set()  # failed or skipped
+    failed = []
+    for number, name in enumerate(run_order(upstreams), start=1):
+        if not_run & set(upstreams[name]):
+            not_run.add(name)
+            logger.info("my_orchestrator: skipping %s: it needs a step that failed", name)
+            continue
+        if settings.announce:
+            logger.info("my_orchestrator: step %d/%d: %s", number, len(steps), name)
+        try:
+            with temporary_environment({**step_environments[name], RUN_ID_VARIABLE: run_id}):
+                self.run_step(steps[name])  # raises if the step fails
+        except Exception as error:  # noqa: BLE001 - CONTINUE_ON_FAILURE: the others go on
+            logger.error("my_orchestrator: step %s failed: %s", name, error)
+            not_run.add(name)
+            failed.append(name)
+    if failed:
+        self._record_failed_run(placeholder_run)
+        raise RuntimeError(f"step(s) failed: {', '.join(failed)}")
+    return None  # nothing to wait for: the run is over
+
+
 def container_kwargs(image, entrypoint, arguments, environment, stores_path, run_id):
     """docker-py's ``containers.run`` arguments for one step's container (notebook 3).
 
@@ -409,13 +451,6 @@ def fetch_status(self, run, include_steps=False):
     client_alive = not (found and all(client_is_gone(c.labels) for c in found))
     status, steps = merge_status(recorded_run, recorded_steps, containers, client_alive)
     return status, (steps if include_steps else None)
-
-
-PIECES = ("run_order", "get_orchestrator_run_id", "container_kwargs", "follow_container",
-          "ready_steps", "run", "start_step", "follow_step", "after_failure", "retry_delay",
-          "resource_limits", "stop_containers", "start_due_retries", "on_end",
-          "check_stop_request", "on_interrupt", "container_labels", "merge_status",
-          "client_is_gone", "fetch_status")
 
 
 def wire_sweep(loader, trainer, evaluator, pick_best, gammas, test_size):

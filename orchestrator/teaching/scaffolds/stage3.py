@@ -8,8 +8,8 @@ interrupted). A failure skips the steps that need the failed one and lets
 the others go on (CONTINUE_ON_FAILURE, the one execution mode this stage
 supports).
 
-The functions between the two rulers, and the methods under a banner inside
-the classes, are yours (or the reference solution where you have not written
+The functions between the two rulers, and the classes and methods under a
+banner, are yours (or the reference solution where you have not written
 one yet: the banner above each says which); the rest is the scaffolding the
 notebooks give you. ZenML imports this module
 in every step container to load the stack, so at module level it imports
@@ -59,22 +59,7 @@ def downstream_of(failed: str, upstreams: Dict[str, List[str]]) -> set:
     return found
 
 
-class MyOrchestratorSettings(BaseSettings):
-    """What a pipeline (or a step) may set under ``settings={"orchestrator": {...}}``."""
-
-    announce: bool = True  # log a line before each step
-
-
-class MyOrchestratorConfig(BaseOrchestratorConfig, MyOrchestratorSettings):
-    """A registered component's options; they are the settings' defaults."""
-
-    @property
-    def is_local(self) -> bool:
-        return True
-
-    @property
-    def is_synchronous(self) -> bool:
-        return True  # the pipeline call returns when the run is over
+# <<piece:MyOrchestratorConfig>>
 
 
 class MyOrchestrator(ContainerizedOrchestrator):
@@ -147,17 +132,4 @@ def _record_failed_run(placeholder_run) -> None:
             pipeline_run_id=placeholder_run.id, status=ExecutionStatus.FAILED)
 
 
-class MyOrchestratorFlavor(BaseOrchestratorFlavor):
-    """The flavor: a name, and where the config and implementation are."""
-
-    @property
-    def name(self) -> str:
-        return "my_orchestrator"
-
-    @property
-    def config_class(self) -> Type[BaseOrchestratorConfig]:
-        return MyOrchestratorConfig
-
-    @property
-    def implementation_class(self) -> Type[ContainerizedOrchestrator]:
-        return MyOrchestrator
+# <<piece:MyOrchestratorFlavor>>

@@ -9,8 +9,8 @@ from any process, Ctrl-C leaves nothing behind, the containers carry the
 package's labels (so its live panel follows your runs) and ``fetch_status``
 answers from the containers and ZenML's records.
 
-The functions between the two rulers, and the methods under a banner inside
-the classes, are yours (or the reference solution where you have not written
+The functions between the two rulers, and the classes and methods under a
+banner, are yours (or the reference solution where you have not written
 one yet: the banner above each says which); the rest is the scaffolding the
 notebooks give you. ZenML imports this module
 in every step container to load the stack, so at module level it imports
@@ -97,27 +97,7 @@ def run_label_filter(pipeline_run_id: str) -> str:
     return f"{PIPELINE_RUN_ID_LABEL}={pipeline_run_id}"
 
 
-class MyOrchestratorSettings(BaseSettings):
-    """What a pipeline (or a step) may set under ``settings={"orchestrator": {...}}``."""
-
-    max_parallelism: int = 4  # step containers running at once
-    stop_grace_seconds: int = 5  # SIGTERM to SIGKILL when a step is stopped
-
-
-class MyOrchestratorConfig(BaseOrchestratorConfig, MyOrchestratorSettings):
-    """A registered component's options; they are the settings' defaults."""
-
-    @property
-    def is_local(self) -> bool:
-        return True
-
-    @property
-    def is_synchronous(self) -> bool:
-        return True  # the pipeline call returns when the run is over
-
-    @property
-    def handles_step_retries(self) -> bool:
-        return True  # we retry whole containers (ZenML must not retry inside one)
+# <<piece:MyOrchestratorConfig@5>>
 
 
 @dataclass
@@ -322,17 +302,4 @@ def _stop_quietly(container, grace_seconds: int) -> None:
         pass
 
 
-class MyOrchestratorFlavor(BaseOrchestratorFlavor):
-    """The flavor: a name, and where the config and implementation are."""
-
-    @property
-    def name(self) -> str:
-        return "my_orchestrator"
-
-    @property
-    def config_class(self) -> Type[BaseOrchestratorConfig]:
-        return MyOrchestratorConfig
-
-    @property
-    def implementation_class(self) -> Type[ContainerizedOrchestrator]:
-        return MyOrchestrator
+# <<piece:MyOrchestratorFlavor>>
