@@ -290,6 +290,44 @@ def test_timeline_needs_rows_and_shares_a_scale():
     assert "10.0 s" in short
 
 
+def test_a_retried_steps_attempts_are_drawn_on_one_axis_with_the_gap_between():
+    """Attempt 1 (killed: no end time recorded) ends where attempt 2's record starts;
+    the delay and the new container's start-up is its own thin bar."""
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from orchestrator.teaching.timing import attempt_timeline_rows
+
+    t0 = datetime(2026, 12, 7, 12, 0, 0)
+
+    def attempt(version, start, end, status):
+        return SimpleNamespace(version=version, start_time=t0 + timedelta(seconds=start),
+                               end_time=None if end is None else t0 + timedelta(seconds=end),
+                               status=SimpleNamespace(value=status))
+
+    rows = attempt_timeline_rows([attempt(2, 9, 12, "completed"),
+                                  attempt(1, 0, 4, "retried")])
+    assert [label for label, _ in rows] == ["attempt 1 (retried)", "attempt 2 (completed)"]
+    work, gap = rows[0][1]
+    assert (work.start, work.end, work.state) == (0, 4, "retried")
+    assert (gap.start, gap.end, gap.state) == (4, 9, "retrying")
+    assert [(b.start, b.end) for b in rows[1][1]] == [(9, 12)]
+    killed = attempt_timeline_rows([attempt(1, 0, None, "retried"), attempt(2, 7, 8, "completed")])
+    assert killed[0][1][0].end == 7  # no end recorded: until the next attempt's start
+    assert attempt_timeline_rows([]) == []
+
+
+@pytest.mark.parametrize("picture", ["pipeline_call_svg", "host_svg", "runner_svg",
+                                     "status_flow_svg", "step_states_svg", "stack_svg"])
+def test_every_picture_is_well_formed_svg(picture):
+    from xml.dom.minidom import parseString
+
+    from orchestrator.teaching import pictures
+
+    svg = getattr(pictures, picture)()
+    assert parseString(svg).documentElement.tagName == "svg"
+
+
 def test_summary_round_trip(capsys):
     emit_summary({"b": 1, "a": [1, 2]})
     line = capsys.readouterr().out.strip()

@@ -6,7 +6,9 @@
   container;
 - `runner_svg`: the runner's threads and queue;
 - `status_flow_svg`: how status events reach the live panel (and fetch_status);
-- `phases_svg`: a timeline whose bars tell a step's start-up from its work.
+- `phases_svg`: a timeline whose bars tell a step's start-up from its work;
+- `step_states_svg`: a step's states in the reader's runner and what moves it;
+- `stack_svg`: a stack, its components, their flavors, and the commands that make them.
 
 Timelines with time ticks come from `orchestrator.status.drawing` (the live
 panel draws the same ones). Pure functions: strings in, a string out.
@@ -270,3 +272,88 @@ def phases_legend() -> str:
 
     return legend_svg(list(PHASE_STATES.values()),
                       names={v: k for k, v in PHASE_STATES.items()})
+
+
+# --------------------------------------------------------------------------
+# A step's states in your runner (notebook 5)
+# --------------------------------------------------------------------------
+
+# state -> (x, y, fill) on the picture
+_STATES = {
+    "pending": (10, 112, "#e5e7eb"),
+    "running": (310, 112, "#93c5fd"),
+    "completed": (610, 20, "#86efac"),
+    "stopped": (610, 112, "#d8b4fe"),
+    "failed": (610, 204, "#fca5a5"),
+    "retrying": (310, 248, "#fde68a"),
+    "skipped": (10, 248, "#f3f4f6"),
+}
+# (x1, y1, x2, y2, label lines, label x, label y, anchor)
+_MOVES = (
+    (150, 130, 308, 130, ("upstreams completed,", "a slot free (ready_steps)"), 229, 102, "middle"),
+    (450, 124, 608, 44, ("exit 0",), 520, 72, "end"),
+    (450, 130, 608, 130, ("stop, Ctrl-C,", "FAIL_FAST"), 529, 112, "middle"),
+    (450, 138, 608, 216, ("exit code not 0", "(137: killed)"), 500, 204, "start"),
+    (608, 232, 452, 262, ("a retry left:", "retry_delay seconds"), 540, 270, "start"),
+    (380, 246, 380, 150, ("delay over, a slot free:", "attempt + 1"), 372, 190, "end"),
+    (80, 150, 80, 246, ("it needs a failed step", "(after_failure)"), 88, 190, "start"),
+)
+
+
+def step_states_svg(width: int = 760) -> str:
+    """A step's states in the reader's runner, and what moves it from one to the next."""
+    body = [_box(x, y, 140, 36, [name], fill=fill) for name, (x, y, fill) in _STATES.items()]
+    for x1, y1, x2, y2, lines, lx, ly, anchor in _MOVES:
+        body.append(_arrow(x1, y1, x2, y2))
+        body += [f'<text x="{lx}" y="{ly + 13 * n}" font-size="10.5" text-anchor="{anchor}" '
+                 f'fill="#111827">{_esc(line)}</text>' for n, line in enumerate(lines)]
+    body.append('<text x="10" y="312" font-size="11" fill="#374151">completed, stopped, '
+                'skipped, and failed with no retry left, are final: the run is over when every '
+                'step is in one of them.</text>')
+    return _svg(width, 322, body)
+
+
+# --------------------------------------------------------------------------
+# Stacks, components, flavors (notebook 1)
+# --------------------------------------------------------------------------
+
+
+def stack_svg(width: int = 900) -> str:
+    """A stack is components; a component is a flavor plus its options; a flavor is classes."""
+    body = [
+        _box(10, 10, 200, 150, ["stack  my_stack", "what a pipeline runs on:",
+                                "one component of each", "kind it needs"],
+             fill="#eef2ff", size=11),
+        _box(300, 10, 270, 64, ["orchestrator  my_docker_orchestrator",
+                                "a component: flavor my_docker", "+ its options (config)"],
+             fill="#e0f2fe", size=11),
+        _box(300, 96, 270, 64, ["artifact store  default",
+                                "a component: flavor local", "(outputs on this disk)"],
+             fill="#ecfdf5", size=11),
+        _box(640, 10, 250, 150, ["flavor  my_docker",
+                                 "a class found by import path:",
+                                 "orchestrator.my_docker_orchestrator",
+                                 "  .MyDockerOrchestratorFlavor",
+                                 "  config_class: the options",
+                                 "  implementation_class: the code",
+                                 "  that runs the steps"],
+             fill="#fefce8", size=11),
+        _arrow(210, 42, 298, 42),
+        _arrow(210, 128, 298, 128),
+        _arrow(570, 42, 638, 60, "is a"),
+    ]
+    commands = [
+        ("zenml orchestrator flavor register orchestrator.my_docker_orchestrator."
+         "MyDockerOrchestratorFlavor", "records the flavor (its import path)"),
+        ("zenml orchestrator register my_docker_orchestrator -f my_docker",
+         "makes a component of that flavor"),
+        ("zenml stack register my_stack -o my_docker_orchestrator -a default",
+         "puts components together"),
+        ("zenml stack set my_stack", "makes it the stack pipelines run on"),
+    ]
+    for i, (command, what) in enumerate(commands):
+        y = 186 + i * 18
+        body.append(f'<text x="10" y="{y}" font-size="11" font-family="monospace">'
+                    f'{_esc(command)}</text><text x="{width - 10}" y="{y}" font-size="11" '
+                    f'text-anchor="end" fill="#374151">{_esc(what)}</text>')
+    return _svg(width, 186 + len(commands) * 18, body)

@@ -142,3 +142,42 @@ def mode_timeline_rows(notes: Mapping[str, Mapping[str, Any]], statuses: Mapping
             bars.append(GanttBar(at, at + 0.15, state="failed", title=f"fails at {at:.1f} s"))
         rows.append((f"{step} ({state})", bars))
     return rows
+
+
+def attempt_timeline_rows(attempts: Iterable[Any]) -> List[Tuple[str, list]]:
+    """Gantt rows for one step's attempts (ZenML's step runs, one per attempt, by version).
+
+    Each attempt is a bar from its step run's start to its end, coloured by
+    what ZenML recorded (``retried`` for an attempt that got another); the
+    gap before the next attempt is drawn as a thin "retrying" bar: the retry
+    delay plus the new container's start-up, until ZenML started the step.
+    An attempt without an end time (its container was killed before ZenML
+    could write it) ends where the record says nothing more: at the next
+    attempt's start.
+    """
+    from orchestrator.status.drawing import BarStyle, GanttBar
+
+    ordered = sorted(attempts, key=lambda a: a.version)
+    starts = [a.start_time for a in ordered if a.start_time is not None]
+    if not starts:
+        return []
+    origin = min(starts)
+    rows: List[Tuple[str, list]] = []
+    for index, attempt in enumerate(ordered):
+        if attempt.start_time is None:
+            rows.append((f"attempt {attempt.version} (never started)", []))
+            continue
+        following = ordered[index + 1] if index + 1 < len(ordered) else None
+        start = (attempt.start_time - origin).total_seconds()
+        end_time = attempt.end_time or (following.start_time if following else None)
+        end = (end_time - origin).total_seconds() if end_time else start + 0.05
+        state = attempt.status.value
+        bars = [GanttBar(start, max(end, start + 0.05), state=state,
+                         title=f"attempt {attempt.version}: {state}, {start:.1f}-{end:.1f} s")]
+        if following is not None and following.start_time is not None:
+            resumed = (following.start_time - origin).total_seconds()
+            bars.append(GanttBar(end, max(resumed, end + 0.05), state="retrying",
+                                 title=f"delay and a new container: {resumed - end:.1f} s",
+                                 style=BarStyle("#fde68a", "#b45309", height=0.35)))
+        rows.append((f"attempt {attempt.version} ({state})", bars))
+    return rows
