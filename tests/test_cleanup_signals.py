@@ -8,14 +8,14 @@ import os
 import signal
 import time
 
-from orchestrator.running.runner import _signals_hurry
+from orchestrator.running.signals import signals_hurry
 
 
 def test_repeated_signals_during_the_cleanup_hurry_it_instead_of_breaking_it():
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     told = []
     finished = False
-    with _signals_hurry(told.append):
+    with signals_hurry(told.append):
         for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):
             os.kill(os.getpid(), sig)
             time.sleep(0.05)  # a KeyboardInterrupt would be raised here

@@ -32,6 +32,8 @@ Modules, in the order a run flows through them:
   (ZenML's entrypoint, warmed up, timed), and where a step's time went;
 - `step_logs`: a step's output, kept whole in a file, shown with tracebacks folded;
 - `runner`: the loop that runs a plan and cleans up whatever happens;
+- `signals`: SIGTERM and SIGHUP as Ctrl-C while a run loop runs (the docker and
+  swarm runners), and a second signal that hurries the cleanup;
 - `verdict`: what an ended attempt was (succeeded, stopped, failed; ZenML's
   record has the last word), one rule for containers and Swarm tasks;
 - `reporting`: ZenML's record kept true (statuses a step cannot write

@@ -29,13 +29,12 @@ import collections
 import contextlib
 import json
 import queue
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional, Set, Union
+from typing import Any, Deque, Dict, List, Optional, Set, Union
 
 import docker
 
@@ -46,6 +45,7 @@ from orchestrator.running.gates import Gates
 from orchestrator.running.labels import STARTED_EARLY_LABEL, find_containers
 from orchestrator.running.plan import RunPlan
 from orchestrator.running.scheduler import DagScheduler, StepState
+from orchestrator.running.signals import signals_hurry, terminate_as_interrupt
 from orchestrator.running.step_entrypoint import DONE, GATE_ENV, READY
 from orchestrator.running.step_logs import (
     LineSplitter,
@@ -202,54 +202,6 @@ class RunHooks:
         return "latest"
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """Treat SIGTERM and SIGHUP like Ctrl-C while the run loop runs.
-
-    By default they end Python at once, with no `finally`, which would leave
-    the run's containers running. Signals can only be handled in the main
-    thread; elsewhere (e.g. a run started from a worker thread) this does
-    nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _interrupt(signum, frame):
-        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
-
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def _signals_hurry(hurry: Callable[[str], None]):
-    """While the run is cleaned up, Ctrl-C, SIGTERM and SIGHUP call `hurry` instead of raising.
-
-    A user who presses Ctrl-C again while the containers are being stopped
-    wants it over sooner, not a cleanup broken halfway (containers left
-    running, the run's record open). Only in the main thread, as signals are.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _again(signum, frame):
-        hurry(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, _again)
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 @dataclass
 class _Exited:
     """A step's container ended, or could not be created (`container` None)."""
@@ -352,12 +304,12 @@ class DagRunner:
             self._gates.keep_alive()
         ended_by: Optional[BaseException] = None
         try:
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 self._loop()
         except BaseException as error:  # noqa: BLE001 - raised again after the cleanup
             ended_by = error
         # A second Ctrl-C during the cleanup must not cut it short: it hurries it.
-        with _signals_hurry(self._hurry):
+        with signals_hurry(self._hurry):
             if isinstance(ended_by, KeyboardInterrupt):
                 self._abort("client interrupted")
             elif ended_by is not None:

@@ -29,8 +29,9 @@ import requests
 from orchestrator.errors import RunStoppedError, StepFailedError
 from orchestrator.running.containers import ContainerExit
 from orchestrator.running.labels import label_filters
-from orchestrator.running.runner import RunHooks, StepFailure, _terminate_as_interrupt
+from orchestrator.running.runner import RunHooks, StepFailure
 from orchestrator.running.scheduler import DagScheduler, StepState
+from orchestrator.running.signals import terminate_as_interrupt
 from orchestrator.running.step_logs import StepLogFile, TracebackFolder
 from orchestrator.running.verdict import Verdict, judge_attempt
 from orchestrator.swarm.cluster import (
@@ -115,7 +116,7 @@ class SwarmRunner:
                 says stopped).
         """
         try:
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 self._loop()
         except KeyboardInterrupt:
             self._abort("the client was interrupted")
