@@ -15,6 +15,7 @@ tested in tests/test_notebooks.py. The methods of the reader's runner
 (`run`, `on_end`, ...) are checked on a stand-in runner (pure).
 """
 
+import logging
 import os
 import queue
 import textwrap
@@ -661,19 +662,26 @@ flavor_implemented_by_its_config = _cell("MyOrchestratorFlavor", _FLAVOR.format(
     name="my_orchestrator", implementation="MyOrchestratorConfig"))
 
 
-def _submit_with(order_of, skip, env, raise_at_end=True, run_id_per_step=False):
+logger = logging.getLogger("my_orchestrator (the wrong answers')")  # as the file's `logger`
+
+
+def _submit_with(order_of, skip, env, raise_at_end=True, run_id_per_step=False,
+                 announce_always=False):
     """A stage-2 submit_pipeline with one decision made differently."""
 
     def submit_pipeline(self, snapshot, stack, base_environment, step_environments,
                         placeholder_run=None):
+        announce = announce_always or self.get_settings(snapshot).announce
         steps = snapshot.step_configurations
         upstreams = {name: list(step.spec.upstream_steps) for name, step in steps.items()}
         run_id = str(uuid4())
         not_run, failed = set(), []
-        for name in order_of(upstreams):
+        for number, name in enumerate(order_of(upstreams), start=1):
             if skip and not_run & set(upstreams[name]):
                 not_run.add(name)
                 continue
+            if announce:
+                logger.info("my_orchestrator: step %d/%d: %s", number, len(steps), name)
             variables = {**step_environments[name],
                          solutions.RUN_ID_VARIABLE: str(uuid4()) if run_id_per_step else run_id}
             try:
@@ -707,6 +715,17 @@ submit_leaves_the_id_behind = _submit_with(solutions.run_order, True, _set_for_g
 submit_without_an_error = _submit_with(solutions.run_order, True, _temporary, raise_at_end=False)
 submit_an_id_per_step = _submit_with(solutions.run_order, True, _temporary, run_id_per_step=True)
 
+
+submit_announcing_always = _submit_with(solutions.run_order, True, _temporary,
+                                        announce_always=True)
+
+
+def submit_returning_the_run_id(self, snapshot, stack, base_environment, step_environments,
+                                placeholder_run=None):
+    _submit_with(solutions.run_order, True, _temporary)(
+        self, snapshot, stack, base_environment, step_environments, placeholder_run)
+    return "my-run-id"  # ZenML takes it for a SubmissionResult
+
 WRONG.update({
     "MyOrchestratorConfig": [
         (config_without_settings, "inherits MyOrchestratorSettings"),
@@ -730,6 +749,8 @@ WRONG.update({
         (submit_leaves_the_id_behind, "not left in this process's environment"),
         (submit_without_an_error, "returned normally"),
         (submit_an_id_per_step, "one run id"),
+        (submit_announcing_always, "announce off"),
+        (submit_returning_the_run_id, "returned 'my-run-id'"),
     ],
 })
 

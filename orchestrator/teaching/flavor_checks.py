@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from types import SimpleNamespace
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from orchestrator.teaching.check_base import _Checker
 
@@ -84,12 +84,14 @@ def settings_and_config_check(notebook: int) -> Callable[[type], List[str]]:
                      FIELD_WHY[name])
         config = c.call_shown("MyOrchestratorConfig() (registered with no option)",
                               config_class)
+        why = {"is_local": "it runs on this machine: ZenML then adds its database driver to "
+                           "step images when the store is a local database, and refuses to "
+                           "run the pipeline from a server",
+               "is_synchronous": "your submit_pipeline returns when the run is over: the "
+                                 "config says so (orchestrators that can do both read it)"}
         for name in ("is_local", "is_synchronous"):
             value = getattr(config, name)
-            c.expect(value is True, f"config.{name} is True", value,
-                     "is_local: the steps run on this machine, which is what lets the stack "
-                     "use the local artifact store; is_synchronous: the pipeline call "
-                     "returns when the run is over, so ZenML reports the result then")
+            c.expect(value is True, f"config.{name} is True", value, why[name])
         retries = config.handles_step_retries
         if notebook >= 5:
             c.expect(retries is True, "config.handles_step_retries is True", retries,
@@ -108,16 +110,19 @@ def settings_and_config_check(notebook: int) -> Callable[[type], List[str]]:
                  f"an option given at registration is kept ({name}={other!r})",
                  getattr(registered, name), "`zenml orchestrator register ... "
                  f"--{name}=...` sets the default of every run on that orchestrator")
-        wrong = "not a number" if not isinstance(default, bool) else "not a bool"
-        try:
-            settings_class(**{name: wrong})
-        except ValidationError:
-            c.verified.append(f"a pipeline's wrong value ({name}={wrong!r}) is refused")
-        else:
-            c.fail(f"a pipeline's wrong value ({name}={wrong!r}) is refused",
-                   f"MyOrchestratorSettings({name}={wrong!r})", "it was accepted",
-                   "declare each field with its type (`name: type = default`): pydantic "
-                   "then refuses a wrong value before the run starts")
+        for name, default in expected.items():
+            wrong = "not a bool" if isinstance(default, bool) else 2.5
+            kind = "bool" if isinstance(default, bool) else "int"
+            try:
+                settings_class(**{name: wrong})
+            except ValidationError:
+                c.verified.append(f"{name} is a {kind}: a pipeline's {name}={wrong!r} is refused")
+            else:
+                c.fail(f"{name} is a {kind}: a pipeline's {name}={wrong!r} is refused",
+                       f"MyOrchestratorSettings({name}={wrong!r})", "it was accepted",
+                       f"declare the field as `{name}: {kind} = {default!r}`: pydantic then "
+                       "refuses a wrong value before the run starts, instead of a step "
+                       "failing on it later")
         c.expect(issubclass(settings_class, BaseSettings), "MyOrchestratorSettings is a "
                  "BaseSettings", settings_class.__mro__[1].__name__,
                  "ZenML accepts only BaseSettings as an orchestrator's settings class")
@@ -132,7 +137,9 @@ def settings_and_config_check(notebook: int) -> Callable[[type], List[str]]:
 
 
 def _stand_ins() -> Dict[str, Any]:
-    """What the flavor's properties name, when the flavor's cell runs on its own."""
+    """What the flavor's properties name, when the flavor's cell runs on its own (the
+    file's classes; the check tells them apart from anything else returned)."""
+    from zenml.config.base_settings import BaseSettings
     from zenml.orchestrators import BaseOrchestrator, BaseOrchestratorConfig
 
     class MyOrchestratorConfig(BaseOrchestratorConfig):
@@ -141,7 +148,11 @@ def _stand_ins() -> Dict[str, Any]:
     class MyOrchestrator(BaseOrchestrator):  # type: ignore[misc] - abstract: never built
         """Stands in for the file's orchestrator class."""
 
-    return {"MyOrchestratorConfig": MyOrchestratorConfig, "MyOrchestrator": MyOrchestrator}
+    class MyOrchestratorSettings(BaseSettings):
+        """Stands in for the file's settings class."""
+
+    return {"MyOrchestratorConfig": MyOrchestratorConfig, "MyOrchestrator": MyOrchestrator,
+            "MyOrchestratorSettings": MyOrchestratorSettings}
 
 
 def _names_seen_by(cls: type) -> Dict[str, Any]:
@@ -218,6 +229,17 @@ class _SelfForSubmit:
         self.recorded_failed.append(placeholder_run)
 
 
+class _Lines(logging.Logger):
+    """Stands in for the file's `logger`: keeps each message, shows none."""
+
+    def __init__(self) -> None:
+        super().__init__("my_orchestrator (the check's)")
+        self.lines: List[str] = []
+
+    def handle(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def _snapshot(graph: Dict[str, List[str]]) -> Any:
     steps = {name: SimpleNamespace(name=name, spec=SimpleNamespace(upstream_steps=list(ups)))
              for name, ups in graph.items()}
@@ -237,23 +259,45 @@ def _needs_failed(graph: Dict[str, List[str]], failing: set) -> set:
     return blocked
 
 
+class _Submitted(NamedTuple):
+    me: _SelfForSubmit
+    raised: Optional[BaseException]
+    returned: Any
+    lines: List[str]
+
+
 def _submit(submit_pipeline: Callable, graph: Dict[str, List[str]],
-            failing: Tuple[str, ...]) -> Tuple[_SelfForSubmit, Optional[BaseException]]:
-    me = _SelfForSubmit(failing)
+            failing: Tuple[str, ...], announce: bool = True) -> _Submitted:
+    """One call of `submit_pipeline`, its `logger` swapped for one that keeps the lines."""
+    me = _SelfForSubmit(failing, announce)
     environments = {name: {"MY_CHECK_STEP": name} for name in graph}
     placeholder = SimpleNamespace(id="placeholder-run")
+    module = getattr(submit_pipeline, "__globals__", {})
+    lines = _Lines()
+    saved_logger = module.get("logger")
+    module["logger"] = lines
     raised: Optional[BaseException] = None
+    returned: Any = None
     try:
-        submit_pipeline(me, _snapshot(graph), None, {}, environments, placeholder)
+        returned = submit_pipeline(me, _snapshot(graph), None, {}, environments, placeholder)
     except Exception as error:  # noqa: BLE001 - a raise is expected after a failure
         raised = error
-    return me, raised
+    finally:
+        if saved_logger is None:
+            module.pop("logger", None)
+        else:
+            module["logger"] = saved_logger
+    return _Submitted(me, raised, returned, lines.lines)
 
 
 def _submit_problem(submit_pipeline: Callable, graph: Dict[str, List[str]],
                     failing: Tuple[str, ...]) -> Optional[str]:
     """What is wrong with one run of `submit_pipeline` (None: nothing)."""
-    me, raised = _submit(submit_pipeline, graph, failing)
+    me, raised, returned, _ = _submit(submit_pipeline, graph, failing)
+    if raised is not None and not isinstance(raised, RuntimeError):
+        return f"it raised {type(raised).__name__}: {raised}"
+    if not failing and raised is not None:
+        return f"no step failed and it raised {type(raised).__name__}: {raised}"
     blocked = _needs_failed(graph, set(failing))
     ran = [name for name, _, _ in me.ran]
     should_run = [name for name in graph if name not in blocked]
@@ -270,11 +314,23 @@ def _submit_problem(submit_pipeline: Callable, graph: Dict[str, List[str]],
     ids = {run_id for _, run_id, _ in me.ran}
     if me.ran and (len(ids) != 1 or None in ids):
         return f"the steps saw {me.variable} = {sorted(map(str, ids))}: one id for all"
-    if failing and raised is None:
+    failed = [name for name in ran if name in failing]  # a failing step may be skipped first
+    if failed and raised is None:
         return "a step failed and submit_pipeline returned normally"
-    if not failing and raised is not None:
-        return f"no step failed and it raised {type(raised).__name__}: {raised}"
+    if failed and not all(name in str(raised) for name in failed):
+        return f"its error does not name the failed step(s) {failed}: {raised}"
+    if not failing and returned is not None:
+        return f"it returned {returned!r}: ZenML takes anything but None for a SubmissionResult"
     return None
+
+
+def _announce_problem(lines: List[str], order: List[str], announce: bool) -> Optional[str]:
+    said = [line for line in lines if line.startswith("my_orchestrator: step ")]
+    if not announce:
+        return f"announce=False, and yet it logged {said}" if said else None
+    wanted = [f"my_orchestrator: step {number}/{len(order)}: {name}"
+              for number, name in enumerate(order, start=1)]
+    return None if said == wanted else f"it logged {said or lines}; expected {wanted}"
 
 
 def check_submit_pipeline(submit_pipeline: Callable) -> List[str]:
@@ -285,39 +341,45 @@ def check_submit_pipeline(submit_pipeline: Callable) -> List[str]:
                "lonely": []}
     saved = os.environ.get(RUN_ID_VARIABLE)
     os.environ.pop(RUN_ID_VARIABLE, None)
-    logging.disable(logging.CRITICAL)  # the piece's own log lines, a hundred runs of them
     try:
         given = f"a diamond listed backwards plus an independent step: {diamond}"
-        me, raised = _submit(submit_pipeline, diamond, ())
         c.last_input = given
+        first = _submit(submit_pipeline, diamond, ())
         problem = _submit_problem(submit_pipeline, diamond, ())
         c.expect(problem is None, "every step runs once, after its upstream steps, each in "
-                 "its own environment, all with one run id", problem or me.ran,
-                 "a step reads its upstream steps' outputs; ZenML finds the run's record "
-                 "by the id each step gives")
-        second, _ = _submit(submit_pipeline, diamond, ())
-        c.expect(me.ran[0][1] != second.ran[0][1], "each run has an id of its own",
-                 [me.ran[0][1], second.ran[0][1]],
+                 "its own environment, all with one run id; it returns None",
+                 problem or first.me.ran, "a step reads its upstream steps' outputs; ZenML "
+                 "finds the run's record by the id each step gives")
+        order = [name for name, _, _ in first.me.ran]
+        problem = _announce_problem(first.lines, order, True)
+        c.expect(problem is None, "announce on: one line `my_orchestrator: step N/M: name` "
+                 "per step, before it runs, through `logger`", problem,
+                 "the reader of the log sees which step runs (notebook 2's run counts them)")
+        quiet = _submit(submit_pipeline, diamond, (), announce=False)
+        problem = _announce_problem(quiet.lines, order, False)
+        c.expect(problem is None, "announce off: no such line", problem,
+                 "a setting that changes nothing is a lie to the user")
+        c.expect(first.me.ran[0][1] != quiet.me.ran[0][1], "each run has an id of its own",
+                 [first.me.ran[0][1], quiet.me.ran[0][1]],
                  "two runs with one id would share one record")
         c.expect(RUN_ID_VARIABLE not in os.environ, "the run id is not left in this process's "
                  "environment afterwards", os.environ.get(RUN_ID_VARIABLE),
                  "the next run, or a step run outside the orchestrator, would find the old id")
-        failed, raised = _submit(submit_pipeline, diamond, ("left",))
+        failed = _submit(submit_pipeline, diamond, ("left",))
         c.last_input = f"{given}, with step 'left' failing"
         problem = _submit_problem(submit_pipeline, diamond, ("left",))
         c.expect(problem is None, "CONTINUE_ON_FAILURE: 'join' (it needs 'left') is skipped; "
-                 "'right' and 'lonely' still run; then it raises", problem or failed.ran,
-                 "the one execution mode this stage declares: the others go on, and the "
-                 "pipeline call still ends in an error")
-        c.expect(len(failed.recorded_failed) == 1, "the failed run is recorded "
+                 "'right' and 'lonely' still run; then a RuntimeError naming 'left'",
+                 problem or failed.me.ran, "the one execution mode this stage declares: the "
+                 "others go on, and the pipeline call still ends in an error that says why")
+        c.expect(len(failed.me.recorded_failed) == 1, "the failed run is recorded "
                  "(self._record_failed_run(placeholder_run), once)",
-                 failed.recorded_failed, "ZenML's record of the run would stay 'running'")
+                 failed.me.recorded_failed, "ZenML's record of the run would stay 'running'")
         from orchestrator.teaching.properties import submit_pipeline_properties
 
         submit_pipeline_properties(c, lambda graph, failing: _submit_problem(
             submit_pipeline, graph, failing))
     finally:
-        logging.disable(logging.NOTSET)
         if saved is None:
             os.environ.pop(RUN_ID_VARIABLE, None)
         else:

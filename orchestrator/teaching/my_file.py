@@ -335,10 +335,13 @@ def checked_piece(name: str, source: str, where: str) -> Piece:
     try:
         namespace = _execute(source, name)
     except Exception as error:  # noqa: BLE001 - any error of the reader's cell is shown
+        why = ("the cell goes into my_orchestrator.py as it is, so it must hold its own "
+               "imports" if isinstance(error, (NameError, ImportError)) else
+               "Python could not define what the cell defines, so neither could ZenML when "
+               "it imports my_orchestrator.py")
         raise ExerciseCheckError(
-            f"{name}: your cell does not run on its own: {type(error).__name__}: {error}\n"
-            "  why it matters: the cell goes into my_orchestrator.py as it is, so it must "
-            "hold its own imports") from None
+            f"{defined_name(name)}: your cell does not run on its own: "
+            f"{type(error).__name__}: {error}\n  why it matters: {why}") from None
     function = namespace[defined_name(name)]
     try:
         verified = CHECKS[name](function)

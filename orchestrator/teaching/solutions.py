@@ -8,7 +8,8 @@ so; the checks in `orchestrator.teaching.checks` run on whichever is used.
 
 They are written as a reader would write them: short, with the names the
 scaffolding of ``my_orchestrator.py`` provides (``ExecutionMode``,
-``ExecutionStatus``, ``RUN_ID_VARIABLE``, ``logger``), importing anything
+``ExecutionStatus``, ``RUN_ID_VARIABLE``, ``logger``, and at stage 2
+``uuid4`` and ``temporary_environment``), importing anything
 else inside the function: ZenML imports ``my_orchestrator.py`` in every
 step container, where this package is not installed. The package's own,
 fuller versions are named in each docstring.
@@ -18,9 +19,11 @@ import os
 import queue
 import threading
 import time
+from uuid import uuid4
 
 from zenml.enums import ExecutionMode, ExecutionStatus
 from zenml.logger import get_logger
+from zenml.utils.env_utils import temporary_environment
 
 logger = get_logger(__name__)  # as in the scaffolding
 RUN_ID_VARIABLE = "MY_ORCHESTRATOR_RUN_ID"  # as in the scaffolding
@@ -87,10 +90,6 @@ def submit_pipeline(self, snapshot, stack, base_environment, step_environments,
     Raises:
         RuntimeError: a step failed (after every step that could run has run).
     """
-    from uuid import uuid4
-
-    from zenml.utils.env_utils import temporary_environment
-
     settings = self.get_settings(snapshot)
     steps = snapshot.step_configurations
     upstreams = {name: list(step.spec.upstream_steps) for name, step in steps.items()}
