@@ -328,6 +328,22 @@ def test_every_picture_is_well_formed_svg(picture):
     assert parseString(svg).documentElement.tagName == "svg"
 
 
+def test_the_placement_picture_puts_each_step_in_its_nodes_column():
+    from xml.dom.minidom import parseString
+
+    from orchestrator.teaching.pictures import placement_svg
+
+    svg = placement_svg({"node-a": "2.0 GiB", "node-b": "8.0 GiB"},
+                        {"seed": "node-a", "big": "node-b", "lost": "node-c"})
+    texts = ["".join(node.data for node in text.childNodes)
+             for text in parseString(svg).getElementsByTagName("text")]
+    # each node's name and offer, then its steps; a node not described gets a column too
+    assert texts == ["node-a", "2.0 GiB", "seed", "node-b", "8.0 GiB", "big", "node-c", "",
+                     "lost"]
+    with pytest.raises(ValueError):
+        placement_svg({}, {})
+
+
 def test_summary_round_trip(capsys):
     emit_summary({"b": 1, "a": [1, 2]})
     line = capsys.readouterr().out.strip()

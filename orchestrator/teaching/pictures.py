@@ -8,7 +8,8 @@
 - `status_flow_svg`: how status events reach the live panel (and fetch_status);
 - `phases_svg`: a timeline whose bars tell a step's start-up from its work;
 - `step_states_svg`: a step's states in the reader's runner and what moves it;
-- `stack_svg`: a stack, its components, their flavors, and the commands that make them.
+- `stack_svg`: a stack, its components, their flavors, and the commands that make them;
+- `placement_svg`: where a swarm placed each step, node by node.
 
 Timelines with time ticks come from `orchestrator.status.drawing` (the live
 panel draws the same ones). Pure functions: strings in, a string out.
@@ -357,3 +358,35 @@ def stack_svg(width: int = 900) -> str:
                     f'{_esc(command)}</text><text x="{width - 10}" y="{y}" font-size="11" '
                     f'text-anchor="end" fill="#374151">{_esc(what)}</text>')
     return _svg(width, 186 + len(commands) * 18, body)
+
+
+# --------------------------------------------------------------------------
+# Where a swarm placed the steps (notebook 8)
+# --------------------------------------------------------------------------
+
+
+def placement_svg(nodes: Mapping[str, str], placed: Mapping[str, str], width: int = 760) -> str:
+    """One column per node (its name and what it offers), the steps it ran inside it.
+
+    Args:
+        nodes: node host name -> what it offers, in words ("2.0 GiB, 2 CPU").
+        placed: step name -> the host name of the node its last attempt ran on
+            (a step on a node not in `nodes` gets a column of its own).
+    """
+    names = list(nodes) + sorted({node for node in placed.values() if node not in nodes})
+    if not names:
+        raise ValueError("no node to draw")
+    gap = 16
+    column = (width - gap * (len(names) + 1)) / len(names)
+    rows = max([sum(1 for node in placed.values() if node == name) for name in names] + [1])
+    height = 56 + rows * 34 + 12
+    body: List[str] = []
+    for index, name in enumerate(names):
+        x = gap + index * (column + gap)
+        body.append(_box(x, 6, column, height - 12, [name, nodes.get(name, "")],
+                         fill="#f0f9ff", size=11))
+        steps = sorted(step for step, node in placed.items() if node == name)
+        for row, step in enumerate(steps):
+            body.append(_box(x + 10, 50 + row * 34, column - 20, 26, [step], fill="#93c5fd",
+                             bold_first=False, size=11))
+    return _svg(width, height, body)
