@@ -16,7 +16,6 @@ Every phase shown is the one `orchestrator.status.model.resolve` decided.
 
 from __future__ import annotations
 
-import html
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -26,6 +25,7 @@ from orchestrator.status.drawing import (
     BarStyle,
     GanttBar,
     dag_svg,
+    esc,
     gantt_labels_svg,
     gantt_svg,
     legend_svg,
@@ -104,10 +104,6 @@ LEGEND_ORDER = (StepPhase.WAITING, StepPhase.PENDING, StepPhase.STARTING, StepPh
                 StepPhase.STOPPED, StepPhase.SKIPPED)
 LEGEND_NAMES = {StepPhase.RETRYING.value: "retrying / retried"}
 MIB = 1024 * 1024
-
-
-def esc(text: object) -> str:
-    return html.escape(str(text))
 
 
 def badge(text: str, colours: tuple) -> str:

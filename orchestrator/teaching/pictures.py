@@ -17,19 +17,15 @@ panel draws the same ones). Pure functions: strings in, a string out.
 
 from __future__ import annotations
 
-import html
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from orchestrator.status.drawing import GanttBar, gantt_svg
+from orchestrator.status.drawing import esc as _esc
 
 _FONT = 'font-family="sans-serif" font-size="12"'
 _ARROW = ('<defs><marker id="{id}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
           'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
           'fill="#374151"/></marker></defs>')
-
-
-def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _svg(width: int, height: int, body: Iterable[str], marker: str = "arrow") -> str:
