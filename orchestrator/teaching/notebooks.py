@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -284,6 +285,28 @@ def show_svg(svg: str) -> None:
 # --------------------------------------------------------------------------
 # Reading runs
 # --------------------------------------------------------------------------
+
+
+class LogCollector(logging.Handler):
+    """Keeps every message logged to one logger, for a notebook's checks.
+
+    A notebook mechanic, kept out of the reader's way: notebook 2 counts the
+    lines the reader's orchestrator logs before each step.
+    """
+
+    def __init__(self, logger_name: str) -> None:
+        super().__init__()
+        self.messages: List[str] = []
+        logging.getLogger(logger_name).addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def take(self, prefix: str) -> List[str]:
+        """The messages so far that start with `prefix`; then forget every message."""
+        found = [message for message in self.messages if message.startswith(prefix)]
+        self.messages.clear()
+        return found
 
 
 def step_times(run: Any, steps: Optional[Iterable[str]] = None) -> List[Tuple[str, float, float]]:
