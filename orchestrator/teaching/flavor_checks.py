@@ -57,7 +57,6 @@ def settings_and_config_check(notebook: int) -> Callable[[type], List[str]]:
 
     def check(config_class: type) -> List[str]:
         from pydantic import ValidationError
-        from zenml.config.base_settings import BaseSettings
         from zenml.orchestrators import BaseOrchestratorConfig
 
         c = _Checker("MyOrchestratorConfig")
@@ -95,8 +94,9 @@ def settings_and_config_check(notebook: int) -> Callable[[type], List[str]]:
         retries = config.handles_step_retries
         if notebook >= 5:
             c.expect(retries is True, "config.handles_step_retries is True", retries,
-                     "your loop retries whole containers: if ZenML retried too, inside the "
-                     "container, a failing step would run retries x retries times")
+                     "your loop retries whole containers: if ZenML retried too, inside each "
+                     "container, the retries would multiply (and a killed container would "
+                     "still get only yours)")
         else:
             c.expect(retries is False, "config.handles_step_retries is False (ZenML's own "
                      "retries, until notebook 5)", retries,
@@ -123,9 +123,6 @@ def settings_and_config_check(notebook: int) -> Callable[[type], List[str]]:
                        f"declare the field as `{name}: {kind} = {default!r}`: pydantic then "
                        "refuses a wrong value before the run starts, instead of a step "
                        "failing on it later")
-        c.expect(issubclass(settings_class, BaseSettings), "MyOrchestratorSettings is a "
-                 "BaseSettings", settings_class.__mro__[1].__name__,
-                 "ZenML accepts only BaseSettings as an orchestrator's settings class")
         return c.verified
 
     return check
