@@ -1025,3 +1025,20 @@ def test_a_methods_own_imports_go_to_the_top_of_the_file():
     assert "get_orchestrator_run_id" in [node.name for node in orchestrator_class.body
                                          if isinstance(node, ast.FunctionDef)]
     assert "# the imports of your methods' cells" not in reference_file(2)  # none to hoist
+
+
+def test_a_flavor_written_with_class_attributes_passes_its_check():
+    """Right, if not the notebook's way: `name` and the classes as class attributes."""
+    from orchestrator.teaching.my_file import checked_piece
+
+    cell = textwrap.dedent("""
+        from zenml.orchestrators import BaseOrchestratorFlavor
+
+
+        class MyOrchestratorFlavor(BaseOrchestratorFlavor):
+            name = "my_orchestrator"
+            config_class = MyOrchestratorConfig
+            implementation_class = MyOrchestrator
+    """)
+    piece = checked_piece("MyOrchestratorFlavor", cell, "a test")
+    assert any("implementation_class" in claim for claim in piece.verified), piece.verified

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
@@ -153,12 +154,10 @@ def _stand_ins() -> Dict[str, Any]:
 
 
 def _names_seen_by(cls: type) -> Dict[str, Any]:
-    """The module names a class's methods see (its cell's namespace)."""
-    for member in vars(cls).values():
-        function = getattr(member, "fget", member)
-        if hasattr(function, "__globals__"):
-            return function.__globals__
-    return {}
+    """The module names a class's properties see: its cell's module (`my_file._execute`
+    runs each cell as a module of its own, with the stand-ins in it)."""
+    module = sys.modules.get(cls.__module__)
+    return vars(module) if module is not None else {}
 
 
 def check_flavor(flavor_class: type) -> List[str]:

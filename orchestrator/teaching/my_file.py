@@ -32,6 +32,7 @@ import ast
 import difflib
 import html
 import inspect
+import itertools
 import json
 import sys
 import textwrap
@@ -263,13 +264,16 @@ def _class_unwritten(node: ast.ClassDef) -> bool:
     return bool(methods) and all(_only_a_placeholder(item.body) for item in methods)
 
 
+_RUNS = itertools.count(1)  # each execution of a cell is a module of its own
+
+
 def _execute(source: str, name: str) -> Optional[Dict[str, Any]]:
     """Run a piece's source on its own, as a module of its own; its namespace.
 
     A real module (in `sys.modules`), because pydantic resolves a settings
     class's annotations (``Optional[int]``) through the class's module.
     """
-    module = types.ModuleType(f"my_orchestrator_piece_{defined_name(name)}")
+    module = types.ModuleType(f"my_orchestrator_piece_{defined_name(name)}_{next(_RUNS)}")
     sys.modules[module.__name__] = module
     namespace: Dict[str, Any] = vars(module)
     if name in METHODS:
