@@ -314,6 +314,7 @@ def timeline_html(status: RunStatus, now: Optional[float] = None,
 
 _CELL = "padding:3px 10px 3px 0;text-align:left;vertical-align:middle"
 _HEAD = _CELL + ";color:#616161;font-weight:600;border-bottom:1px solid #e0e0e0"
+_SHORT = _CELL + ";white-space:nowrap;word-break:keep-all"  # a name, a time, a code: whole
 
 
 def table_html(status: RunStatus, now: Optional[float] = None) -> str:
@@ -321,13 +322,15 @@ def table_html(status: RunStatus, now: Optional[float] = None) -> str:
     nodes = status.on_nodes
     heads = ["step", "state", "try", "container"] + (["node"] if nodes else []) + [
         "started", "duration", "exit", "memory", "last log line"]
-    rows = ["<tr>" + "".join(f'<th style="{_HEAD}">{h}</th>' for h in heads) + "</tr>"]
+    rows = ["<tr>" + "".join(f'<th style="{_HEAD};white-space:nowrap">{h}</th>' for h in heads)
+            + "</tr>"]
     for step in status.steps:
         rows.append(_row_html(step, now, nodes))
-    return ('<table class="md-steps" style="border-collapse:collapse;font-size:12.5px;'
-            'width:100%;table-layout:auto">' + "".join(rows) + "</table>")
-    # (cells wrap, the last log line anywhere: a narrow panel gets taller rows,
-    # not a cut column)
+    # Short cells (names, times, codes) never break inside a word; the last log
+    # line wraps. A panel too narrow for the rest scrolls the table sideways.
+    return ('<div class="md-steps-scroll" style="overflow-x:auto;max-width:100%">'
+            '<table class="md-steps" style="border-collapse:collapse;font-size:12.5px;'
+            'width:100%;table-layout:auto">' + "".join(rows) + "</table></div>")
 
 
 def _row_html(step: StepStatus, now: Optional[float], nodes: bool = False) -> str:
@@ -339,16 +342,16 @@ def _row_html(step: StepStatus, now: Optional[float], nodes: bool = False) -> st
         exit_code += " (out of memory)"
     exit_style = "color:#c62828;font-weight:600" if exit_code not in ("", "0") else ""
     cells = [
-        f'<td style="{_CELL};font-weight:600">{esc(step.name)}</td>',
-        f'<td style="{_CELL}">{badge(step.phase.value, BADGE_COLOURS[step.phase])}</td>',
-        f'<td style="{_CELL}">{step.attempt or ""}</td>',
-        f'<td style="{_CELL}"><code>{esc(step.container_id or "")}</code></td>',
-        *([f'<td class="md-node" style="{_CELL}">{esc(step.node or "")}</td>'] if nodes else []),
-        f'<td style="{_CELL}">{format_clock(step.start_time)}</td>',
-        f'<td style="{_CELL};font-variant-numeric:tabular-nums">'
+        f'<td style="{_SHORT};font-weight:600">{esc(step.name)}</td>',
+        f'<td style="{_SHORT}">{badge(step.phase.value, BADGE_COLOURS[step.phase])}</td>',
+        f'<td style="{_SHORT}">{step.attempt or ""}</td>',
+        f'<td style="{_SHORT}"><code>{esc(step.container_id or "")}</code></td>',
+        *([f'<td class="md-node" style="{_SHORT}">{esc(step.node or "")}</td>'] if nodes else []),
+        f'<td style="{_SHORT}">{format_clock(step.start_time)}</td>',
+        f'<td style="{_SHORT};font-variant-numeric:tabular-nums">'
         f'{format_duration(step.duration(now))}</td>',
-        f'<td style="{_CELL};{exit_style}">{esc(exit_code)}</td>',
-        f'<td style="{_CELL};font-variant-numeric:tabular-nums">'
+        f'<td style="{_SHORT};{exit_style}">{esc(exit_code)}</td>',
+        f'<td style="{_SHORT};font-variant-numeric:tabular-nums">'
         f'{"" if never_ran else esc(memory_text(step))}</td>',
         f'<td class="md-last-line" style="{_CELL};min-width:8em;overflow-wrap:anywhere;'
         f'white-space:normal;font-family:monospace;font-size:11.5px;{line_style}" '
