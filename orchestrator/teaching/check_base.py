@@ -6,7 +6,9 @@ both import it and neither imports the other's module back.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List
+import contextlib
+import os
+from typing import Any, Callable, Iterator, List
 
 __all__ = ["ExerciseCheckError"]
 
@@ -120,6 +122,20 @@ class _Checker:
             self.fail(f"{claim} (on generated cases; this is the smallest one found)",
                       given_text, _Text(got), why)
         self.verified.append(f"{claim} (on {max_examples} generated cases)")
+
+
+@contextlib.contextmanager
+def variable_kept(name: str) -> Iterator[None]:
+    """Whatever a check does to environment variable `name`, it is as before afterwards
+    (ZenML's `temporary_environment` leaves a value changed inside the block)."""
+    saved = os.environ.get(name)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 def _removed(client: Any, container_id: str) -> bool:

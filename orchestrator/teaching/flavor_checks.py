@@ -20,7 +20,7 @@ import sys
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from orchestrator.teaching.check_base import _Checker
+from orchestrator.teaching.check_base import _Checker, variable_kept
 
 FLAVOR_NAME = "my_orchestrator"  # what the notebooks register: -f my_orchestrator
 
@@ -335,9 +335,8 @@ def check_submit_pipeline(submit_pipeline: Callable) -> List[str]:
     c = _Checker("submit_pipeline")
     diamond = {"join": ["left", "right"], "left": ["src"], "right": ["src"], "src": [],
                "lonely": []}
-    saved = os.environ.get(RUN_ID_VARIABLE)
-    os.environ.pop(RUN_ID_VARIABLE, None)
-    try:
+    with variable_kept(RUN_ID_VARIABLE):
+        os.environ.pop(RUN_ID_VARIABLE, None)
         given = f"a diamond listed backwards plus an independent step: {diamond}"
         c.last_input = given
         first = _submit(submit_pipeline, diamond, ())
@@ -375,11 +374,6 @@ def check_submit_pipeline(submit_pipeline: Callable) -> List[str]:
 
         submit_pipeline_properties(c, lambda graph, failing: _submit_problem(
             submit_pipeline, graph, failing))
-    finally:
-        if saved is None:
-            os.environ.pop(RUN_ID_VARIABLE, None)
-        else:
-            os.environ[RUN_ID_VARIABLE] = saved
     return c.verified
 
 

@@ -21,7 +21,7 @@ import uuid
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, List, Optional
 
-from orchestrator.teaching.check_base import ExerciseCheckError, _Checker, _removed
+from orchestrator.teaching.check_base import ExerciseCheckError, _Checker, _removed, variable_kept
 
 FINAL = ("completed", "failed", "skipped", "stopped")
 
@@ -35,8 +35,7 @@ def check_get_orchestrator_run_id(get_orchestrator_run_id: Callable) -> List[str
     from orchestrator.teaching.solutions import RUN_ID_VARIABLE
 
     c = _Checker("get_orchestrator_run_id")
-    saved = os.environ.get(RUN_ID_VARIABLE)
-    try:
+    with variable_kept(RUN_ID_VARIABLE):
         for value in ("run-1111", "run-2222"):
             os.environ[RUN_ID_VARIABLE] = value
             first = c.call_shown(f"get_orchestrator_run_id(self) with {RUN_ID_VARIABLE}="
@@ -59,11 +58,6 @@ def check_get_orchestrator_run_id(get_orchestrator_run_id: Callable) -> List[str
             c.fail("outside a step (variable not set): an error, not an id", shown, got,
                    "an id made up on the spot belongs to no run: the step's record would "
                    "go nowhere")
-    finally:
-        if saved is None:
-            os.environ.pop(RUN_ID_VARIABLE, None)
-        else:
-            os.environ[RUN_ID_VARIABLE] = saved
     return c.verified
 
 
