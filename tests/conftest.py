@@ -134,16 +134,23 @@ def pytest_configure(config):
     parallel.GroupTimes.register(config)
 
 
-@pytest.fixture(scope="module")
-def faults(project_dir):
-    """tests/fault_pipelines.py (the faults of the two fault modules), copied into the project folder and imported from there."""
-    shutil.copy(Path(__file__).with_name("fault_pipelines.py"), project_dir / "fault_pipelines.py")
+def imported_from_project(project_dir, module_name):
+    """tests/<module_name>.py, copied into the project folder and imported from there (so
+    that ZenML ships its steps to the containers as the project's code); a generator for a
+    fixture: it forgets the module afterwards."""
+    shutil.copy(Path(__file__).with_name(f"{module_name}.py"), project_dir / f"{module_name}.py")
     sys.path.insert(0, str(project_dir))
     try:
-        yield importlib.import_module("fault_pipelines")
+        yield importlib.import_module(module_name)
     finally:
         sys.path.remove(str(project_dir))
-        sys.modules.pop("fault_pipelines", None)
+        sys.modules.pop(module_name, None)
+
+
+@pytest.fixture(scope="module")
+def faults(project_dir):
+    """tests/fault_pipelines.py: the faults of the two fault modules."""
+    yield from imported_from_project(project_dir, "fault_pipelines")
 
 
 @pytest.fixture(scope="session", autouse=True)

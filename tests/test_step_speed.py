@@ -11,10 +11,8 @@ will not run are removed, exit codes and ZenML's record stay true, the done
 line shows nowhere. A waiting container whose orchestrator is gone leaves.
 """
 
-import importlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -31,6 +29,7 @@ from orchestrator.running.step_entrypoint import ALIVE_FILE, DONE_LINE_PREFIX, O
 from orchestrator.running.step_logs import run_log_dir
 from orchestrator.running.step_timing import read_timings
 from orchestrator.status.records import epoch_seconds
+from tests.conftest import imported_from_project
 
 PARENT_IMAGE = "my-docker/zenml-parent:0.98.0-py3.11"
 NO_BUILD = {"docker": DockerSettings(skip_build=True, parent_image=PARENT_IMAGE)}
@@ -39,14 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def speed(project_dir):
-    """tests/speed_pipelines.py, copied into the project folder and imported from there."""
-    shutil.copy(Path(__file__).with_name("speed_pipelines.py"), project_dir / "speed_pipelines.py")
-    sys.path.insert(0, str(project_dir))
-    try:
-        yield importlib.import_module("speed_pipelines")
-    finally:
-        sys.path.remove(str(project_dir))
-        sys.modules.pop("speed_pipelines", None)
+    """tests/speed_pipelines.py, imported from the project folder."""
+    yield from imported_from_project(project_dir, "speed_pipelines")
 
 
 def latest_run(pipeline_name):

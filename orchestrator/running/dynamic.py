@@ -63,6 +63,7 @@ from orchestrator.running.plan import RunPlan
 from orchestrator.running.planning import plan_isolated_step, warn_if_store_in_source_root
 from orchestrator.running.reporting import claim_orchestrator_run_id, finish_run
 from orchestrator.running.settings import ENV_ORCHESTRATOR_RUN_ID
+from orchestrator.running.signals import handling
 from orchestrator.running.step_logs import LineSplitter, StepLogFile, TracebackFolder, run_log_dir
 from orchestrator.zenml_records import epoch_seconds, get_run, run_status, step_runs_of
 
@@ -732,13 +733,8 @@ def _interrupt_stops_the_run(run: DynamicRun) -> Iterator[None]:
                          name="my-docker-interrupt").start()
         raise KeyboardInterrupt(name)
 
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
-    try:
+    with handling((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), interrupt):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

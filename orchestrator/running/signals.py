@@ -13,7 +13,25 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from typing import Callable
+from typing import Any, Callable, Iterable, Iterator
+
+
+@contextlib.contextmanager
+def handling(signals: Iterable[int], handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handler` for these signals while the block runs; the previous handlers after.
+
+    In the main thread only (Python lets no other thread handle signals):
+    elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @contextlib.contextmanager
@@ -25,19 +43,11 @@ def terminate_as_interrupt():
     thread; elsewhere (e.g. a run started from a worker thread) this does
     nothing.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
     def _interrupt(signum, frame):
         raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
+    with handling((signal.SIGTERM, signal.SIGHUP), _interrupt):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -48,17 +58,8 @@ def signals_hurry(hurry: Callable[[str], None]):
     wants it over sooner, not a cleanup broken halfway (containers left
     running, the run's record open). Only in the main thread, as signals are.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
     def _again(signum, frame):
         hurry(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, _again)
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
+    with handling((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), _again):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
