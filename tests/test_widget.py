@@ -217,6 +217,7 @@ def test_on_docker_live_panels_follow_a_run_as_widgets_and_as_text(project_dir, 
 # The graph, the timeline, resources, a step's log, stop and recent runs
 # --------------------------------------------------------------------------
 
+import html
 import re  # noqa: E402
 
 
@@ -340,6 +341,25 @@ def test_the_resources_tab_says_what_it_will_show_before_any_sample():
     panel = RunPanel()
     panel.render_all(status_with(*run_step("load")[:2]))
     assert "docker stats" in panel.resources.value
+
+
+def test_the_resources_tab_lists_running_containers_first_then_the_rest_in_pipeline_order():
+    steps = {"first": {"upstream": []}, "second": {"upstream": ["first"]},
+             "third": {"upstream": ["second"]}}
+    status = new_run_status(RUN_ID, steps)
+    for step, start in (("first", 1.0), ("second", 5.0), ("third", 9.0)):
+        status = apply(status, ContainerEvent("create", step, 1, f"{step:0<12}", start,
+                                              run_id=RUN_ID))
+        status = apply(status, ContainerEvent("start", step, 1, f"{step:0<12}", start + 0.1,
+                                              run_id=RUN_ID))
+        status = apply(status, ResourceSample(step, 1, start + 1, 0.5, 100 * 1024 * 1024))
+        if step != "third":
+            status = apply(status, ContainerEvent("die", step, 1, f"{step:0<12}", start + 3,
+                                                  0, RUN_ID))
+    panel = RunPanel()
+    panel.render_all(status)
+    order = re.findall(r'<tr data-step="([^"]*)"', panel.resources.value)
+    assert order == ["third", "first", "second"], order
 
 
 def test_a_steps_log_is_shown_whole_and_followed_while_it_runs(tmp_path):
@@ -798,13 +818,20 @@ def test_a_container_that_only_waited_and_was_removed_shows_no_work_and_no_exit_
     assert "its step never ran" in panel.timeline.value
     row = re.search(r'<tr data-step="after".*?</tr>', panel.table.value).group(0)
     assert "137" not in row and "MiB" not in row and "killed" not in row, row
+    # Neither a start time nor a duration (the container's wait is not the
+    # step's), and the reason rather than a line the waiting container printed.
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert cells[4] == "" and cells[5] == "", cells
+    assert after.reason in html.unescape(cells[-1]), cells
     failed_row = re.search(r'<tr data-step="fails".*?</tr>', panel.table.value).group(0)
     assert ">1<" in failed_row  # a step that ran keeps its exit code
     from orchestrator.status.text import render_text
 
     text_row = next(line for line in render_text(status).splitlines()
                     if line.startswith("after "))
-    assert "137" not in text_row, text_row
+    assert "137" not in text_row and text_row.endswith(after.reason), text_row
+    # after the try and the container: no time, no duration, no exit, then the reason
+    assert text_row.split()[2:] == ["1", "after0000000", *after.reason.split()], text_row
 
 
 def test_one_colour_and_one_word_per_state_on_every_view():
@@ -830,6 +857,11 @@ def test_one_colour_and_one_word_per_state_on_every_view():
     assert f"background:{purple}" in re.search(r'<tr data-step="left".*?</tr>',
                                               panel.table.value).group(0)
     assert f'stroke="{purple}"' in panel.graph.value
+    # The stopped step's exit code is no failure's (not red), and its last
+    # column says it was stopped, not how the stop ended ZenML's code.
+    row = re.search(r'<tr data-step="left".*?</tr>', panel.table.value).group(0)
+    assert "c62828" not in row and ">137<" in row, row
+    assert re.findall(r"<td[^>]*>(.*?)</td>", row)[-1].startswith("stopped"), row
     # A container that exists but does not run yet: "starting" on the graph and
     # in the Resources tab alike.
     starting = status_with(*run_step("load"),

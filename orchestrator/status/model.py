@@ -312,6 +312,26 @@ class StepStatus:
     def container_alive(self) -> bool:
         return self.container_state in _ALIVE
 
+    # -- what the steps tables show -----------------------------------------
+    @property
+    def ran(self) -> bool:
+        """False when the latest container ended while it waited at its gate: its
+        start, duration, exit code and memory are then not the step's."""
+        return not self.latest.never_ran
+
+    @property
+    def shown_line(self) -> Tuple[str, bool]:
+        """(text, is_reason) for the last column of the steps tables.
+
+        The last log line, except for a step that never ran, or was stopped (its
+        last line is how the stop ended ZenML's code, often a traceback), or
+        has printed nothing yet: then the reason says what happened.
+        """
+        if self.reason and (not self.ran or self.phase == StepPhase.STOPPED
+                            or not self.last_line):
+            return self.reason, True
+        return self.last_line, not self.last_line
+
 
 @dataclass(frozen=True)
 class RunStatus:

@@ -334,28 +334,29 @@ def table_html(status: RunStatus, now: Optional[float] = None) -> str:
 
 
 def _row_html(step: StepStatus, now: Optional[float], nodes: bool = False) -> str:
-    line = step.last_line or step.reason
-    line_style = ("color:#9e9e9e;font-style:italic" if not step.last_line else "color:#424242")
-    never_ran = step.latest.never_ran  # its exit code and memory are not the step's
+    never_ran = not step.ran  # its exit code, memory and times are not the step's
+    line, told = step.shown_line  # the last log line stays in the tooltip
+    line_style = "color:#9e9e9e;font-style:italic" if told else "color:#424242"
     exit_code = "" if step.exit_code is None or never_ran else str(step.exit_code)
     if step.oom_killed and not never_ran:
         exit_code += " (out of memory)"
-    exit_style = "color:#c62828;font-weight:600" if exit_code not in ("", "0") else ""
+    exit_style = ("color:#c62828;font-weight:600" if exit_code not in ("", "0")
+                  and step.phase != StepPhase.STOPPED else "")
     cells = [
         f'<td style="{_SHORT};font-weight:600">{esc(step.name)}</td>',
         f'<td style="{_SHORT}">{badge(step.phase.value, BADGE_COLOURS[step.phase])}</td>',
         f'<td style="{_SHORT}">{step.attempt or ""}</td>',
         f'<td style="{_SHORT}"><code>{esc(step.container_id or "")}</code></td>',
         *([f'<td class="md-node" style="{_SHORT}">{esc(step.node or "")}</td>'] if nodes else []),
-        f'<td style="{_SHORT}">{format_clock(step.start_time)}</td>',
+        f'<td style="{_SHORT}">{"" if never_ran else format_clock(step.start_time)}</td>',
         f'<td style="{_SHORT};font-variant-numeric:tabular-nums">'
-        f'{format_duration(step.duration(now))}</td>',
+        f'{"" if never_ran else format_duration(step.duration(now))}</td>',
         f'<td style="{_SHORT};{exit_style}">{esc(exit_code)}</td>',
         f'<td style="{_SHORT};font-variant-numeric:tabular-nums">'
         f'{"" if never_ran else esc(memory_text(step))}</td>',
         f'<td class="md-last-line" style="{_CELL};min-width:8em;overflow-wrap:anywhere;'
         f'white-space:normal;font-family:monospace;font-size:11.5px;{line_style}" '
-        f'title="{esc(line)}">{esc(line)}</td>',
+        f'title="{esc(step.last_line or line)}">{esc(line)}</td>',
     ]
     node = f' data-node="{esc(step.node)}"' if step.node else ""
     return f'<tr data-step="{esc(step.name)}" data-state="{step.phase.value}"{node}>' \
@@ -401,11 +402,11 @@ def _meter(fraction: Optional[float], colour: str) -> str:
 
 
 def _resource_rows(status: RunStatus) -> List[Tuple[StepStatus, Attempt]]:
-    """Attempts with samples: running ones first, then finished ones, newest first."""
+    """Attempts with samples: running ones first, then finished ones; each group in
+    the order the steps table lists them (pipeline order, attempts in order)."""
     rows = [(step, attempt) for step in status.steps for attempt in step.attempts
             if attempt.usage is not None or attempt.oom_killed]
-    return sorted(rows, key=lambda row: (row[1].container_state not in ("running", "created"),
-                                         -(row[1].started_at or 0)))
+    return sorted(rows, key=lambda row: row[1].container_state not in ("running", "created"))
 
 
 def resources_html(status: RunStatus) -> str:

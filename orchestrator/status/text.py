@@ -82,11 +82,11 @@ def render_text(status: RunStatus, *, now: Optional[float] = None, width: Option
             str(step.attempt) if step.attempt else "",
             step.container_id or "",
             *((step.node or "",) if nodes else ()),
-            format_clock(step.start_time),
-            format_duration(step.duration(now)),
-            # (a container that only waited at its gate: its exit is not the step's)
-            "" if step.exit_code is None or step.latest.never_ran else str(step.exit_code),
-            step.last_line or step.reason,
+            # (a container that only waited at its gate: its times and exit are not the step's)
+            format_clock(step.start_time) if step.ran else "",
+            format_duration(step.duration(now)) if step.ran else "",
+            "" if step.exit_code is None or not step.ran else str(step.exit_code),
+            step.shown_line[0],
         ))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
