@@ -13,10 +13,11 @@ are the test). This module adds what nbmake cannot:
   wrong answer and the notebook must stop at that exercise's check;
 * notebook 2's table of ZenML's orchestrator interface names every part of it;
 * papermill runs of some notebooks with *different* parameters (a step made
-  to fail, another parallelism, a first attempt that fits in memory, a
-  threshold the model cannot meet), reading the results back from the
-  executed notebook. They skip the conformance kit (``run_kit=False``), which
-  `tests/test_conformance.py` covers, to stay well below a full nbmake run.
+  to fail, other numbers, a first attempt that fits in memory), reading the
+  results back from the executed notebook, and one with a claim made false
+  that its checks must catch. They skip the conformance kit
+  (``run_kit=False``), which `tests/test_conformance.py` covers, to stay well
+  below a full nbmake run.
 """
 
 import ast
@@ -409,13 +410,8 @@ def test_anatomy_with_other_numbers(tmp_path):
                        "conformance": None}
 
 
-@pytest.mark.usefixtures("parent_image")
-def test_scheduling_with_two_slots(tmp_path):
-    summary = read_summary(execute("04_scheduling", tmp_path, branches=3, seconds=2.0,
-                                   parallelism=2, run_kit=False))
-    assert summary["overlap_sequential"] == 1
-    assert summary["overlap_parallel"] == 2, summary  # at least two, and never more than 2
-    # (the span ratio is not a claim: on a loaded machine it was measured at 1.12)
+# Notebook 4 with fewer slots than branches (its default: two for three) is
+# notebook 4's own run: its checks demand exactly two branches at once.
 
 
 @pytest.mark.usefixtures("parent_image")
@@ -437,17 +433,31 @@ def test_panel_shows_a_failing_branch_of_the_readers_orchestrator(tmp_path):
 
 @pytest.mark.usefixtures("parent_image")
 def test_notebook_checks_fail_when_a_claim_is_false(tmp_path):
-    """The notebooks' checks have teeth: demand an accuracy no model reaches.
+    """The notebooks' checks have teeth: a claim made false after the run is caught.
 
-    One model, not a sweep (four containers per run instead of six: the checks
-    cell is what is tested, not the sweep, which notebook 7's own run checks)."""
+    Notebook 2 (the cheapest: one short pipeline in the kernel's process), with
+    one cell added before its checks that changes `b` once the run has used
+    it: the checks cell must stop the notebook, before its summary."""
     import papermill
 
+    notebook = nbformat.read(NOTEBOOKS_DIR / "02_anatomy.ipynb", as_version=4)
+    checks = next(i for i, c in enumerate(notebook.cells)
+                  if c.cell_type == "code" and 'print("all checks passed")' in c.source)
+    notebook.cells.insert(checks, nbformat.v4.new_code_cell("b = b + 1  # a claim made false"))
+    path = tmp_path / "02_anatomy.false.ipynb"
+    nbformat.write(notebook, path)
+    output = tmp_path / "02_anatomy.out.ipynb"
     with pytest.raises(papermill.PapermillExecutionError) as raised:
-        execute("07_putting_it_together", tmp_path, min_accuracy=1.01, gammas=[0.001],
-                run_kit=False)
+        papermill.execute_notebook(
+            str(path), str(output),
+            parameters={"workspace_root": str(tmp_path / "workspaces"), "run_kit": False},
+            cwd=str(NOTEBOOKS_DIR), kernel_name="python3", progress_bar=False,
+            execution_timeout=600)
     assert raised.value.ename == "AssertionError"
-    executed = nbformat.read(tmp_path / "07_putting_it_together.out.ipynb", as_version=4)
+    executed = nbformat.read(output, as_version=4)
+    failed = [c for c in executed.cells if c.cell_type == "code"
+              and any(o.get("output_type") == "error" for o in c.get("outputs", ()))]
+    assert len(failed) == 1 and 'print("all checks passed")' in failed[0].source
     with pytest.raises(LookupError):  # it stopped at the checks, before the summary
         read_summary(executed)
 

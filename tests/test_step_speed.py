@@ -150,6 +150,10 @@ def test_a_retried_step_gets_a_fresh_container_and_its_downstream_step_waits(
     assert [t.attempt for t in attempts] == [1, 2]
     assert attempts[0].container != attempts[1].container
     assert not attempts[1].started_early  # a retry starts when it is due, fresh
+    # The failed attempt reported no stages (no done line), yet its warm-up's end
+    # is known: the orchestrator saw its ready line (the timeline splits its bar).
+    assert attempts[0].inside is None and attempts[0].ready_seen is not None
+    assert attempts[0].start_returned <= attempts[0].ready_seen <= attempts[0].exit_seen
     (downstream,) = timings["add_one"]
     assert downstream.started_early
     assert downstream.gate_opened >= attempts[1].success_known

@@ -5,6 +5,7 @@ JupyterLab; these check the pieces without a browser. Tests named
 test_on_docker_* need the Docker engine and a ZenML store.
 """
 
+import html
 import time
 from dataclasses import replace
 
@@ -217,7 +218,6 @@ def test_on_docker_live_panels_follow_a_run_as_widgets_and_as_text(project_dir, 
 # The graph, the timeline, resources, a step's log, stop and recent runs
 # --------------------------------------------------------------------------
 
-import html
 import re  # noqa: E402
 
 
@@ -743,6 +743,37 @@ from orchestrator.status.timeline import (  # noqa: E402
 )
 
 moments = st.floats(0, 100, allow_nan=False, allow_infinity=False)
+
+
+def test_a_failed_attempt_is_split_at_the_ready_line_the_orchestrator_saw():
+    from orchestrator.running.step_timing import AttemptTiming
+    from orchestrator.status.timeline import WAITING, WARM_UP, stage_times
+
+    failed = AttemptTiming("s", 1, started_early=True, ready_seen=12.0, gate_opened=15.0)
+    succeeded = AttemptTiming("s", 2, started_early=True, ready_seen=22.5, gate_opened=24.0,
+                              inside={"stages": [["stack and step module", 22.0],
+                                                 ["waited for upstream steps", 23.9]]})
+    stages = stage_times([failed, succeeded])
+    assert stages[("s", 1)] == StageTimes(12.0, 15.0)  # what the orchestrator saw
+    assert stages[("s", 2)] == StageTimes(22.0, 23.9)  # the container's own clock wins
+    step = StepStatus("s", (), attempts=(Attempt(1, "c" * 12, "exited", 10.0, 10.0, 18.0, 1,
+                                                 started_early=True),),
+                      zenml_runs=(ZenmlRun("failed", 15.5, 17.5),))
+    kinds = [(seg.kind, seg.start, seg.end) for seg in attempt_segments(
+        step, step.attempts[0], end=18.0, live=False, stages=stages[("s", 1)])]
+    assert kinds[:3] == [(WARM_UP, 10.0, 12.0), (WAITING, 12.0, 15.0), (WARM_UP, 15.0, 15.5)]
+
+
+def test_a_hairline_wait_between_two_warm_ups_is_drawn_as_one_warm_up():
+    from orchestrator.status.timeline import WARM_UP
+
+    step = StepStatus("s", (), attempts=(Attempt(1, "c" * 12, "exited", 10.0, 10.0, 14.0, 0,
+                                                 started_early=True),),
+                      zenml_runs=(ZenmlRun("completed", 12.3, 13.5),))
+    segments = attempt_segments(step, step.attempts[0], end=14.0, live=False,
+                                stages=StageTimes(12.0, 12.0002))
+    assert [(seg.kind, seg.start, seg.end) for seg in segments][:2] == [
+        (WARM_UP, 10.0, 12.3), (WORK, 12.3, 13.5)]
 
 
 @st.composite

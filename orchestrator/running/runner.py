@@ -603,8 +603,12 @@ class DagRunner:
             early = self._early.get(event.step_name)
             if early is not None and early.container is event.container:
                 early.ready_at = time.monotonic()
+                early.timing.ready_seen = time.time()
             elif self._active.get(event.step_name) is event.container:
                 self._ready_at[event.step_name] = time.monotonic()
+                timing = self._timing.get(event.step_name)
+                if timing is not None:
+                    timing.ready_seen = time.time()
             return
         if isinstance(event, _Done):
             self._on_done(event)

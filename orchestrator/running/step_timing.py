@@ -33,6 +33,9 @@ class AttemptTiming:
         lowered_cpu: it waited with a lower CPU weight (set back at its gate).
         create_called, start_returned: the orchestrator's create call began,
             its start call returned.
+        ready_seen: the container's ready line (warm-up done) reached the
+            orchestrator; kept for every attempt, also one that failed, whose
+            container reports its stages only on the done line of a success.
         gate_opened: the orchestrator let the step run (early containers only).
         done_seen: the step's done line reached the orchestrator.
         success_known: the orchestrator counted the step as completed.
@@ -48,6 +51,7 @@ class AttemptTiming:
     lowered_cpu: bool = False
     create_called: Optional[float] = None
     start_returned: Optional[float] = None
+    ready_seen: Optional[float] = None
     gate_opened: Optional[float] = None
     done_seen: Optional[float] = None
     success_known: Optional[float] = None

@@ -67,8 +67,12 @@ def stage_times(timings: Iterable[Any]) -> Dict[Tuple[str, int], StageTimes]:
     for timing in timings:
         inside = getattr(timing, "inside", None) or {}
         stages = {stage[0]: stage[1] for stage in inside.get("stages", ()) if len(stage) > 1}
-        ready = stages.get("stack and step module")
-        gate = stages.get("waited for upstream steps") if timing.started_early else None
+        # The container's own clock where it reported (a success's done line);
+        # else when the orchestrator saw its ready line and opened its gate
+        # (an attempt that failed reports no stages).
+        ready = stages.get("stack and step module", getattr(timing, "ready_seen", None))
+        gate = (stages.get("waited for upstream steps", getattr(timing, "gate_opened", None))
+                if timing.started_early else None)
         if ready is not None or gate is not None:
             found[(timing.step, int(timing.attempt))] = StageTimes(ready, gate)
     return found
@@ -210,7 +214,29 @@ def attempt_segments(step: StepStatus, attempt: Attempt, *, end: float, live: bo
             segments.append(Segment(FINISH, work_end, end, live))
     elif live:
         segments[-1] = Segment(segments[-1].kind, segments[-1].start, segments[-1].end, True)
-    return [seg for seg in segments if seg.end > seg.start or seg.kind == WORK]
+    return _drawn(segments)
+
+
+# A wait at the gate shorter than this, between two warm-ups, is drawn as
+# warm-up: the container was ready just as its upstream steps ended, and two
+# warm-ups around a hairline read as two phases where there was one.
+SHORTEST_WAIT_SECONDS = 0.05
+
+
+def _drawn(segments: List[Segment]) -> List[Segment]:
+    """`segments` without empty ones, a hairline wait between warm-ups made warm-up,
+    neighbours of one kind joined."""
+    segments = [seg for seg in segments if seg.end > seg.start or seg.kind == WORK]
+    kept: List[Segment] = []
+    for index, seg in enumerate(segments):
+        following = segments[index + 1] if index + 1 < len(segments) else None
+        if (seg.kind == WAITING and seg.end - seg.start < SHORTEST_WAIT_SECONDS
+                and following is not None and following.kind == WARM_UP):
+            seg = Segment(WARM_UP, seg.start, seg.end, seg.live)
+        if kept and kept[-1].kind == seg.kind and seg.kind != WORK:
+            seg = Segment(seg.kind, kept.pop().start, seg.end, seg.live)
+        kept.append(seg)
+    return kept
 
 
 def _last_known(step: StepStatus, started_at: float) -> float:
