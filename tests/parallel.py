@@ -32,13 +32,13 @@ SHARED_GROUPS = {
 # The longest groups first (from `make test`'s durations on 2 cores); groups not
 # named here come after, in collection order.
 SLOWEST_FIRST = [
-    "notebooks-6-and-7", "local-zenml-server", "test_conformance.py", "test_notebooks.py",
-    "test_public_report_faults.py", "test_dynamic_pipelines.py", "08_swarm.ipynb", "test_real_user_faults.py",
-    "test_browser_panel.py", "05_failures.ipynb", "test_detached_runs.py",
-    "02_anatomy.ipynb", "test_run_control.py", "04_scheduling.ipynb", "test_step_speed.py",
-    "03_one_container_per_step.ipynb", "test_early_start.py", "test_build_reuse.py",
-    "test_pipelines_on_docker.py", "test_stress.py", "test_engine.py", "test_one_phase_everywhere.py",
-    "test_cleanup_signals.py", "test_leftover_check.py", "01_setup.ipynb",
+    "notebooks-6-and-7", "test_dynamic_pipelines.py", "test_notebooks.py", "test_conformance.py",
+    "test_detached_runs.py", "local-zenml-server", "test_public_report_faults.py",
+    "test_step_speed.py", "test_real_user_faults.py", "test_run_control.py",
+    "03_one_container_per_step.ipynb", "02_anatomy.ipynb", "05_failures.ipynb", "04_scheduling.ipynb",
+    "test_stress.py", "test_build_reuse.py", "test_pipelines_on_docker.py", "test_browser_panel.py",
+    "01_setup.ipynb", "test_status.py", "test_tutorial_checks.py", "test_widget.py", "08_swarm.ipynb",
+    "test_installed_package.py", "test_leftover_check.py",
 ]
 
 # The key a worker sets in its `workeroutput` when it used the engine.
