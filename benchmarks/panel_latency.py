@@ -86,7 +86,8 @@ if __name__ == "__main__":
 
 def synthetic_status(steps: int):
     """A wide run in the middle: 60% of branches done (every 7th retried), the rest running."""
-    from orchestrator.status.model import ContainerEvent, ResourceSample, apply, new_run_status
+    from orchestrator.status.events import ContainerEvent, ResourceSample
+    from orchestrator.status.reducer import apply, new_run_status
 
     run_id = "0" * 8 + "-bench-" + str(steps)
     spec = {"source": {"upstream": []}}

@@ -100,6 +100,15 @@ LOG_END = """p => {
 
 # Whether an element is on screen and not covered or clipped: the page's
 # topmost element at its centre is it (or inside it).
+# How far a panel reaches past its output area, and each shown log box past its
+# own width, in pixels (0: nothing scrolls sideways).
+SIDEWAYS = """p => {
+  const out = p.closest('.jp-OutputArea-output') || p.parentElement;
+  const shown = [...p.querySelectorAll('.md-log-view')].filter(v => v.offsetParent !== null);
+  return {panel: out.scrollWidth - out.clientWidth,
+          logs: shown.map(v => v.scrollWidth - v.clientWidth)};
+}"""
+
 ON_SCREEN = """e => {
   const r = e.getBoundingClientRect();
   const x = r.left + r.width / 2, y = r.top + r.height / 2;
@@ -299,6 +308,7 @@ class Journey:
             locator.evaluate("p => p.scrollIntoView({block: 'start'})")
             self.page.wait_for_timeout(600)
             self.page.screenshot(path=str(ARTIFACTS / f"browser_panel_{width}{suffix}.png"))
+            self.found.setdefault("sideways", {})[f"{width}{suffix}"] = locator.evaluate(SIDEWAYS)
         self.page.set_viewport_size({"width": 1500, "height": 1100})
         self.show_file_browser(False)
 
@@ -670,6 +680,12 @@ def test_at_800_px_with_the_file_browser_open_stop_and_every_tab_are_on_screen(j
     assert stop, "the Stop button is not on screen"
     assert set(tabs) == {"Graph", "Timeline", "Steps", "Resources"} and all(tabs.values()), tabs
     assert fits, "the timeline is wider than the panel"
+
+
+def test_the_panel_and_its_log_box_never_scroll_sideways(journey):
+    (sideways,) = found(journey, "sideways")
+    assert sideways and all(seen["panel"] <= 0 and all(x <= 0 for x in seen["logs"])
+                            for seen in sideways.values()), sideways
 
 
 def test_two_panels_on_one_page_both_draw_arrowheads(journey):

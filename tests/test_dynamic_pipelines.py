@@ -27,7 +27,8 @@ from orchestrator.running.labels import (
     STEP_RUN_ID_LABEL,
 )
 from orchestrator.running.step_logs import log_file_name, run_log_dir
-from orchestrator.status.model import StepPhase, parse_docker_time
+from orchestrator.status.events import parse_docker_time
+from orchestrator.status.model import StepPhase
 from orchestrator.status.watcher import read_status
 from orchestrator.status.widget import LivePanel
 from orchestrator.teaching.dynamic_examples import (

@@ -111,20 +111,21 @@ def test_phases_of_a_container_that_reported_nothing():
 # -- how the status model shows a container that waits at its gate ---------------
 
 def _status_of_chain():
-    from orchestrator.status.model import new_run_status
+    from orchestrator.status.reducer import new_run_status
 
     return new_run_status("run", {"a": {"upstream": []}, "b": {"upstream": ["a"]}})
 
 
 def _event(action, step, container, t, early=False, exit_code=None):
-    from orchestrator.status.model import ContainerEvent
+    from orchestrator.status.events import ContainerEvent
 
     return ContainerEvent(action, step, 1, container, t, exit_code=exit_code, run_id="run",
                           started_early=early)
 
 
 def test_a_waiting_container_is_starting_not_running():
-    from orchestrator.status.model import StepPhase, apply
+    from orchestrator.status.model import StepPhase
+    from orchestrator.status.reducer import apply
 
     status = _status_of_chain()
     for event in (_event("create", "a", "aaa", 1), _event("start", "a", "aaa", 2),
@@ -139,7 +140,8 @@ def test_a_waiting_container_is_starting_not_running():
 
 
 def test_a_waiting_container_removed_after_its_upstream_failed_is_skipped_not_stopped():
-    from orchestrator.status.model import StepPhase, apply
+    from orchestrator.status.model import StepPhase
+    from orchestrator.status.reducer import apply
 
     status = _status_of_chain()
     for event in (_event("create", "a", "aaa", 1), _event("start", "a", "aaa", 2),
@@ -155,7 +157,8 @@ def test_a_waiting_container_removed_after_its_upstream_failed_is_skipped_not_st
 
 
 def test_a_fresh_container_replaces_a_waiting_one_that_gave_its_slot_up():
-    from orchestrator.status.model import StepPhase, apply
+    from orchestrator.status.model import StepPhase
+    from orchestrator.status.reducer import apply
 
     status = _status_of_chain()
     for event in (_event("create", "a", "aaa", 1), _event("start", "a", "aaa", 2),

@@ -21,23 +21,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.status.model import (
+from orchestrator.status.events import (
     AttemptPlaced,
     ContainerEvent,
     LogLine,
     RunEnded,
-    RunStatus,
-    StepPhase,
     WatcherProblem,
     ZenmlFacts,
     ZenmlStepFact,
-    apply,
     events_from_container,
-    new_run_status,
     parse_docker_time,
-    pipeline_order,
-    run_is_over,
 )
+from orchestrator.status.model import RunStatus, StepPhase, run_is_over
+from orchestrator.status.reducer import apply, new_run_status, pipeline_order
 from orchestrator.status.text import render_text
 
 DATA = Path(__file__).parent / "data"
@@ -544,7 +540,7 @@ def test_late_news_of_an_older_attempt_goes_to_that_attempt_never_to_the_latest(
 
 
 def test_resource_samples_keep_the_latest_use_and_the_peak_per_attempt():
-    from orchestrator.status.model import ResourceSample
+    from orchestrator.status.events import ResourceSample
 
     status = feed(diamond(), *lifecycle("load")[:2])
     mib = 1024 * 1024

@@ -38,11 +38,8 @@ from orchestrator.running.labels import (
     STEP_LABEL,
     label_filters,
 )
-from orchestrator.status.model import (
-    StepPhase,
-    apply,
-    new_run_status,
-)
+from orchestrator.status.model import StepPhase
+from orchestrator.status.reducer import apply, new_run_status
 from orchestrator.status.swarm_source import events_from_task, swarm_manager_of
 from orchestrator.swarm.cluster import (
     ClusterStackError,

@@ -9,19 +9,17 @@ import html
 import time
 from dataclasses import replace
 
-from orchestrator.status.model import (
+from orchestrator.status.events import (
     AttemptPlaced,
     ContainerEvent,
     LogLine,
     ResourceSample,
     RunEnded,
-    RunStatus,
-    StepPhase,
     ZenmlFacts,
     ZenmlStepFact,
-    apply,
-    new_run_status,
 )
+from orchestrator.status.model import RunStatus, StepPhase
+from orchestrator.status.reducer import apply, new_run_status
 from orchestrator.status.widget import (
     WAITING_TITLE,
     LivePanel,
@@ -120,7 +118,7 @@ def test_log_lines_and_names_are_escaped_not_executed():
 
 
 def test_a_watcher_problem_is_shown_under_the_counts():
-    from orchestrator.status.model import WatcherProblem
+    from orchestrator.status.events import WatcherProblem
 
     status = apply(status_with(), WatcherProblem("Docker is not available", 1.0))
     assert "Docker is not available" in RunPanel(status).counts.value
@@ -316,7 +314,7 @@ def test_a_run_seen_after_its_containers_were_removed_has_zenmls_times_on_the_ti
 
 
 def test_memory_is_shown_against_the_limit_and_an_out_of_memory_kill_is_named():
-    from orchestrator.status.model import ResourceSample
+    from orchestrator.status.events import ResourceSample
 
     mib = 1024 * 1024
     status = status_with(*run_step("load")[:2],

@@ -2,9 +2,10 @@
 
 Modules, from facts to views:
 
-- `model`: the status of a run's steps, a pure model and reducer (facts in,
-  phases out), the one place where a step's phase is decided; every attempt
-  of every step and how it went; resource samples;
+- `model`, `events`, `reducer`: the status of a run's steps as immutable
+  values (every attempt of every step and how it went; resource samples),
+  the facts that change it, and the pure reducer (facts in, phases out), the
+  one place where a step's phase is decided;
 - `records`: every read of ZenML's records of runs (paginated);
 - `watcher`: follows a run live (Docker's event stream, ZenML polls, logs,
   CPU and memory samples);

@@ -2,7 +2,7 @@
 
 ZenML asks an orchestrator for a run's status (`zenml pipeline runs refresh`,
 the dashboard). The answer comes from the same facts and the same pure rules
-(`orchestrator.status.model.resolve`) as the live panel and the terminal
+(`orchestrator.status.reducer.resolve`) as the live panel and the terminal
 view, so the three never disagree about a step: the run's containers (by
 their labels) and ZenML's records are read once, turned into a `RunStatus`,
 and its phases are translated to ZenML's `ExecutionStatus`.
@@ -18,8 +18,10 @@ from zenml.enums import ExecutionStatus
 from orchestrator.running.labels import client_is_gone, find_containers
 from orchestrator.running.orchestration_record import read_record
 from orchestrator.running.step_logs import run_log_dir
-from orchestrator.status.model import RunStatus, StepPhase, apply, events_from_container
+from orchestrator.status.events import events_from_container
+from orchestrator.status.model import RunStatus, StepPhase
 from orchestrator.status.records import status_for_run, zenml_facts_from
+from orchestrator.status.reducer import apply
 from orchestrator.zenml_records import step_runs_of
 
 # A step's phase as ZenML's status. Steps that did not start are left out:

@@ -11,7 +11,7 @@ measurable (benchmarks/panel_latency.py), without widgets or a browser.
 - `resources_html`: CPU and memory of each container against its limits;
 - `log_html`: one attempt's output.
 
-Every phase shown is the one `orchestrator.status.model.resolve` decided.
+Every phase shown is the one `orchestrator.status.reducer.resolve` decided.
 """
 
 from __future__ import annotations
@@ -31,13 +31,7 @@ from orchestrator.status.drawing import (
     legend_svg,
     swatch_legend_svg,
 )
-from orchestrator.status.model import (
-    SUMMARY_ORDER,
-    Attempt,
-    RunStatus,
-    StepPhase,
-    StepStatus,
-)
+from orchestrator.status.model import SUMMARY_ORDER, Attempt, RunStatus, StepPhase, StepStatus
 from orchestrator.status.text import format_clock, format_duration
 from orchestrator.status.timeline import (
     FINISH,

@@ -16,7 +16,9 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, Iterable, List
 
-from orchestrator.status.model import RunStatus, ZenmlFacts, ZenmlStepFact, new_run_status
+from orchestrator.status.events import ZenmlFacts, ZenmlStepFact
+from orchestrator.status.model import RunStatus
+from orchestrator.status.reducer import new_run_status
 from orchestrator.zenml_records import (  # noqa: F401 - also importable from here
     PAGE_SIZE,
     epoch_seconds,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Mapping, Optional, Tuple
 
-from orchestrator.status.model import ResourceSample, parse_docker_time
+from orchestrator.status.events import ResourceSample, parse_docker_time
 
 
 def limits_from_inspect(attrs: Mapping[str, Any]) -> Tuple[Optional[int], Optional[float]]:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from orchestrator.running.labels import attempt_of, label_filters, pipeline_run_of, step_of
 from orchestrator.running.step_entrypoint import DONE_LINE_PREFIX
 from orchestrator.running.step_timing import docker_time
-from orchestrator.status.model import AttemptPlaced, ContainerEvent, Event, LogLine, int_or
+from orchestrator.status.events import AttemptPlaced, ContainerEvent, Event, LogLine, int_or
 
 # A task the manager no longer lists is declared removed after this many
 # seconds (its service was removed; how it ended comes from ZenML meanwhile).

@@ -3,7 +3,7 @@
 Pure (a `RunStatus` in, bars out), shared by the panel's Gantt chart
 (`orchestrator.status.widget`) and the terminal's text timeline
 (`orchestrator.status.text`). A bar's colour is its attempt's phase, as
-`orchestrator.status.model.resolve` decided it: the latest attempt shares its
+`orchestrator.status.reducer.resolve` decided it: the latest attempt shares its
 step's phase, an earlier one was retried.
 
 Where a run's containers were seen (a live run), a bar spans its container's

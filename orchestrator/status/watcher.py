@@ -41,20 +41,21 @@ from orchestrator.running.orchestration_record import read_record
 from orchestrator.running.orphans import settle_if_orphaned
 from orchestrator.running.step_entrypoint import DONE_LINE_PREFIX
 from orchestrator.running.step_logs import LineSplitter, run_log_dir
-from orchestrator.status.model import (
-    CREATED,
-    EXITED,
-    RUNNING,
-    ZENML_FINAL_RUN_STATUSES,
+from orchestrator.status.events import (
     ContainerEvent,
     Event,
     LogLine,
     ResourceSample,
     RunEnded,
-    RunStatus,
     WatcherProblem,
-    apply,
     events_from_container,
+)
+from orchestrator.status.model import (
+    CREATED,
+    EXITED,
+    RUNNING,
+    ZENML_FINAL_RUN_STATUSES,
+    RunStatus,
     run_is_over,
 )
 from orchestrator.status.records import (
@@ -65,6 +66,7 @@ from orchestrator.status.records import (
     runs_not_in,
     status_for_run,
 )
+from orchestrator.status.reducer import apply
 from orchestrator.status.resources import StatsFollower
 
 logger = logging.getLogger(__name__)

@@ -75,6 +75,7 @@ _BAR_STYLE = {"completed": "success", "failed": "danger", "stopped": "warning"}
 # 360 px (JupyterLab at 800 px with its file browser open leaves ~370 px).
 PANEL_CSS = """<style>
 .my-docker-run-panel { box-sizing: border-box; max-width: 100%; min-width: 0; }
+.my-docker-run-panel .jupyter-widgets { box-sizing: border-box; min-width: 0; }
 .my-docker-run-panel .widget-html-content { min-width: 0; }
 .my-docker-run-panel .md-log-title-box .widget-html-content,
 .my-docker-run-panel .md-timeline-tab .widget-html-content { line-height: 1.4; }
@@ -173,8 +174,7 @@ class RunPanel:
                                                       justify_content="flex-end",
                                                       min_width="0", max_width="100%"))
         top = widgets.HBox([self.header, controls],
-                           layout=widgets.Layout(align_items="center", width="100%",
-                                                 flex_flow="row wrap"))
+                           layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
         # -- the confirmation, shown when Stop is clicked
         self.confirm_text = widgets.HTML()
         self.confirm_yes = widgets.Button(description="Stop the run", button_style="danger")
@@ -188,14 +188,14 @@ class RunPanel:
         self.message.add_class("md-message")
         # -- progress
         self.bar = widgets.IntProgress(min=0, max=1, value=0, bar_style="info",
-                                       layout=widgets.Layout(width="100%", height="14px"))
+                                       layout=widgets.Layout(width="auto", height="14px"))
         self.counts = widgets.HTML()
         # -- the tabs
         self.graph = widgets.HTML()
         self.graph.add_class("md-graph-tab")
         self.timeline = widgets.HTML()
         self.timeline.add_class("md-timeline-tab")
-        self.table = widgets.HTML(layout=widgets.Layout(overflow="auto", width="100%"))
+        self.table = widgets.HTML(layout=widgets.Layout(overflow="auto"))
         self.table.add_class("md-steps-tab")
         self.resources = widgets.HTML()
         self.resources.add_class("md-resources-tab")
@@ -216,8 +216,7 @@ class RunPanel:
         self._log_hint = widgets.HTML(
             '<div style="color:#757575;font-size:12px">Each step\'s whole output, once '
             "it started: pick its tab below.</div>")
-        log_box = widgets.VBox([self._log_hint, self.log_tabs, self.log_attempt],
-                               layout=widgets.Layout(width="100%"))
+        log_box = widgets.VBox([self._log_hint, self.log_tabs, self.log_attempt])
         self._log_views: Dict[str, _LogView] = {}
         self._log_order: List[str] = []
         self._auto_log: Optional[str] = None  # the step the panel chose itself, last
@@ -689,9 +688,9 @@ class _LogView:
         self.title.add_class("md-log-title-box")
         self.text = widgets.HTML(layout=widgets.Layout(
             max_height="340px", overflow="auto", display="flex",
-            flex_flow="column-reverse", width="100%", border="1px solid #e0e0e0"))
+            flex_flow="column-reverse", border="1px solid #e0e0e0"))
         self.text.add_class("md-log-view")
-        self.box = widgets.VBox([self.title, self.text], layout=widgets.Layout(width="100%"))
+        self.box = widgets.VBox([self.title, self.text])
         self.tail: Optional[LogTail] = None
         self.key: Optional[Tuple[str, str, int]] = None
         self.live = False

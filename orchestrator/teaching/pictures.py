@@ -218,7 +218,7 @@ def status_flow_svg(width: int = 900) -> str:
         _box(10, 150, 250, 56, ["container logs (a thread each)",
                                 "the last line of every step"], fill="#fefce8", size=11),
         _box(330, 70, 220, 76, ["events -> apply(status, event)",
-                                "orchestrator.status.model:", "pure, the one place a",
+                                "orchestrator.status.reducer:", "pure, the one place a",
                                 "step's phase is decided"], fill="#eef2ff", size=11),
         _box(620, 10, 270, 46, ["the live panel (ipywidgets)", "live_panel(), watch_run()"],
              fill="#ffffff", size=11),

@@ -24,7 +24,7 @@ def container_phases(containers: Iterable[Any], run: Any) -> List[Tuple[str, Pha
         run: the ZenML run (hydrated), for the step functions' start and end.
     """
     from orchestrator.running.labels import step_of
-    from orchestrator.status.model import parse_docker_time
+    from orchestrator.status.events import parse_docker_time
     from orchestrator.status.records import epoch_seconds
 
     found = []
