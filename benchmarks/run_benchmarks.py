@@ -500,6 +500,8 @@ def step_breakdown(run: Dict[str, Any]) -> List[Dict[str, Tuple[float, Optional[
     docker: Dict[str, Dict[str, Any]] = {}
     fine: Dict[str, List[Any]] = {}
     for raw in run.get("timings") or []:
+        if raw.get("given_up"):
+            continue  # removed at its gate: no attempt of its step
         timing = AttemptTiming(**raw)
         docker[timing.step] = raw  # the latest attempt wins
         fine[timing.step] = phases(timing)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.machine.local_store import seed_local_store
 from tests import leftovers, parallel
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,7 @@ os.environ["ZENML_CONFIG_PATH"] = str(_SESSION_DIR / "zenml-config")
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
 os.environ.setdefault("ZENML_LOGGING_COLORS_DISABLED", "true")
 os.environ.setdefault("ZENML_ENABLE_REPO_INIT_WARNINGS", "false")
+seed_local_store(_SESSION_DIR / "zenml-config")  # the session's ZenML store, ready
 
 # The reference registration commands, exactly as users type them.
 REFERENCE_COMMANDS = [

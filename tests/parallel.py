@@ -32,9 +32,13 @@ SHARED_GROUPS = {
 # The longest groups first (from `make test`'s durations on 2 cores); groups not
 # named here come after, in collection order.
 SLOWEST_FIRST = [
+    # CI's root session (tests/test_notebooks_as_root.py's groups, and needs_root tests):
+    # its two longest notebooks first, one per worker.
+    "06_watching_live", "07_putting_it_together",
+    # `make test`:
     "notebooks-6-and-7", "test_dynamic_pipelines.py", "test_notebooks.py", "test_conformance.py",
     "test_detached_runs.py", "local-zenml-server", "test_public_report_faults.py",
-    "test_step_speed.py", "test_real_user_faults.py", "test_run_control.py",
+    "test_step_speed.py", "test_real_user_faults.py", "08_swarm", "test_run_control.py",
     "03_one_container_per_step.ipynb", "02_anatomy.ipynb", "05_failures.ipynb", "04_scheduling.ipynb",
     "test_stress.py", "test_build_reuse.py", "test_pipelines_on_docker.py", "test_browser_panel.py",
     "01_setup.ipynb", "test_status.py", "test_tutorial_checks.py", "test_widget.py", "08_swarm.ipynb",
@@ -56,7 +60,11 @@ def is_controller(config: pytest.Config) -> bool:
 
 
 def group_of(item: pytest.Item) -> str:
-    """The group an item runs in: its file's, or the shared group its file is in."""
+    """The group an item runs in: the one its `xdist_group` mark names (the root pass's
+    notebooks), else its file's, or the shared group its file is in."""
+    marked = next(item.iter_markers("xdist_group"), None)
+    if marked is not None and marked.args:
+        return str(marked.args[0])
     name = Path(str(item.fspath)).name
     return SHARED_GROUPS.get(name, name)
 

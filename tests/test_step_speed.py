@@ -180,7 +180,12 @@ def test_the_waiting_container_of_a_skipped_step_is_removed(project_dir, run_con
     assert "after_failure" not in run.steps  # it never ran
     assert run.steps["independent"].status == ExecutionStatus.COMPLETED
     assert not (run_log_dir(str(run.id)) / "after_failure.1.log").exists()
-    assert "after_failure" not in timings_by_step(run)
+    assert "after_failure" not in timings_by_step(run)  # no attempt of the step
+    # Its container's times stay in the record, marked, for the timeline.
+    (waited,) = [t for t in read_timings(run_log_dir(str(run.id)), given_up=True)
+                 if t.step == "after_failure"]
+    assert waited.given_up and waited.started_early and waited.gate_opened is None
+    assert waited.start_returned <= waited.removed
     assert run_containers(run.id) == []
     assert docker_client.containers.list(
         ignore_removed=True, all=True, filters={"label": [f"{STARTED_EARLY_LABEL}=true",

@@ -358,6 +358,9 @@ def test_the_resources_tab_lists_running_containers_first_then_the_rest_in_pipel
     panel.render_all(status)
     order = re.findall(r'<tr data-step="([^"]*)"', panel.resources.value)
     assert order == ["third", "first", "second"], order
+    # Names and container ids never break inside a word (a narrow panel scrolls the table).
+    cells = re.findall(r'<td style="([^"]*)"[^>]*>(?:<code>)?(first|first0000000)<', panel.resources.value)
+    assert len(cells) == 2 and all("white-space:nowrap" in style for style, _ in cells), cells
 
 
 def test_a_steps_log_is_shown_whole_and_followed_while_it_runs(tmp_path):
@@ -762,6 +765,19 @@ def test_a_failed_attempt_is_split_at_the_ready_line_the_orchestrator_saw():
     assert kinds[:3] == [(WARM_UP, 10.0, 12.0), (WAITING, 12.0, 15.0), (WARM_UP, 15.0, 15.5)]
 
 
+def test_a_container_removed_at_its_gate_is_split_but_never_hides_the_attempt_that_ran():
+    from orchestrator.running.step_timing import AttemptTiming
+    from orchestrator.status.timeline import stage_times
+
+    skipped = AttemptTiming("skipped", 1, started_early=True, ready_seen=5.0, given_up=True)
+    replaced = AttemptTiming("s", 1, started_early=True, ready_seen=3.0, given_up=True)
+    fresh = AttemptTiming("s", 1, ready_seen=9.0)
+    for timings in ([skipped, replaced, fresh], [fresh, replaced, skipped]):
+        stages = stage_times(timings)
+        assert stages[("skipped", 1)] == StageTimes(5.0, None)
+        assert stages[("s", 1)] == StageTimes(9.0, None)
+
+
 def test_a_hairline_wait_between_two_warm_ups_is_drawn_as_one_warm_up():
     from orchestrator.status.timeline import WARM_UP
 
@@ -891,6 +907,11 @@ def test_one_colour_and_one_word_per_state_on_every_view():
     row = re.search(r'<tr data-step="left".*?</tr>', panel.table.value).group(0)
     assert "c62828" not in row and ">137<" in row, row
     assert re.findall(r"<td[^>]*>(.*?)</td>", row)[-1].startswith("stopped"), row
+    # Stopped with no reason of its own (ZenML's record said "stopped"): the word,
+    # never the traceback ZenML printed as the stop ended it.
+    told = replace(stopped.step("left"), reason="",
+                   last_line="zenml.exceptions.IllegalOperationError: finished steps ...")
+    assert told.phase == StepPhase.STOPPED and told.shown_line == ("stopped", True)
     # A container that exists but does not run yet: "starting" on the graph and
     # in the Resources tab alike.
     starting = status_with(*run_step("load"),

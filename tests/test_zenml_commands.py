@@ -37,3 +37,35 @@ def test_zenml_init_run_in_process_leaves_the_source_root_as_it_was(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "custom: None" in result.stdout, result.stdout
     assert f"root: {second}" in result.stdout, result.stdout
+
+
+def _stacks_in(config, tmp_path):
+    """'<active stack> <number of stacks>' as a ZenML process with `config` sees them."""
+    script = ("from zenml.client import Client; c = Client(); "
+              "print(c.active_stack_model.name, len(c.list_stacks().items))")
+    environment = dict(os.environ, ZENML_CONFIG_PATH=str(config), ZENML_ANALYTICS_OPT_IN="false")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=environment, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_a_new_config_folder_gets_a_copy_of_an_empty_store_that_zenml_opens(tmp_path,
+                                                                             monkeypatch):
+    from orchestrator.machine.local_store import STORE_IN_CONFIG, seed_local_store
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    config = tmp_path / "config"
+    config.mkdir()
+    assert seed_local_store(config) is True
+    (template,) = (tmp_path / "cache" / "my-docker").glob("zenml-*-empty-store.db")
+    assert (config / STORE_IN_CONFIG).read_bytes() == template.read_bytes()
+    assert seed_local_store(config) is False  # it has one: never overwritten
+    assert _stacks_in(config, tmp_path) == "default 1"
+    # A cache that cannot be written: nothing is seeded, ZenML makes its own store.
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    other = tmp_path / "other"
+    other.mkdir()
+    assert seed_local_store(other) is False and not (other / STORE_IN_CONFIG).exists()
+    assert _stacks_in(other, tmp_path) == "default 1"

@@ -750,12 +750,13 @@ class DagRunner:
     def _give_up(self, step_name: str, early: _Early) -> None:
         """Remove a container that waits at its gate; its step never ran in it.
 
-        Its log file (warm-up lines only) goes too, and so does its timing.
+        Its log file (warm-up lines only) goes too. Its timing stays, marked
+        `given_up` (the timeline draws its warm-up and wait; `read_timings`
+        leaves it out by default: it is no attempt of the step).
         """
         self._given_up.add(id(early.container))
         _discard_log(early.log_file)
-        if early.timing in self.timings:
-            self.timings.remove(early.timing)
+        early.timing.given_up, early.timing.removed = True, time.time()
         self._stoppers.submit(early.container.remove)
 
     # -- endings -----------------------------------------------------------

@@ -42,6 +42,8 @@ class AttemptTiming:
         exit_seen, removed: the orchestrator saw the container's exit, removed it.
         docker_created, docker_started, docker_finished: Docker's own record.
         inside: the container's report (`StageClock.report`), None if it printed none.
+        given_up: a container started early that was removed at its gate (its
+            step was skipped, or got a fresh container): no attempt of the step.
     """
 
     step: str
@@ -61,6 +63,7 @@ class AttemptTiming:
     docker_started: Optional[float] = None
     docker_finished: Optional[float] = None
     inside: Optional[Dict[str, Any]] = None
+    given_up: bool = False
 
     def read_docker_times(self, attrs: Mapping[str, Any]) -> None:
         """Take Docker's created/started/finished times from a container's inspect data."""
@@ -93,14 +96,20 @@ def write_timings(folder: Path, timings: List[AttemptTiming]) -> Optional[Path]:
     return path
 
 
-def read_timings(folder: Path) -> List[AttemptTiming]:
-    """A run's timings as written by `write_timings` ([] when there are none)."""
+def read_timings(folder: Path, *, given_up: bool = False) -> List[AttemptTiming]:
+    """A run's timings as written by `write_timings` ([] when there are none).
+
+    Args:
+        given_up: also the containers removed at their gate (`AttemptTiming.given_up`),
+            which were no attempt of their step.
+    """
     try:
         raw = json.loads((folder / TIMINGS_FILE).read_text())
     except (OSError, ValueError):
         return []
     names = {f.name for f in fields(AttemptTiming)}
-    return [AttemptTiming(**{k: v for k, v in entry.items() if k in names}) for entry in raw]
+    timings = [AttemptTiming(**{k: v for k, v in entry.items() if k in names}) for entry in raw]
+    return [timing for timing in timings if given_up or not timing.given_up]
 
 
 @dataclass(frozen=True)

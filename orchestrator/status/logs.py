@@ -89,6 +89,6 @@ def kept_stage_times(run_id: str) -> Dict[Any, Any]:
     from orchestrator.status.timeline import stage_times
 
     try:
-        return stage_times(read_timings(run_log_dir(run_id)))
+        return stage_times(read_timings(run_log_dir(run_id), given_up=True))
     except Exception:  # noqa: BLE001 - no ZenML configuration to find the folder
         return {}

@@ -318,8 +318,9 @@ class StepStatus:
         last line is how the stop ended ZenML's code, often a traceback), or
         has printed nothing yet: then the reason says what happened.
         """
-        if self.reason and (not self.ran or self.phase == StepPhase.STOPPED
-                            or not self.last_line):
+        if self.phase == StepPhase.STOPPED:
+            return self.reason or StepPhase.STOPPED.value, True
+        if self.reason and (not self.ran or not self.last_line):
             return self.reason, True
         return self.last_line, not self.last_line
 

@@ -411,7 +411,8 @@ def resources_html(status: RunStatus) -> str:
                 'memory are read from the engine (as <code>docker stats</code> does) about '
                 'once a second while a watched step container runs.</div>')
     heads = ["step", "try", "container", "state", "CPU", "memory (now / limit)", "peak"]
-    out = ["<tr>" + "".join(f'<th style="{_HEAD}">{h}</th>' for h in heads) + "</tr>"]
+    out = ["<tr>" + "".join(f'<th style="{_HEAD};white-space:nowrap">{h}</th>' for h in heads)
+           + "</tr>"]
     for step, attempt in rows:
         usage = attempt.usage
         alive = attempt.container_state in ("running", "created")
@@ -444,15 +445,17 @@ def resources_html(status: RunStatus) -> str:
             f'data-oom="{int(attempt.oom_killed)}" '
             f'data-memory="{usage.memory_bytes if usage else ""}" '
             f'data-limit="{(usage.memory_limit or "") if usage else ""}">'
-            f'<td style="{_CELL};font-weight:600">{esc(step.name)}</td>'
-            f'<td style="{_CELL}">{attempt.number}</td>'
-            f'<td style="{_CELL}"><code>{esc(attempt.container_id or "")}</code></td>'
+            f'<td style="{_SHORT};font-weight:600">{esc(step.name)}</td>'
+            f'<td style="{_SHORT}">{attempt.number}</td>'
+            f'<td style="{_SHORT}"><code>{esc(attempt.container_id or "")}</code></td>'
             f'<td style="{_CELL};{style}">{state}</td>'
-            f'<td style="{_CELL}">{cpu}</td>'
-            f'<td style="{_CELL}">{mem}</td>'
-            f'<td style="{_CELL}">{esc(peak)}</td></tr>')
-    return ('<div style="overflow-x:auto;max-width:100%"><table class="md-resources" '
-            'style="border-collapse:collapse;font-size:12.5px">'
+            f'<td style="{_SHORT}">{cpu}</td>'
+            f'<td style="{_SHORT}">{mem}</td>'
+            f'<td style="{_SHORT}">{esc(peak)}</td></tr>')
+    # As the steps table: names, ids and numbers never break inside a word; a
+    # panel too narrow for them scrolls the table sideways.
+    return ('<div class="md-resources-scroll" style="overflow-x:auto;max-width:100%">'
+            '<table class="md-resources" style="border-collapse:collapse;font-size:12.5px">'
             + "".join(out) + "</table></div>")
 
 

@@ -73,8 +73,11 @@ def stage_times(timings: Iterable[Any]) -> Dict[Tuple[str, int], StageTimes]:
         ready = stages.get("stack and step module", getattr(timing, "ready_seen", None))
         gate = (stages.get("waited for upstream steps", getattr(timing, "gate_opened", None))
                 if timing.started_early else None)
-        if ready is not None or gate is not None:
-            found[(timing.step, int(timing.attempt))] = StageTimes(ready, gate)
+        key = (timing.step, int(timing.attempt))
+        if (ready is not None or gate is not None) and not (
+                getattr(timing, "given_up", False) and key in found):
+            # (a container removed at its gate never hides the attempt that ran after it)
+            found[key] = StageTimes(ready, gate)
     return found
 
 

@@ -88,8 +88,7 @@ PANEL_CSS = """<style>
 .my-docker-run-panel .widget-tab, .my-docker-run-panel .jupyter-widget-tab { min-width: 0;
   max-width: 100%; }
 .my-docker-run-panel .lm-TabBar-tab { min-width: 0 !important; }
-.my-docker-run-panel .md-steps td, .my-docker-run-panel table.md-resources td {
-  overflow-wrap: anywhere; }
+.my-docker-run-panel .md-steps td.md-last-line { overflow-wrap: anywhere; }
 </style>"""
 TABS = ("graph", "timeline", "steps", "resources")
 _TAB_TITLES = ("Graph", "Timeline", "Steps", "Resources")

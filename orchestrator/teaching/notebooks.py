@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from orchestrator.machine.local_store import seed_local_store
 from orchestrator.machine.stack import REFERENCE_COMMANDS, run_zenml
 from orchestrator.machine.stack import register_stack as register_stack_in
 
@@ -136,6 +137,7 @@ def use_private_workspace(name: str, root: Optional[str] = None) -> Workspace:
     )
     workspace.config_dir.mkdir(exist_ok=True)
     workspace.project_dir.mkdir(exist_ok=True)
+    seed_local_store(workspace.config_dir)  # ZenML's store, ready (saves its creation)
     os.environ["ZENML_CONFIG_PATH"] = str(workspace.config_dir)
     os.environ.update(_ENVIRONMENT)
     # `!zenml ...` in a notebook must run the zenml of this kernel's Python.
