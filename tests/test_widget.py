@@ -763,6 +763,12 @@ def test_a_failed_attempt_is_split_at_the_ready_line_the_orchestrator_saw():
     kinds = [(seg.kind, seg.start, seg.end) for seg in attempt_segments(
         step, step.attempts[0], end=18.0, live=False, stages=stages[("s", 1)])]
     assert kinds[:3] == [(WARM_UP, 10.0, 12.0), (WAITING, 12.0, 15.0), (WARM_UP, 15.0, 15.5)]
+    # The two warm-ups are told apart in their tooltips: the second is ZenML opening the run.
+    from orchestrator.status.timeline import describe_segment, step_bars
+
+    (bar,) = step_bars(step, now=20.0, ended=True, stages={("s", 1): stages[("s", 1)]})
+    first, _, second = (describe_segment(bar, seg, 10.0) for seg in bar.segments[:3])
+    assert "Python, ZenML" in first and "after the gate" in second, (first, second)
 
 
 def test_a_container_removed_at_its_gate_is_split_but_never_hides_the_attempt_that_ran():

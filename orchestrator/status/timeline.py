@@ -296,4 +296,6 @@ def describe_segment(bar: Bar, segment: Segment, origin: float) -> str:
         WORK: "the step's work (the step run, as ZenML recorded its start and end)",
         FINISH: "ZenML's finish (outputs published, the process's exit)",
     }[segment.kind]
+    if segment.kind == WARM_UP and segment.start > bar.start:  # after its gate opened
+        what = "warm-up after the gate (ZenML opens the step run: its record, its inputs)"
     return f"{bar.step}, attempt {bar.attempt}: {what}: {times} ({length})"
