@@ -301,10 +301,19 @@ def reference_function(name: str) -> Any:
     return getattr(solutions, name)
 
 
-def reference_piece(name: str, note: str, reader: str = "not written") -> Piece:
+def reference_piece(name: str, note: str, reader: str = "not written", *,
+                    checked: bool = True) -> Piece:
+    """The reference standing in for the reader's piece.
+
+    Args:
+        checked: run the piece's check on it, for the claims an exercise cell
+            shows (`Piece.verified`). A notebook's start lists earlier pieces
+            without their claims: it skips the check, which for some pieces
+            runs containers (the references pass their checks: tests say so).
+    """
     function = reference_function(name)
     return Piece(name, reference_source(name), function, "reference", note,
-                 CHECKS[name](function), reader)
+                 CHECKS[name](function) if checked else [], reader)
 
 
 def _defines_in_exercise(path: Path, name: str) -> bool:
@@ -370,7 +379,7 @@ def saved_piece(name: str, notebooks_dir: Optional[Path]) -> Piece:
         if others:
             note += (f"; {', '.join(others)} defines {name}, but only {file_name} is read: "
                      f"save your answer in {file_name}")
-        return reference_piece(name, note, reader="not found")
+        return reference_piece(name, note, reader="not found", checked=False)
     source = None
     for cell in json.loads(path.read_text()).get("cells", []):
         if cell.get("cell_type") == "code" and EXERCISE_TAG in cell.get("metadata", {}).get(
@@ -378,14 +387,15 @@ def saved_piece(name: str, notebooks_dir: Optional[Path]) -> Piece:
             text = "".join(cell.get("source", ""))
             source = extract_piece(text, name) or source
     if source is None or is_unwritten_in(source, name):
-        return reference_piece(name, f"not written yet in {path} (as last saved)")
+        return reference_piece(name, f"not written yet in {path} (as last saved)",
+                               checked=False)
     try:
         return checked_piece(name, source, f"from {file_name} (as last saved)")
     except ExerciseCheckError as error:
         claim = next((line.split(":", 1)[1].strip() for line in str(error).splitlines()
                       if line.strip().startswith("claim:")), str(error).splitlines()[0])
         return reference_piece(name, f"yours in {file_name} fails its check: {claim}",
-                               reader="fails its check")
+                               reader="fails its check", checked=False)
 
 
 # --------------------------------------------------------------------------
@@ -561,7 +571,8 @@ class MyFile:
         """The file's text now (pieces not checked yet use the reference)."""
         pieces = dict(self.pieces)
         for name in self.missing():
-            pieces[name] = reference_piece(name, "not checked in this notebook yet")
+            pieces[name] = reference_piece(name, "not checked in this notebook yet",
+                                           checked=False)
         return assemble(self.stage, pieces)
 
     def code(self) -> str:
