@@ -782,6 +782,14 @@ def test_a_container_removed_at_its_gate_is_split_but_never_hides_the_attempt_th
         stages = stage_times(timings)
         assert stages[("skipped", 1)] == StageTimes(5.0, None)
         assert stages[("s", 1)] == StageTimes(9.0, None)
+    # Removed before its ready line: it was warming up all along, and is drawn so.
+    early_end = AttemptTiming("late", 1, started_early=True, given_up=True)
+    stages = stage_times([early_end])[("late", 1)]
+    assert stages.never_ready
+    step = StepStatus("late", (), attempts=(Attempt(1, "c" * 12, "removed", 1.0, 1.0, 4.0, 137,
+                                                    started_early=True, never_ran=True),))
+    segments = attempt_segments(step, step.attempts[0], end=4.0, live=False, stages=stages)
+    assert [(seg.kind, seg.start, seg.end) for seg in segments] == [("warm-up", 1.0, 4.0)]
 
 
 def test_a_hairline_wait_between_two_warm_ups_is_drawn_as_one_warm_up():

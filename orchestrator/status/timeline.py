@@ -55,6 +55,7 @@ class StageTimes:
 
     ready: Optional[float] = None
     gate: Optional[float] = None
+    never_ready: bool = False  # removed at its gate before its warm-up ended
 
 
 def stage_times(timings: Iterable[Any]) -> Dict[Tuple[str, int], StageTimes]:
@@ -74,10 +75,13 @@ def stage_times(timings: Iterable[Any]) -> Dict[Tuple[str, int], StageTimes]:
         gate = (stages.get("waited for upstream steps", getattr(timing, "gate_opened", None))
                 if timing.started_early else None)
         key = (timing.step, int(timing.attempt))
-        if (ready is not None or gate is not None) and not (
-                getattr(timing, "given_up", False) and key in found):
-            # (a container removed at its gate never hides the attempt that ran after it)
+        given_up = getattr(timing, "given_up", False)
+        if given_up and key in found:
+            continue  # a container removed at its gate never hides the attempt that ran after it
+        if ready is not None or gate is not None:
             found[key] = StageTimes(ready, gate)
+        elif given_up:  # removed before it said it was ready: it only warmed up
+            found[key] = StageTimes(never_ready=True)
     return found
 
 
@@ -200,7 +204,9 @@ def attempt_segments(step: StepStatus, attempt: Attempt, *, end: float, live: bo
     ready = stages.ready if stages is not None else None
     if ready is not None and not start <= ready <= before:
         ready = None
-    if attempt.started_early:
+    if stages is not None and stages.never_ready:
+        segments.append(Segment(WARM_UP, start, before))
+    elif attempt.started_early:
         if ready is None:
             segments.append(Segment(UNSPLIT, start, before))
         else:
