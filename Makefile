@@ -27,6 +27,9 @@ test:
 # on the code (no engine has to run; under 2 minutes on 2 cores).
 check: lint
 	$(PYTHON) -m pytest tests -m "not engine and not needs_root and not rootless_engine and not root_pass" -q $(call PARALLEL,2) --durations=10
+	@echo "make check left out the tests that need a Docker engine (marked engine), root (needs_root)"
+	@echo "and CI's root and rootless passes: make test runs the engine tests and every notebook;"
+	@echo "one file's engine tests: python -m pytest -m engine tests/test_pipelines_on_docker.py"
 
 # The lint rules kept clean (pyproject.toml, [tool.ruff]).
 lint:
