@@ -926,6 +926,10 @@ def test_one_colour_and_one_word_per_state_on_every_view():
     told = replace(stopped.step("left"), reason="",
                    last_line="zenml.exceptions.IllegalOperationError: finished steps ...")
     assert told.phase == StepPhase.STOPPED and told.shown_line == ("stopped", True)
+    # Its log is the one opened (not the completed step's): how the stop ended it.
+    opened = RunPanel()
+    opened.render(stopped)
+    assert opened.log_step == "left", opened.log_step
     # A container that exists but does not run yet: "starting" on the graph and
     # in the Resources tab alike.
     starting = status_with(*run_step("load"),

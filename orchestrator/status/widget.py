@@ -767,8 +767,10 @@ def _find_step(status: RunStatus, name: Optional[str]) -> Optional[StepStatus]:
 
 
 def _default_log_step(status: RunStatus) -> Optional[str]:
-    """The step whose log a user most likely wants: the first failed, else a running one."""
-    for phases in ((StepPhase.FAILED,), (StepPhase.RUNNING, StepPhase.RETRYING)):
+    """The step whose log a user most likely wants: the first failed, else a running
+    one, else a stopped one (how the stop ended it)."""
+    for phases in ((StepPhase.FAILED,), (StepPhase.RUNNING, StepPhase.RETRYING),
+                   (StepPhase.STOPPED,)):
         for step in status.steps:
             if step.phase in phases and (step.attempts or step.zenml_runs):
                 return step.name
