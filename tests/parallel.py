@@ -41,8 +41,7 @@ SLOWEST_FIRST = [
     "test_step_speed.py", "test_real_user_faults.py", "08_swarm", "test_run_control.py",
     "03_one_container_per_step.ipynb", "02_anatomy.ipynb", "05_failures.ipynb", "04_scheduling.ipynb",
     "test_stress.py", "test_build_reuse.py", "test_pipelines_on_docker.py", "test_browser_panel.py",
-    # (test_zenml_commands.py: the longest file of `make check`, which needs no engine)
-    "test_zenml_commands.py", "01_setup.ipynb", "test_status.py", "test_tutorial_checks.py", "test_widget.py", "08_swarm.ipynb",
+    "01_setup.ipynb", "test_status.py", "test_tutorial_checks.py", "test_widget.py", "08_swarm.ipynb",
     "test_installed_package.py", "test_leftover_check.py",
 ]
 
