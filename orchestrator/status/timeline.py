@@ -71,11 +71,11 @@ def stage_times(timings: Iterable[Any]) -> Dict[Tuple[str, int], StageTimes]:
         # The container's own clock where it reported (a success's done line);
         # else when the orchestrator saw its ready line and opened its gate
         # (an attempt that failed reports no stages).
-        ready = stages.get("stack and step module", getattr(timing, "ready_seen", None))
-        gate = (stages.get("waited for upstream steps", getattr(timing, "gate_opened", None))
+        ready = stages.get("stack and step module", timing.ready_seen)
+        gate = (stages.get("waited for upstream steps", timing.gate_opened)
                 if timing.started_early else None)
         key = (timing.step, int(timing.attempt))
-        given_up = getattr(timing, "given_up", False)
+        given_up = timing.given_up
         if given_up and key in found:
             continue  # a container removed at its gate never hides the attempt that ran after it
         if ready is not None or gate is not None:
