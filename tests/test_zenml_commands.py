@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 
 def test_zenml_init_run_in_process_leaves_the_source_root_as_it_was(tmp_path):
@@ -69,3 +70,25 @@ def test_a_new_config_folder_gets_a_copy_of_an_empty_store_that_zenml_opens(tmp_
     other.mkdir()
     assert seed_local_store(other) is False and not (other / STORE_IN_CONFIG).exists()
     assert _stacks_in(other, tmp_path) == "default 1"
+
+
+def test_making_the_store_template_leaves_the_project_it_is_made_from_as_it_was(
+        tmp_path, monkeypatch):
+    """The template's ZenML process once ran in the caller's working directory: in a
+    project it rewrote the project's active project to the new store's, and every
+    later ZenML process of that project warned that the project was gone (a test's
+    `python -m orchestrator.status latest` printed the warning first)."""
+    from orchestrator.machine.local_store import store_template
+
+    project, config = tmp_path / "project", tmp_path / "config"
+    project.mkdir()
+    environment = dict(os.environ, ZENML_CONFIG_PATH=str(config), ZENML_ANALYTICS_OPT_IN="false")
+    environment.pop("ZENML_REPOSITORY_PATH", None)
+    subprocess.run([str(Path(sys.executable).with_name("zenml")), "init"], cwd=project,
+                   env=environment, check=True, capture_output=True, timeout=300)
+    before = (project / ".zen" / "config.yaml").read_text()
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("ZENML_REPOSITORY_PATH", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a new template is made
+    assert store_template() is not None
+    assert (project / ".zen" / "config.yaml").read_text() == before

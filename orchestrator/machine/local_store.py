@@ -41,7 +41,11 @@ def store_template(timeout: float = 300.0) -> Optional[Path]:
 
     It is made by a ZenML process of its own, in a temporary config folder,
     and moved into place in one step, so that two processes making it at the
-    same time never see half a file.
+    same time never see half a file. That process is pointed at the temporary
+    folder as its project path (ZENML_REPOSITORY_PATH, where no `.zen` is, so
+    ZenML searches no further): a project found from the working directory
+    would get its active project rewritten to the new store's, which no other
+    store has, and every later ZenML process there would warn and reset it.
     """
     try:
         path = template_folder() / f"zenml-{version('zenml')}-empty-store.db"
@@ -50,9 +54,9 @@ def store_template(timeout: float = 300.0) -> Optional[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="my-docker-store-") as scratch:
             environment = dict(os.environ, ZENML_CONFIG_PATH=scratch,
-                               ZENML_ANALYTICS_OPT_IN="false")
+                               ZENML_REPOSITORY_PATH=scratch, ZENML_ANALYTICS_OPT_IN="false")
             subprocess.run([sys.executable, "-c", _MAKE_STORE], env=environment, check=True,
-                           capture_output=True, timeout=timeout)
+                           capture_output=True, timeout=timeout, cwd=scratch)
             made = Path(scratch) / STORE_IN_CONFIG
             partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
             shutil.copyfile(made, partial)
