@@ -19,6 +19,7 @@ machine.
 
 import os
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -71,18 +72,28 @@ class RunInfo:
 
 # ============================ scaffolding ============================
 
-RUN_LABEL = "my-orchestrator.pipeline-run-id"
+# Names of the package's label schema (orchestrator/running/labels.py), copied:
+# with them the package's live panel finds your containers at once (the client's
+# host and pid say this process runs the loop). Notebook 6 has you write them.
+MANAGED_BY_LABEL = "io.my-docker.managed-by"
+MANAGED_BY_VALUE = "my_docker"
+PIPELINE_RUN_ID_LABEL = "io.my-docker.pipeline-run-id"
+STEP_LABEL = "io.my-docker.step"
+ATTEMPT_LABEL = "io.my-docker.attempt"
+CLIENT_HOST_LABEL = "io.my-docker.client-host"
+CLIENT_PID_LABEL = "io.my-docker.client-pid"
 
 
 def container_labels(run: RunInfo, step_name: str, attempt: int) -> Dict[str, str]:
     """Labels that say which run, step and attempt a container belongs to."""
-    return {RUN_LABEL: run.pipeline_run_id, "my-orchestrator.step": step_name,
-            "my-orchestrator.attempt": str(attempt)}
+    return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, PIPELINE_RUN_ID_LABEL: run.pipeline_run_id,
+            STEP_LABEL: step_name, ATTEMPT_LABEL: str(attempt),
+            CLIENT_HOST_LABEL: socket.gethostname(), CLIENT_PID_LABEL: str(os.getpid())}
 
 
 def run_label_filter(pipeline_run_id: str) -> str:
     """The Docker label filter that finds one run's containers."""
-    return f"{RUN_LABEL}={pipeline_run_id}"
+    return f"{PIPELINE_RUN_ID_LABEL}={pipeline_run_id}"
 
 
 # <<piece:MyOrchestratorConfig@5>>
