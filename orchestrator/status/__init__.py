@@ -9,6 +9,9 @@ Modules, from facts to views:
 - `records`: every read of ZenML's records of runs (paginated);
 - `watcher`: follows a run live (Docker's event stream, ZenML polls, logs,
   CPU and memory samples);
+- `docker_events`, `next_run`: Docker's event stream of our containers,
+  shared by its readers, and finding the run a process starts next (its
+  stream handed to the run's watcher);
 - `resources`: a container's CPU and memory against its limits, from
   Docker's stats stream;
 - `swarm_source`: a `my_swarm` run's live facts: its tasks on the swarm's

@@ -48,9 +48,11 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from orchestrator.status.docker_events import DockerEvents
 from orchestrator.status.drawing import new_id_prefix
 from orchestrator.status.logs import LogTail, kept_stage_times, log_path
 from orchestrator.status.model import RunStatus, StepPhase, StepStatus
+from orchestrator.status.next_run import NextRun
 from orchestrator.status.panel_html import (  # noqa: F401 - public names of the panel
     BADGE_COLOURS,
     OUTCOME_COLOURS,
@@ -68,7 +70,7 @@ from orchestrator.status.panel_html import (  # noqa: F401 - public names of the
 )
 from orchestrator.status.records import resolve_run
 from orchestrator.status.text import TerminalPrinter, format_clock, render_text
-from orchestrator.status.watcher import DockerEvents, NextRun, RunWatcher
+from orchestrator.status.watcher import RunWatcher
 
 _BAR_STYLE = {"completed": "success", "failed": "danger", "stopped": "warning"}
 # Rules the inline styles of widgets cannot say: the panel fits any width from
