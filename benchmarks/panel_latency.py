@@ -237,7 +237,8 @@ def docker_event_times(stop: threading.Event, found: list) -> None:
 
 
 def measure_one(steps: int, project: Path) -> dict:
-    from orchestrator.status.watcher import NextRun, RunWatcher
+    from orchestrator.status.next_run import NextRun
+    from orchestrator.status.watcher import RunWatcher
     from orchestrator.status.widget import RunPanel
 
     script = project / f"wide_{steps}.py"

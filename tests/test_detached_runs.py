@@ -156,7 +156,7 @@ def test_live_panel_counts_a_run_this_process_submitted_but_not_one_its_child_st
     """`with live_panel(): pipeline()` follows a run this kernel submitted with
     synchronous=False (orchestrated by a grandchild), and not a run that a
     script it started (`!python other.py`) orchestrates."""
-    from orchestrator.status import watcher
+    from orchestrator.status import next_run as watcher
 
     monkeypatch.setattr(watcher, "run_log_dir", lambda run_id: tmp_path / run_id)
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])

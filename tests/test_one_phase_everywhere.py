@@ -15,8 +15,8 @@ from zenml.enums import ExecutionStatus
 
 from orchestrator.status.fetch import PHASE_TO_EXECUTION_STATUS, execution_statuses
 from orchestrator.status.model import StepPhase
+from orchestrator.status.panel_html import graph_html, table_html
 from orchestrator.status.text import render_text
-from orchestrator.status.widget import graph_html, table_html
 from tests.test_status import replay
 
 RECORDINGS = ["status_demo_pipeline.json", "status_failing_pipeline.json",

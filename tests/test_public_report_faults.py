@@ -381,7 +381,7 @@ def test_7_an_engine_connection_lost_for_4_s_neither_hangs_the_call_nor_cuts_the
     dropper.start()
     import docker
 
-    from orchestrator.status.watcher import DockerEvents
+    from orchestrator.status.docker_events import DockerEvents
 
     seen = []  # what a live panel's event stream (through the same socket) saw
     events = DockerEvents(docker.DockerClient(base_url=f"unix://{engine.path}"),

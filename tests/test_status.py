@@ -690,7 +690,8 @@ def in_background(target):
 
 def test_on_docker_a_watcher_sees_every_step_of_a_run_start_and_complete(project_dir,
                                                                    run_containers):
-    from orchestrator.status.watcher import NextRun, RunWatcher
+    from orchestrator.status.next_run import NextRun
+    from orchestrator.status.watcher import RunWatcher
     from orchestrator.teaching.examples import demo_pipeline
 
     changes = []

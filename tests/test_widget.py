@@ -19,16 +19,9 @@ from orchestrator.status.events import (
     ZenmlStepFact,
 )
 from orchestrator.status.model import RunStatus, StepPhase
+from orchestrator.status.panel_html import WAITING_TITLE, header_html, timeline_html
 from orchestrator.status.reducer import apply, new_run_status
-from orchestrator.status.widget import (
-    WAITING_TITLE,
-    LivePanel,
-    RunPanel,
-    header_html,
-    in_notebook_kernel,
-    live_panel,
-    timeline_html,
-)
+from orchestrator.status.widget import LivePanel, RunPanel, in_notebook_kernel, live_panel
 
 RUN_ID = "0c978854-d447-47c0-b746-76f6a6a72625"
 STEPS = {"load": {"upstream": []}, "left": {"upstream": ["load"]},

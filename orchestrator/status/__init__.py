@@ -9,6 +9,9 @@ Modules, from facts to views:
 - `records`: every read of ZenML's records of runs (paginated);
 - `watcher`: follows a run live (Docker's event stream, ZenML polls, logs,
   CPU and memory samples);
+- `docker_events`, `next_run`: Docker's event stream of our containers,
+  shared by its readers, and finding the run a process starts next (its
+  stream handed to the run's watcher);
 - `resources`: a container's CPU and memory against its limits, from
   Docker's stats stream;
 - `swarm_source`: a `my_swarm` run's live facts: its tasks on the swarm's
@@ -20,9 +23,11 @@ Modules, from facts to views:
 - `logs`: each step attempt's whole output, as the orchestrator keeps it,
   read and followed;
 - `control`: stopping a run from where it is watched (ZenML's stop path);
-- `text`, `panel_html`, `widget`, `cli`: the views: text (table and
-  timeline), the panel's HTML and its ipywidgets, and
-  ``python -m orchestrator.status``;
+- `text`, `panel_html`, `panel_view`, `log_view`, `cli`: the views: text
+  (table and timeline), the panel's HTML, its ipywidgets and each step's log
+  tab in them, and ``python -m orchestrator.status``;
+- `widget`: the live panel's controller and entry points (`live_panel`,
+  `watch_run`): follows a run with a watcher and drives the panel's view;
 - `swarm_text`: a `my_swarm` run's text view with the node of every attempt
   (``python -m orchestrator.status.swarm_text RUN``).
 

@@ -23,8 +23,9 @@ replay events recorded from real runs:
 
 Around them: `orchestrator.status.records` reads ZenML's records of a run,
 `orchestrator.status.watcher` follows a run live and feeds the reducer,
-`orchestrator.status.text` draws a status as text and `orchestrator.status.widget` as
-a notebook panel. ``python -m orchestrator.status [RUN|latest] [--follow]
+`orchestrator.status.text` draws a status as text and
+`orchestrator.status.panel_view` as a notebook panel (`orchestrator.status.widget`
+drives it live). ``python -m orchestrator.status [RUN|latest] [--follow]
 [--next]`` runs the terminal command of `orchestrator.status.cli`, so the
 command users know keeps its short name.
 """

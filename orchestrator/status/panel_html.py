@@ -1,6 +1,6 @@
 """The live panel's pictures and tables as HTML text, from a `RunStatus` (pure).
 
-`orchestrator.status.widget` puts these strings into ipywidgets; keeping them
+`orchestrator.status.panel_view` puts these strings into ipywidgets; keeping them
 apart makes every part of the panel testable, and its drawing cost
 measurable (benchmarks/panel_latency.py), without widgets or a browser.
 
@@ -470,7 +470,7 @@ def log_html(text: str, *, title: str, path: str = "", cut: int = 0, live: bool 
 
     Args:
         parts: return (title, text) apart: the panel puts the text in a box
-            of its own (a widget the browser keeps), see `widget._LogView`.
+            of its own (a widget the browser keeps), see `log_view.StepLogView`.
             Else one `div` whose box is a reversed column (its end in view).
     """
     head = (f'<div class="md-log-title" style="font-size:12px;margin:2px 0;'

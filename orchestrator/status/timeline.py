@@ -1,7 +1,7 @@
 """A run's timeline: one bar per attempt of each step, cut into the phases of its container.
 
 Pure (a `RunStatus` in, bars out), shared by the panel's Gantt chart
-(`orchestrator.status.widget`) and the terminal's text timeline
+(`orchestrator.status.panel_html`) and the terminal's text timeline
 (`orchestrator.status.text`). A bar's colour is its attempt's phase, as
 `orchestrator.status.reducer.resolve` decided it: the latest attempt shares its
 step's phase, an earlier one was retried.

@@ -1,9 +1,5 @@
-"""Following pipeline runs live: Docker's events, ZenML polls and logs feed the reducer.
+"""Following one pipeline run live: Docker's events, ZenML polls and logs feed the reducer.
 
-* `DockerEvents`: one Docker event stream of our containers, read by one
-  background thread and shared by its subscribers.
-* `NextRun`: finds the run a process starts next (ZenML's store, hurried by
-  Docker's create events) and hands its event stream on without losing any.
 * `RunWatcher`: follows one run (Docker events in a background thread, ZenML
   polled every `poll_seconds`, container logs for the last log line; for a
   `my_swarm` run, its tasks polled from the swarm's manager instead, see
@@ -13,34 +9,24 @@
 * `read_status` reads a run's status once; `watcher_for` starts a watcher for
   a named run or the next one.
 
-This is the only part of the live status with threads and Docker connections.
+Docker's shared event stream is `orchestrator.status.docker_events`'s and
+finding the run a process starts next is `orchestrator.status.next_run`'s;
+with those, this is the part of the live status with threads and Docker
+connections.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
-import os
-import queue
-import socket
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from orchestrator.running.containers import ENGINE_RETRY_SECONDS
-from orchestrator.running.labels import (
-    CLIENT_HOST_LABEL,
-    CLIENT_PID_LABEL,
-    attempt_of,
-    container_events,
-    find_containers,
-    pipeline_run_of,
-    step_of,
-)
-from orchestrator.running.orchestration_record import read_record
+from orchestrator.running.labels import attempt_of, find_containers, step_of
 from orchestrator.running.orphans import settle_if_orphaned
 from orchestrator.running.step_entrypoint import DONE_LINE_PREFIX
-from orchestrator.running.step_logs import LineSplitter, run_log_dir
+from orchestrator.running.step_logs import LineSplitter
+from orchestrator.status.docker_events import DockerEvents, close_quietly
 from orchestrator.status.events import (
     ContainerEvent,
     Event,
@@ -58,14 +44,8 @@ from orchestrator.status.model import (
     RunStatus,
     run_is_over,
 )
-from orchestrator.status.records import (
-    get_run,
-    known_run_ids,
-    read_zenml_facts,
-    resolve_run,
-    runs_not_in,
-    status_for_run,
-)
+from orchestrator.status.next_run import NextRun
+from orchestrator.status.records import read_zenml_facts, resolve_run, status_for_run
 from orchestrator.status.reducer import apply
 from orchestrator.status.resources import StatsFollower
 
@@ -78,260 +58,6 @@ THREADS_END_SECONDS = 30.0
 SWARM_POLL_SECONDS = 0.5
 # Problems that stay shown while ZenML is read fine: a source that is not there at all.
 _LASTING_PROBLEMS = ("Docker is not available", "The swarm's manager is not available")
-
-
-# --------------------------------------------------------------------------
-# Docker's event stream, shared by its subscribers
-# --------------------------------------------------------------------------
-
-
-class DockerEvents:
-    """One Docker event stream of our containers, read by one background thread.
-
-    Subscribers get the events of one run (or of all runs). Events are also
-    kept for a while, and a late subscriber first gets the kept events of its
-    run: whoever learns the run id only from its first container (`NextRun`)
-    can hand the stream to the run's watcher without losing a single event.
-    """
-
-    def __init__(self, client: Any, run_id: Optional[str] = None, *, keep: int = 2000,
-                 close_client: bool = False) -> None:
-        self._client = client
-        self._close_client = close_client
-        self._run_id = run_id
-        self._closing = threading.Event()
-        self._stream = container_events(client, run_id)
-        self._kept: "collections.deque" = collections.deque(maxlen=keep)
-        self._subscribers: List[Tuple[Optional[str], Callable[[Dict[str, Any]], None]]] = []
-        self._lock = threading.Lock()
-        self.problem: Optional[str] = None
-        self._thread = threading.Thread(target=self._read, name="docker-events", daemon=True)
-        self._thread.start()
-
-    def subscribe(self, callback: Callable[[Dict[str, Any]], None],
-                  run_id: Optional[str] = None) -> None:
-        """Call `callback(raw_event)` for every event of `run_id` (None: all), kept ones first."""
-        with self._lock:
-            for raw in self._kept:
-                if run_id is None or _run_of(raw) == run_id:
-                    callback(raw)
-            self._subscribers.append((run_id, callback))
-
-    def _read(self) -> None:
-        """Read the stream; one that breaks (the engine's socket dropped) is opened
-        again with the events since the last one replayed, each passed on once,
-        until the engine has not answered for ENGINE_RETRY_SECONDS."""
-        last_time: Optional[int] = None
-        seen: "collections.deque" = collections.deque(maxlen=256)  # events passed on lately
-        deadline: Optional[float] = None
-        while not self._closing.is_set():
-            try:
-                for raw in self._stream:
-                    deadline = None
-                    key = (raw.get("timeNano"), raw.get("id"), raw.get("Action"))
-                    if key in seen:
-                        continue  # replayed after a reconnection
-                    seen.append(key)
-                    last_time = raw.get("time", last_time)
-                    self._pass_on(raw)
-            except Exception as error:  # noqa: BLE001 - closed, or the engine went away
-                self.problem = str(error)
-            if self._closing.is_set():
-                return
-            now = time.monotonic()
-            deadline = deadline or now + ENGINE_RETRY_SECONDS
-            if now >= deadline or self._closing.wait(1.0):
-                return
-            try:
-                self._stream = container_events(self._client, self._run_id,
-                                                since=None if last_time is None else last_time - 1)
-                self.problem = None
-            except Exception as error:  # noqa: BLE001 - not back yet: try again
-                self.problem = str(error)
-                self._stream = iter(())
-
-    def _pass_on(self, raw: Dict[str, Any]) -> None:
-        with self._lock:
-            self._kept.append(raw)
-            for run_id, callback in self._subscribers:
-                if run_id is None or _run_of(raw) == run_id:
-                    try:
-                        callback(raw)
-                    except Exception:
-                        logger.exception("a Docker event subscriber failed")
-
-    @property
-    def closed(self) -> bool:
-        return not self._thread.is_alive()
-
-    def close(self) -> None:
-        """End the stream and its thread (and the client, if it was handed to us)."""
-        self._closing.set()
-        _close(self._stream)
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)
-        if self._close_client:
-            try:
-                self._client.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-
-def _run_of(raw: Mapping[str, Any]) -> Optional[str]:
-    return pipeline_run_of((raw.get("Actor") or {}).get("Attributes") or {})
-
-
-# --------------------------------------------------------------------------
-# The next run
-# --------------------------------------------------------------------------
-
-
-class NextRun:
-    """Finds the first pipeline run created after this object was made.
-
-    It remembers which runs exist now; any newer run in ZenML's store is the
-    one this process (or anyone using the same store) started next. ZenML
-    creates the run just before the run's first container, so besides asking
-    ZenML every `poll_seconds`, it listens to Docker for our containers:
-    their run-id label names the run at once (runs of other ZenML stores on
-    the same engine are told apart by asking our store). The run's watcher
-    then takes over that event stream (`take_events`), missing nothing.
-    Call `close()` when done; `find()` keeps working after it.
-
-    With `started_here`, only a run this process orchestrates counts (a
-    `with live_panel(): pipeline()` block): another process on the same store
-    may start a run first. Its containers' client labels, or its
-    orchestration record (written before planning), name the process; a new
-    run that names none for UNDECIDED_SECONDS (another flavor) is taken too.
-    """
-
-    UNDECIDED_SECONDS = 30.0
-
-    def __init__(self, listen_to_docker: bool = True, *, started_here: bool = False) -> None:
-        self._known = known_run_ids()
-        self._started_here = started_here
-        self._first_seen: Dict[Any, float] = {}  # undecided run id -> when first seen
-        self._candidates: "queue.Queue[str]" = queue.Queue()
-        self._not_ours: set = set()
-        self.events: Optional[DockerEvents] = None
-        if listen_to_docker:
-            try:
-                from orchestrator.machine.engine import connect
-
-                self.events = DockerEvents(connect(timeout=5), close_client=True)
-                self.events.subscribe(self._on_event)
-            except Exception as error:  # noqa: BLE001 - polling ZenML alone still works
-                logger.debug("no Docker events while looking for a run: %s", error)
-
-    def _on_event(self, raw: Dict[str, Any]) -> None:
-        run_id = _run_of(raw)
-        if not run_id or raw.get("Action") != "create":
-            return
-        if self._started_here:
-            attributes = (raw.get("Actor") or {}).get("Attributes") or {}
-            if not _names_this_process(attributes.get(CLIENT_HOST_LABEL),
-                                       attributes.get(CLIENT_PID_LABEL)):
-                # A detached run's containers name its own process; its
-                # record names the submitter. `find` asks the record.
-                if _orchestrated_here(run_id) is False:
-                    self._not_ours.add(run_id)
-                return
-        self._candidates.put(run_id)
-
-    def take_events(self) -> Optional[DockerEvents]:
-        """The Docker event stream, now the caller's to close."""
-        events, self.events = self.events, None
-        return events
-
-    def close(self) -> None:
-        """Stop listening to Docker (unless the stream was taken) and release it."""
-        events, self.events = self.events, None
-        if events is not None:
-            events.close()
-
-    def _from_docker(self) -> Optional[Any]:
-        from uuid import UUID
-
-        while True:
-            try:
-                run_id = self._candidates.get_nowait()
-            except queue.Empty:
-                return None
-            if run_id in self._not_ours:
-                continue
-            try:
-                run = get_run(UUID(run_id), hydrate=True)
-            except (KeyError, ValueError):
-                self._not_ours.add(run_id)  # another store's run on the same engine
-                continue
-            if run.id not in self._known:
-                return run
-            self._not_ours.add(run_id)
-
-    def find(self) -> Optional[Any]:
-        """The oldest run not known at creation (started here, if asked), or None yet."""
-        run = self._from_docker()
-        if run is not None:
-            return run
-        newer = runs_not_in(self._known)
-        if not self._started_here:
-            return get_run(newer[-1].id, hydrate=True) if newer else None
-        now = time.monotonic()
-        for candidate in reversed(newer):  # oldest first
-            if str(candidate.id) in self._not_ours:
-                continue
-            ours = _orchestrated_here(candidate.id)
-            if ours is False:
-                self._not_ours.add(str(candidate.id))
-                continue
-            first_seen = self._first_seen.setdefault(candidate.id, now)
-            if ours or now - first_seen >= self.UNDECIDED_SECONDS:
-                return get_run(candidate.id, hydrate=True)
-        return None
-
-    def wait(self, timeout: Optional[float] = None, poll_seconds: float = 0.5,
-             cancel: Optional[threading.Event] = None) -> Optional[Any]:
-        """Block until a new run exists; None on timeout or cancel."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                run = self.find()
-            except Exception as error:  # noqa: BLE001 - a busy store: try again
-                logger.debug("looking for a new run failed: %s", error)
-                run = None
-            if run is not None:
-                return run
-            if cancel is not None and cancel.is_set():
-                return None
-            left = poll_seconds if deadline is None else min(
-                poll_seconds, deadline - time.monotonic())
-            if left <= 0:
-                return None
-            try:  # wakes up at once when Docker names a candidate
-                candidate = self._candidates.get(timeout=left)
-            except queue.Empty:
-                continue
-            self._candidates.put(candidate)
-
-
-def _names_this_process(host: Optional[str], pid: Any) -> bool:
-    """True when `pid` on `host` is this process."""
-    return host == socket.gethostname() and str(pid) == str(os.getpid())
-
-
-def _orchestrated_here(run_id: Any) -> Optional[bool]:
-    """Whether this process orchestrates the run, supervises its detached
-    process, or submitted it (`synchronous=False`), from its orchestration
-    record; None while it has none.
-
-    Only this very process counts, never its children: a script a notebook
-    starts with `!python ...` is another client of the store.
-    """
-    record = read_record(run_log_dir(str(run_id)))
-    if record is None:
-        return None
-    return any(_names_this_process(record.host, pid)
-               for pid in (record.pid, record.supervisor_pid, record.submitted_by))
 
 
 # --------------------------------------------------------------------------
@@ -618,7 +344,7 @@ class RunWatcher:
         with self._lock:
             self._log_streams[container_id] = stream
         if self._stop.is_set():
-            _close(stream)
+            close_quietly(stream)
             return
         lines = LineSplitter()
         try:
@@ -740,7 +466,7 @@ class RunWatcher:
             with self._swarm_lock:
                 self._swarm.close()
         for stream in streams:
-            _close(stream)
+            close_quietly(stream)
         self._join_threads()
         if self._owns_client and self._client is not None:
             try:
@@ -777,15 +503,6 @@ class RunWatcher:
         if self._swarm is not None:
             names += self._swarm.alive_threads
         return names
-
-
-def _close(stream: Any) -> None:
-    if stream is None:
-        return
-    try:
-        stream.close()
-    except Exception:  # noqa: BLE001
-        pass
 
 
 def _last_text_line(lines: Sequence[str]) -> str:
