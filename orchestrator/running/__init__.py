@@ -32,6 +32,10 @@ Modules, in the order a run flows through them:
   (ZenML's entrypoint, warmed up, timed), and where a step's time went;
 - `step_logs`: a step's output, kept whole in a file, shown with tracebacks folded;
 - `runner`: the loop that runs a plan and cleans up whatever happens;
+- `attempt_output`: one attempt's output followed while its container runs
+  (kept in its log file, shown folded, its marker lines read);
+- `run_hooks`, `run_outcome`: how a run loop reports what happens (ZenML's
+  side: `reporting`), and the error a run that did not succeed raises;
 - `signals`: SIGTERM and SIGHUP as Ctrl-C while a run loop runs (the docker and
   swarm runners), and a second signal that hurries the cleanup;
 - `verdict`: what an ended attempt was (succeeded, stopped, failed; ZenML's
