@@ -30,7 +30,8 @@ class StepFailedError(MyDockerError):
     """One or more steps of a pipeline run failed.
 
     Attributes:
-        failures: one `StepFailure` per failed step, in the order they failed.
+        failures: one `running.run_outcome.StepFailure` per failed step, in the
+            order they failed.
     """
 
     def __init__(self, message: str, failures: list) -> None:

@@ -213,32 +213,32 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
         Raises:
             MyDockerError: the step's container cannot be made or started.
         """
-        from orchestrator.running.dynamic import submit_isolated_step
+        from orchestrator.running.isolated_steps import submit_isolated_step
         from orchestrator.running.request import IsolatedStepRequest
 
         submit_isolated_step(IsolatedStepRequest.resolve(self, step_run_info, environment))
 
     def get_isolated_step_status(self, step_run: "StepRunResponse") -> ExecutionStatus:
         """An isolated step's status, from ZenML's record and its container."""
-        from orchestrator.running.dynamic import isolated_step_status
+        from orchestrator.running.isolated_steps import isolated_step_status
 
         return isolated_step_status(step_run)
 
     def wait_for_isolated_step(self, step_run: "StepRunResponse") -> ExecutionStatus:
         """Wait for an isolated step to end, looking twice a second."""
-        from orchestrator.running.dynamic import wait_for_isolated_step
+        from orchestrator.running.isolated_steps import wait_for_isolated_step
 
         return wait_for_isolated_step(step_run)
 
     def stop_isolated_step(self, step_run: "StepRunResponse") -> None:
         """Stop an isolated step (ZenML's FAIL_FAST): SIGTERM, SIGKILL after the grace."""
-        from orchestrator.running.dynamic import stop_isolated_step
+        from orchestrator.running.isolated_steps import stop_isolated_step
 
         stop_isolated_step(step_run, self.get_settings(step_run).stop_grace_seconds)
 
     def cleanup_isolated_step(self, step_run: "StepRunResponse") -> None:
         """Remove a finished isolated step's container once it has exited."""
-        from orchestrator.running.dynamic import cleanup_isolated_step
+        from orchestrator.running.isolated_steps import cleanup_isolated_step
 
         cleanup_isolated_step(step_run, self.get_settings(step_run).keep_containers)
 
@@ -260,7 +260,7 @@ class MyDockerOrchestrator(ContainerizedOrchestrator):
         pipeline's `stop_grace_seconds` wins over the component's).
         """
         if run.snapshot is not None and run.snapshot.is_dynamic:
-            from orchestrator.running.dynamic import stop_dynamic_run
+            from orchestrator.running.dynamic_stops import stop_dynamic_run
 
             stop_dynamic_run(run, graceful=graceful,
                              grace_seconds=self.get_settings(run).stop_grace_seconds)

@@ -240,7 +240,7 @@ def test_a_probe_released_from_waiting_in_vain_is_named_in_the_parallel_verdict(
 
 
 def test_the_kit_reads_zenml_entrypoint_options_in_both_spellings():
-    from orchestrator.conformance.battery import _option
+    from orchestrator.conformance.notes import _option
 
     words = ["python", "-m", "zenml.entrypoints.entrypoint", "--snapshot_id", "s1",
              "--step_name=branch_b"]
@@ -251,7 +251,7 @@ def test_the_kit_reads_zenml_entrypoint_options_in_both_spellings():
 
 
 def test_a_waiting_probe_is_released_only_when_its_sibling_has_no_live_container():
-    from orchestrator.conformance.battery import sibling_has_container
+    from orchestrator.conformance.notes import sibling_has_container
 
     zenml = ["python", "-m", "zenml.entrypoints.entrypoint", "--entrypoint_config_source", "x"]
     waiter = {"Config": {"Entrypoint": zenml[:3], "Cmd": zenml[3:] + [

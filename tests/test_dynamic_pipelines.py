@@ -19,7 +19,7 @@ from zenml.config import DockerSettings, ResourceSettings
 from zenml.enums import ExecutionMode, ExecutionStatus
 
 from orchestrator.errors import RunStoppedError
-from orchestrator.running.dynamic import prompt_isolated_futures
+from orchestrator.running.isolated_futures import prompt_isolated_futures
 from orchestrator.running.labels import (
     ATTEMPT_LABEL,
     PIPELINE_RUN_ID_LABEL,

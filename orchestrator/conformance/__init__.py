@@ -28,6 +28,9 @@ Modules:
   image they run in;
 - `battery`, `child`: running the battery on a stack and collecting facts;
   the runs another process starts (to stop or interrupt);
+- `notes`: the probe steps' notes, read while the runs go on (each step's
+  container inspected, the retry step's first one killed, waiting steps
+  released);
 - `properties`, `report`: the pure judges, and the report as text and HTML;
 - `saved`: reports kept per orchestrator source (notebook 7 reuses notebook
   6's verdicts on the same file).

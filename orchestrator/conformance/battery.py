@@ -9,8 +9,8 @@ run on the stack's orchestrator exactly as a user would run theirs:
   parallel overlap, resource limits, retry, fetch_status of a completed run;
 * ``fail_fast``, ``stop_on_failure``, ``continue_on_failure``: the same
   failing pipeline in each execution mode (in FAIL_FAST the step next to
-  the failure goes on until the kit releases it, RELEASE_SECONDS after the
-  failed step's container ended);
+  the failure goes on until the kit releases it, `notes.RELEASE_SECONDS` after
+  the failed step's container ended);
 * two runs started by other processes (``python -m
   orchestrator.conformance.child``): one stopped with ZenML's stop (what
   ``zenml pipeline runs stop`` does), one interrupted with SIGINT (Ctrl-C);
@@ -26,18 +26,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
+from orchestrator.conformance.notes import NoteWatcher
 from orchestrator.conformance.properties import (
     STOP_EXIT_SECONDS,
     BatteryFacts,
@@ -55,22 +54,14 @@ KIT_FOLDER = "my_docker_conformance"
 # at the same time. Generous: on a loaded machine two containers started
 # together reached their step ~30 s apart (load average 30 on 2 cores), and a
 # shorter wait judged a parallel orchestrator sequential. Only an orchestrator
-# that runs steps one at a time waits it in full, once.
+# that runs steps one at a time waits it in full, once (unless the kit sees
+# that the sibling has no container at all: `notes.ALONE_AFTER_SECONDS`).
 SIBLING_WAIT_SECONDS = 90.0
-# ... unless, this long after the waiting step began, its sibling has no
-# container at all (not even created): then the orchestrator starts steps one
-# at a time, and the kit releases the waiting step (a parallel orchestrator
-# creates the sibling's container long before its step code runs).
-ALONE_AFTER_SECONDS = 20.0
-# The two independent steps of the shape run, each waiting for the other.
-SIBLINGS = {"branch_a": "branch_b", "branch_b": "branch_a"}
 # ... and when the shape run showed that the orchestrator runs steps one at a time.
 SEQUENTIAL_WAIT_SECONDS = 2.0
-# In FAIL_FAST, `slow` lingers after the failure until the kit releases it:
-# RELEASE_SECONDS after fail_soon's container has exited (what an orchestrator
-# reacts to; inside the container, ZenML's failure handling took tens of
-# seconds at load 30), at most FAIL_FAST_LINGER_SECONDS (steps in no container).
-RELEASE_SECONDS = 30.0
+# In FAIL_FAST, `slow` lingers after the failure until the kit releases it
+# (`notes.RELEASE_SECONDS` after fail_soon's container has exited), at most
+# FAIL_FAST_LINGER_SECONDS (steps in no container).
 FAIL_FAST_LINGER_SECONDS = 180.0
 CLIENT_START_TIMEOUT = 240.0
 LONG_STEP_SECONDS = 600.0
@@ -167,186 +158,6 @@ def kit_folder(token: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o777)  # steps may run as another uid than the kit
     return folder
-
-
-# --------------------------------------------------------------------------
-# Watching notes: inspect each step container once, kill the victim
-# --------------------------------------------------------------------------
-
-
-class NoteWatcher:
-    """Reads the probe steps' notes while the runs go on (every 0.2 s, one thread).
-
-    On a note naming a container it asks the engine about that container at
-    once, while it still exists (its labels and limits), and it kills the
-    container of the retry step's first attempt (SIGKILL, as the kernel's
-    out-of-memory killer or ``docker kill`` would).
-    """
-
-    def __init__(self, docker_client: Any) -> None:
-        self.docker = docker_client
-        self._folders: Dict[str, tuple] = {}  # run key -> (folder, RunFacts)
-        self._exited: Dict[Path, float] = {}  # run folder -> when fail_soon's container ended
-        # (run folder, probe) whose sibling was seen with a container: never released, not
-        # asked again (a Docker inspect and list every 0.2 s while it waits would be waste)
-        self._sibling_seen: set = set()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="conformance-notes", daemon=True)
-        self._thread.start()
-
-    def watch(self, key: str, folder: Path, facts: RunFacts) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o777)
-        with self._lock:
-            self._folders[key] = (folder, facts)
-
-    def sync(self) -> None:
-        """Read every note now (call after a run, before judging it)."""
-        with self._lock:
-            for folder, facts in self._folders.values():
-                self._read(folder, facts)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sync()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.2):
-            try:
-                self.sync()
-            except Exception:  # noqa: BLE001 - a half-removed folder; next round
-                pass
-
-    def _read(self, folder: Path, facts: RunFacts) -> None:
-        self._maybe_release(folder, facts)
-        self._maybe_release_alone(folder, facts)
-        for path in folder.glob("*.json"):
-            name = path.stem
-            if name in facts.notes:
-                continue
-            try:
-                note = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue  # being replaced; next round
-            facts.notes[name] = note
-            cid = note.get("container_id")
-            if cid and cid not in facts.containers:
-                facts.containers[cid] = self._inspect(cid)
-            if name == "victim.attempt1" and cid and "victim.killed" not in facts.notes:
-                facts.notes["victim.killed"] = {"time": time.time(), "ok": self._kill(cid)}
-
-    def _maybe_release(self, folder: Path, facts: RunFacts) -> None:
-        """Release `slow` RELEASE_SECONDS after fail_soon's container ended (see `probe.slow`)."""
-        if "fail_soon.failing" not in facts.notes or "slow.release" in facts.notes:
-            return
-        if folder not in self._exited:
-            cid = facts.notes.get("fail_soon.started", {}).get("container_id")
-            try:
-                running = bool(cid) and self.docker.api.inspect_container(cid)["State"]["Running"]
-            except Exception:  # noqa: BLE001 - removed already: it ended
-                running = False
-            if running:
-                return
-            self._exited[folder] = time.time()
-        if time.time() - self._exited[folder] >= RELEASE_SECONDS:
-            note = {"time": time.time()}
-            try:
-                (folder / "slow.release.json").write_text(json.dumps(note))
-            except OSError:  # the run's folder is gone: nothing to release
-                pass
-            facts.notes["slow.release"] = note
-
-    def _maybe_release_alone(self, folder: Path, facts: RunFacts) -> None:
-        """Release a probe that waits for a sibling with no container (see `probe.probe`)."""
-        for name, sibling in SIBLINGS.items():
-            started = facts.notes.get(f"{name}.started")
-            if started is None or f"{name}.alone" in facts.notes \
-                    or f"{name}.ended" in facts.notes or f"{sibling}.started" in facts.notes \
-                    or time.time() - started.get("time", time.time()) < ALONE_AFTER_SECONDS:
-                continue
-            if (folder, name) in self._sibling_seen:
-                continue
-            if self._has_container(started.get("container_id"), sibling) is not False:
-                self._sibling_seen.add((folder, name))  # it has one, or we cannot tell:
-                continue  # the probe waits in full
-            note = {"time": time.time()}
-            try:
-                (folder / f"{name}.alone.json").write_text(json.dumps(note))
-            except OSError:  # the run's folder is gone
-                pass
-            facts.notes[f"{name}.alone"] = note
-
-    def _has_container(self, cid: Optional[str], step: str) -> Optional[bool]:
-        """Whether step `step` of the run of container `cid` has a container not yet exited.
-
-        Step containers of any ZenML orchestrator carry ZenML's entrypoint
-        arguments (``--snapshot_id <id> --step_name <name>``); None when that
-        cannot be read (no container, other arguments).
-        """
-        if not cid:
-            return None
-        try:
-            attrs = self.docker.api.inspect_container(cid)
-            candidates = self.docker.api.containers(all=True)
-        except Exception:  # noqa: BLE001 - an engine hiccup: cannot tell
-            return None
-        return sibling_has_container(attrs, candidates, step)
-
-    def _inspect(self, cid: str) -> Dict[str, Any]:
-        try:
-            attrs = self.docker.api.inspect_container(cid)
-        except Exception as error:  # noqa: BLE001 - gone already
-            return {"error": str(error)}
-        host = attrs.get("HostConfig") or {}
-        return {"labels": (attrs.get("Config") or {}).get("Labels") or {},
-                "memory": host.get("Memory"), "nano_cpus": host.get("NanoCpus"),
-                "name": attrs.get("Name", "").lstrip("/")}
-
-    def _kill(self, cid: str) -> bool:
-        try:
-            self.docker.api.kill(cid, signal="SIGKILL")
-            return True
-        except Exception:  # noqa: BLE001 - it ended by itself
-            return False
-
-
-def sibling_has_container(waiter: Mapping[str, Any], containers: Iterable[Mapping[str, Any]],
-                          step: str) -> Optional[bool]:
-    """Whether step `step` of the waiting container's run has a container not yet exited.
-
-    Args:
-        waiter: the waiting step's container, as the engine inspects it.
-        containers: every container on the engine, as the engine lists them
-            (``Command`` a string, ``State`` a word).
-        step: the sibling step's name.
-
-    Returns:
-        True or False; None when the waiter's command has no snapshot id
-        (then nobody can tell, and the probe waits in full).
-    """
-    config = waiter.get("Config") or {}
-    words = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
-    snapshot = _option(words, "--snapshot_id")
-    if snapshot is None:
-        return None
-    for container in containers:
-        words = str(container.get("Command", "")).split()
-        if _option(words, "--snapshot_id") == snapshot and _option(words, "--step_name") == step \
-                and container.get("State") in ("created", "running", "restarting", "paused"):
-            return True
-    return False
-
-
-def _option(words: Sequence[str], option: str) -> Optional[str]:
-    """The value of `option` in a command line (``--x v`` or ``--x=v``), else None."""
-    for index, word in enumerate(words):
-        if word == option and index + 1 < len(words):
-            return words[index + 1]
-        if word.startswith(option + "="):
-            return word[len(option) + 1:]
-    return None
 
 
 # --------------------------------------------------------------------------

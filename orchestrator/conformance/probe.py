@@ -123,7 +123,7 @@ def probe(folder: str, name: str, wait_for: str = "", wait_seconds: float = 0.0,
     independent steps overlap on a parallel orchestrator however slowly
     their containers start. A sequential orchestrator would make it wait in
     vain: the kit releases it (note ``<name>.alone``) once the sibling has
-    had time to get a container and has none (`battery.NoteWatcher`).
+    had time to get a container and has none (`notes.NoteWatcher`).
     """
     write_note(folder, f"{name}.started", limits=cgroup_limits())
     saw = wait_for_note(folder, f"{wait_for}.started", wait_seconds,

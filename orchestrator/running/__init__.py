@@ -13,6 +13,13 @@ Modules, in the order a run flows through them:
 - `pipeline_run`: one static run, from `submit_pipeline` to its end;
 - `dynamic`: one dynamic run: ZenML's runner on the host, each isolated step
   in its own container;
+- `isolated_steps`, `isolated_containers`, `isolated_records`: ZenML's
+  isolated-step methods as the flavor hands them over; each isolated step's
+  container started, followed, settled, stopped, removed, and its status;
+  the step's ZenML record read and written where the step could not;
+- `dynamic_stops`, `isolated_futures`: a dynamic run stopped (Ctrl-C, a stop
+  requested elsewhere, `zenml pipeline runs stop`); a prompt `future.load()`
+  (a patch of one private ZenML method);
 - `detached`, `orchestration_record`, `orphans`: runs that do not block: the
   detached orchestration process and its watchdog, which process
   orchestrates a run, runs whose orchestrator died ended as failed;
@@ -32,6 +39,10 @@ Modules, in the order a run flows through them:
   (ZenML's entrypoint, warmed up, timed), and where a step's time went;
 - `step_logs`: a step's output, kept whole in a file, shown with tracebacks folded;
 - `runner`: the loop that runs a plan and cleans up whatever happens;
+- `attempt_output`: one attempt's output followed while its container runs
+  (kept in its log file, shown folded, its marker lines read);
+- `run_hooks`, `run_outcome`: how a run loop reports what happens (ZenML's
+  side: `reporting`), and the error a run that did not succeed raises;
 - `signals`: SIGTERM and SIGHUP as Ctrl-C while a run loop runs (the docker and
   swarm runners), and a second signal that hurries the cleanup;
 - `verdict`: what an ended attempt was (succeeded, stopped, failed; ZenML's

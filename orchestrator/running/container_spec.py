@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -407,8 +406,3 @@ def build_spec(
         user=None if chosen_user is None else str(chosen_user),
         extra=extra,
     )
-
-
-def cpus_from_nano(nano_cpus: int) -> float:
-    """Inverse of the CPU translation, for messages and tests."""
-    return math.floor(nano_cpus / 1e7) / 100

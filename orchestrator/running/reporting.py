@@ -17,7 +17,7 @@ from zenml.orchestrators import publish_utils
 
 from orchestrator.running.containers import ContainerExit, stop_containers
 from orchestrator.running.labels import client_is_gone, find_containers
-from orchestrator.running.runner import RunHooks
+from orchestrator.running.run_hooks import RunHooks
 from orchestrator.running.scheduler import DagScheduler, StepState
 from orchestrator.running.verdict import recorded_outcome
 from orchestrator.zenml_records import get_run, latest_step_run, run_status, step_runs_of

@@ -25,35 +25,29 @@ run) and `RunHooks` (how to tell ZenML what happened).
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import json
 import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Set, Union
+from typing import Any, Dict, List, Optional, Set, Union
 
 import docker
 
-from orchestrator.errors import MyDockerError, RunStoppedError, StepFailedError
+from orchestrator.errors import MyDockerError
+from orchestrator.running.attempt_output import follow_output, parse_report
 from orchestrator.running.containers import ContainerExit, StepContainer
 from orchestrator.running.early_start import steps_to_give_up, steps_to_start_early
 from orchestrator.running.gates import Gates
 from orchestrator.running.labels import STARTED_EARLY_LABEL, find_containers
 from orchestrator.running.plan import RunPlan
+from orchestrator.running.run_hooks import RunHooks
+from orchestrator.running.run_outcome import StepFailure, raise_unless_succeeded
 from orchestrator.running.scheduler import DagScheduler, StepState
 from orchestrator.running.signals import signals_hurry, terminate_as_interrupt
 from orchestrator.running.step_entrypoint import DONE, GATE_ENV, READY
-from orchestrator.running.step_logs import (
-    LineSplitter,
-    MarkerFilter,
-    StepLogFile,
-    TracebackFolder,
-    meaningful_lines,
-)
+from orchestrator.running.step_logs import StepLogFile, TracebackFolder
 from orchestrator.running.step_timing import AttemptTiming, write_timings
 from orchestrator.running.verdict import Verdict, judge_attempt
 
@@ -77,8 +71,6 @@ DONE_EXIT_GRACE_SECONDS = 10.0
 # A step's timeout counts once its container is ready; one still loading
 # (imports, ZenML's preparation) this long past its timeout times out anyway.
 WARM_UP_GRACE_SECONDS = 60.0
-# How many of a failed step's last lines its failure message shows.
-FAILURE_TAIL_LINES = 8
 # How many levels below a running step containers start early (None: as many
 # as max_parallelism allows). Measured on the 6-step chain: all levels at once
 # beat one level ahead (benchmarks/README.md).
@@ -88,118 +80,6 @@ EARLY_START_DEPTH: Optional[int] = None
 # first; set back to the default when its gate opens. None: no change.
 EARLY_CPU_SHARES: Optional[int] = 128
 DEFAULT_CPU_SHARES = 1024
-
-
-@dataclass(frozen=True)
-class StepFailure:
-    """A step that failed for good: which, how and what it printed last.
-
-    Attributes:
-        shown_lines: the step's last lines as the client's log showed them
-            (tracebacks folded to their exception line).
-        exception: the last exception line the step printed, if any.
-        log_path: the file holding the whole output of the last attempt.
-    """
-
-    step_name: str
-    attempts: int
-    exit: ContainerExit
-    shown_lines: tuple = ()
-    exception: Optional[str] = None
-    log_path: Optional[str] = None
-
-    def describe(self) -> str:
-        """Which step, how it ended, the error, its last lines and where the rest is."""
-        cause = f": {self.exception}" if self.exception else ""
-        lines = [line for line in meaningful_lines(list(self.shown_lines))
-                 if not line.startswith(self.exception or "\0")]
-        tail = "\n".join(f"    {line}" for line in lines[-FAILURE_TAIL_LINES:])
-        # The error line is in the first line already; without other lines the
-        # step printed nothing but ZenML's own lines and its traceback.
-        nothing = "    (nothing but the error above)" if self.exception else "    (no output)"
-        text = (f"Step '{self.step_name}' failed{cause}\n"
-                f"  how: {self.exit.describe()}, {self.attempts} attempt(s)\n"
-                f"  last lines:\n{tail or nothing}")
-        if self.log_path:
-            text += f"\n  full log: {self.log_path}"
-        return text
-
-
-class RunHooks:
-    """How the runner reports to the outside world; every method is optional.
-
-    The orchestrator subclasses this to publish statuses to ZenML; tests can
-    use it as is.
-    """
-
-    def log(self, message: str) -> None:
-        print(message, flush=True)
-
-    def step_line(self, step_name: str, line: str) -> None:
-        self.log(f"[{step_name}] {line}")
-
-    def stop_requested(self) -> bool:
-        """Whether someone asked (from anywhere) to stop this run."""
-        return False
-
-    def completed_steps(self) -> set:
-        """Steps whose success is already recorded, though their container may
-        still be shutting down (ZenML's teardown takes about a second)."""
-        return set()
-
-    def recorded_end(self, step_name: str) -> bool:
-        """Whether the step's latest attempt already recorded that it ended."""
-        return False
-
-    def recorded_success(self, step_name: str) -> Optional[bool]:
-        """Whether the step recorded its own success; None if nobody records.
-
-        Asked when a step's container exits: where the exit code and the
-        record disagree (a step that called `sys.exit(0)` before returning),
-        the record wins.
-        """
-        return None
-
-    def attempt_ended(self, step_name: str, attempt: int, ended: ContainerExit,
-                      state: StepState) -> None:
-        """A container ended; `state` is the step's state in the scheduler after it."""
-
-    def record_stopping(self) -> None:
-        """The client was interrupted; the run's containers are about to be stopped."""
-
-    def run_stopping(self) -> None:
-        """Record the run as stopping before its containers are stopped, as a stop
-        request does: ZenML inside a container that gets SIGTERM then records its
-        step STOPPED, not FAILED (an interrupt is the user's stop, README says).
-        Stopping the containers matters more than the record: errors are logged."""
-        try:
-            self.record_stopping()
-        except Exception as error:  # noqa: BLE001
-            self.log(f"Could not record the run as stopping in ZenML: {error}")
-
-    def run_interrupted(self) -> None:
-        """The client was interrupted; everything has been stopped and removed."""
-
-    def run_crashed(self, reason: str) -> None:
-        """The run could not go on (`reason`); everything has been stopped and removed."""
-
-    def run_aborted(self, *, crashed: bool, reason: str) -> None:
-        """Record an interrupted or crashed run; a failure to record it is logged, not raised
-        (the containers are already gone, and the caller re-raises what stopped the run)."""
-        try:
-            if crashed:
-                self.run_crashed(reason)
-            else:
-                self.run_interrupted()
-        except Exception as error:  # noqa: BLE001
-            self.log(f"Could not record the run's end in ZenML: {error}")
-
-    def run_ended(self, scheduler: DagScheduler) -> None:
-        """Every step reached a final state."""
-
-    def run_reference(self) -> str:
-        """How a user names this run to `python -m orchestrator.status`."""
-        return "latest"
 
 
 @dataclass
@@ -243,17 +123,6 @@ class _Early:
 
 
 _Event = Union[_Exited, _Done, _Ready]
-
-
-@dataclass
-class _Watch:
-    """What one container's log-following thread needs to know."""
-
-    container: StepContainer
-    log_file: StepLogFile
-    timing: AttemptTiming
-    shown: Deque[str] = field(
-        default_factory=lambda: collections.deque(maxlen=FAILURE_TAIL_LINES * 4))
 
 
 class DagRunner:
@@ -325,7 +194,9 @@ class DagRunner:
         self.hooks.run_ended(self.scheduler)
         if self._hurrying:  # interrupted while the run ended: cleaned up, then told
             raise KeyboardInterrupt("interrupted while the run ended")
-        return self._result()
+        raise_unless_succeeded(self.scheduler, self.failures, self.stop_reason,
+                               self.hooks.run_reference())
+        return self.scheduler
 
     def _loop(self) -> None:
         completion_every = (COMPLETION_FALLBACK_SECONDS if self.plan.done_marker
@@ -524,7 +395,7 @@ class DagRunner:
             container = StepContainer.start(self.client, spec, step_name, attempt)
         except MyDockerError as error:
             if early:
-                _discard_log(log_file)
+                log_file.discard()
                 return None
             # The engine refused this container: a failed attempt of this
             # step, handled by the execution mode like any other failure.
@@ -537,65 +408,34 @@ class DagRunner:
         timing.start_returned = time.time()
         timing.container = spec.name
         self.timings.append(timing)
-        threading.Thread(
-            target=self._watch, args=(_Watch(container, log_file, timing),), daemon=True,
-            name=f"my-docker-{step_name}",
-        ).start()
+        threading.Thread(target=self._watch, args=(container, log_file, timing), daemon=True,
+                         name=f"my-docker-{step_name}").start()
         return container, timing, log_file
 
-    def _watch(self, watch: _Watch) -> None:
-        """Stream one container's output, then report its exit to the loop.
+    def _watch(self, container: StepContainer, log_file: StepLogFile,
+                timing: AttemptTiming) -> None:
+        """Follow one container's output (`attempt_output`), then report its exit to the loop.
 
-        The output's bytes go to the attempt's log file as they come, exactly
-        as printed; the client's log gets them as lines (`LineSplitter`: a
-        progress bar's carriage returns fold into one line), with tracebacks
-        folded (see `step_logs`). The marker lines are neither: "ready"
-        and "done" become events. Every byte is handled once, so a step that
-        prints without end costs time in proportion to what it printed.
+        Its marker lines become events: "ready" (its warm-up is done) and
+        "done" (ZenML returned from the step).
         """
-        container, log_file = watch.container, watch.log_file
-        folder = TracebackFolder()
-        markers = MarkerFilter(self.plan.done_marker)
-        lines = LineSplitter()
-
-        def show(shown_lines: List[str]) -> None:
-            for line in shown_lines:
-                if not line.strip():
-                    continue
-                container.keep_tail(line)
-                for visible in folder.feed(line):
-                    watch.shown.append(visible)
-                    self.hooks.step_line(container.step_name, visible)
-
         def said(words: str) -> None:
             kind, _, report = words.partition(" ")
             if kind == READY:
                 self._events.put(_Ready(container.step_name, container))
             elif kind == DONE:
                 self._events.put(_Done(container.step_name, container.attempt, container,
-                                       _parse_report(report)))
+                                       parse_report(report)))
 
-        def on_chunk(chunk: bytes) -> None:
-            for piece in markers.feed(chunk):
-                if isinstance(piece, bytes):
-                    log_file.write_bytes(piece)
-                    show(lines.feed(piece))
-                else:
-                    said(piece)
-
-        try:
-            container.follow_output(on_chunk)
-            held = markers.rest()
-            log_file.write_bytes(held)
-            show(lines.feed(held) + lines.rest())
-        finally:
-            log_file.close()
+        output = follow_output(
+            container, log_file, done_marker=self.plan.done_marker, on_marker=said,
+            show_line=lambda line: self.hooks.step_line(container.step_name, line))
         ended = container.wait()
-        watch.timing.exit_seen = time.time()
-        watch.timing.read_docker_times(container.container.attrs)
-        ended = replace(ended, last_lines=tuple(watch.shown))
+        timing.exit_seen = time.time()
+        timing.read_docker_times(container.container.attrs)
+        ended = replace(ended, last_lines=output.last_lines)
         self._events.put(_Exited(container.step_name, container.attempt, container, ended,
-                                 folder, log_file))
+                                 output.folder, log_file))
 
     # -- reacting to events -----------------------------------------------
     def _handle(self, event: _Event) -> None:
@@ -755,7 +595,7 @@ class DagRunner:
         leaves it out by default: it is no attempt of the step).
         """
         self._given_up.add(id(early.container))
-        _discard_log(early.log_file)
+        early.log_file.discard()
         early.timing.given_up, early.timing.removed = True, time.time()
         self._stoppers.submit(early.container.remove)
 
@@ -827,46 +667,3 @@ class DagRunner:
                 container.remove(force=True)
             except docker.errors.NotFound:
                 pass
-
-    def _result(self) -> DagScheduler:
-        if self.failures:
-            skipped = [s for s in self.scheduler.steps
-                       if self.scheduler.state(s) == StepState.SKIPPED]
-            message = "\n".join(f.describe() for f in self.failures)
-            if skipped:
-                message += f"\nSkipped because of the failure: {', '.join(skipped)}"
-            message += ("\nEvery step's output: python -m orchestrator.status "
-                        f"{self.hooks.run_reference()} --logs")
-            raise StepFailedError(message, self.failures)
-        if self.stop_reason is not None:
-            counts = self.scheduler.counts()
-            stopped = [s for s in self.scheduler.steps
-                       if self.scheduler.state(s) == StepState.STOPPED]
-            never_started = [s for s in stopped if self.scheduler.attempts(s) == 0]
-            raise RunStoppedError(
-                f"The run was stopped ({self.stop_reason}): "
-                f"{counts.get(StepState.COMPLETED, 0)} step(s) completed, "
-                f"{len(stopped) - len(never_started)} stopped while running, "
-                f"{len(never_started)} never started."
-            )
-        return self.scheduler
-
-
-def _parse_report(text: str) -> Optional[Dict[str, Any]]:
-    """The stage times a done line carries (see `step_entrypoint`), if readable."""
-    try:
-        report = json.loads(text.strip())
-    except ValueError:
-        return None
-    return report if isinstance(report, dict) else None
-
-
-def _discard_log(log_file: StepLogFile) -> None:
-    """Delete the log file of a container that never ran its step.
-
-    Only unlinked: the thread following that container may still write to
-    it, and a later attempt may open a file of the same name.
-    """
-    if log_file.path is not None:
-        with contextlib.suppress(OSError):
-            log_file.path.unlink()

@@ -13,6 +13,7 @@ that the failure message, the status command and the panel point to.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from pathlib import Path
@@ -337,3 +338,13 @@ class StepLogFile:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def discard(self) -> None:
+        """Delete the file of an attempt whose container never ran its step.
+
+        Only unlinked: the thread following that container may still write to
+        it, and a later attempt may open a file of the same name.
+        """
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()

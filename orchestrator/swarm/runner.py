@@ -29,7 +29,8 @@ import requests
 from orchestrator.errors import RunStoppedError, StepFailedError
 from orchestrator.running.containers import ContainerExit
 from orchestrator.running.labels import label_filters
-from orchestrator.running.runner import RunHooks, StepFailure
+from orchestrator.running.run_hooks import RunHooks
+from orchestrator.running.run_outcome import StepFailure
 from orchestrator.running.scheduler import DagScheduler, StepState
 from orchestrator.running.signals import terminate_as_interrupt
 from orchestrator.running.step_logs import StepLogFile, TracebackFolder
