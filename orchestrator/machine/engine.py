@@ -423,7 +423,7 @@ def _client_address(client: docker.DockerClient) -> str:
 
 
 # --------------------------------------------------------------------------
-# Starting the engine
+# Starting the engine when none answers (the root set-up itself: root_setup)
 # --------------------------------------------------------------------------
 
 
@@ -436,7 +436,8 @@ def ensure_engine(
 
     Uses a running engine if one answers. Otherwise, as root on Debian,
     installs ``docker.io`` if needed and starts `dockerd` detached, so it keeps
-    running after this process ends (there is no systemd to start it).
+    running after this process ends (there is no systemd to start it; the
+    set-up is `orchestrator.machine.root_setup`'s), then waits for it to answer.
 
     Args:
         wait_seconds: how long to wait for a started daemon to answer.

@@ -105,8 +105,14 @@ def spawn_detached(argv: Sequence[str], log_file: Path) -> subprocess.Popen:
 
 
 def terminate(pids: Sequence[int], wait_seconds: float) -> None:
-    """SIGTERM, wait up to `wait_seconds` seconds, then SIGKILL whatever is left
-    (and wait up to 5 s more); zombies count as gone."""
+    """End processes: SIGTERM, then SIGKILL whatever is left; zombies count as gone.
+
+    Args:
+        pids: the processes to end (those already gone are skipped).
+        wait_seconds: how long to wait after SIGTERM before SIGKILL; after
+            SIGKILL it waits up to 5 s more, then returns whether or not all
+            are gone.
+    """
     for sig, wait in ((signal.SIGTERM, wait_seconds), (signal.SIGKILL, 5)):
         alive = [pid for pid in pids if process_name(pid) is not None]
         for pid in alive:
