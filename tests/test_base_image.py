@@ -21,7 +21,7 @@ import pytest
 import zenml
 
 from orchestrator.errors import BaseImageError
-from orchestrator.machine import base_image
+from orchestrator.machine import base_image, debian_base, image_labels, mounts
 from orchestrator.machine.engine import ensure_engine
 
 pytestmark = pytest.mark.engine  # every test here builds or runs images
@@ -128,7 +128,7 @@ def test_label_search_picks_the_parent_not_an_image_built_from_it(
     client: docker.DockerClient, parent: str, descendant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recipe = base_image.ParentRecipe.for_host()
-    assert base_image._has_labels(client.images.get(descendant), recipe.labels)
+    assert image_labels.has_labels(client.images.get(descendant), recipe.labels)
     # As if our tag had been removed: only the labels can find the image.
     monkeypatch.setattr(base_image, "parent_image_name", lambda: "my-docker/zenml-parent:untagged")
     found = base_image.find_parent_image(client, recipe)
@@ -162,9 +162,9 @@ def test_labels_change_with_the_ca_bundle() -> None:
 
 
 def test_debian_base_needs_the_hosts_python() -> None:
-    base_image.check_debian_python(base_image.DEBIAN_PYTHON)
+    debian_base.check_debian_python(debian_base.DEBIAN_PYTHON)
     with pytest.raises(BaseImageError, match=r"Python 3\.12.*python:3\.12-slim"):
-        base_image.check_debian_python("3.12")
+        debian_base.check_debian_python("3.12")
 
 
 @pytest.mark.needs_root  # mount --bind
@@ -177,10 +177,10 @@ def test_rootfs_removal_never_deletes_through_a_mount() -> None:
         (rootfs / "dev").mkdir()
         subprocess.run(["mount", "--bind", host_dir, str(rootfs / "dev")], check=True)
         try:
-            base_image._remove_tree(rootfs, log=lambda line: None)
+            debian_base._remove_tree(rootfs, log=lambda line: None)
         finally:
-            if base_image._mounts_below(rootfs):
+            if mounts.mounts_below(rootfs):
                 subprocess.run(["umount", str(rootfs / "dev")], check=False)
         assert sentinel.read_text() == "host data"
         assert not rootfs.exists()
-        assert not base_image._mounts_below(rootfs)
+        assert not mounts.mounts_below(rootfs)

@@ -22,7 +22,7 @@ import docker
 import pytest
 
 from orchestrator.errors import DockerEngineUnavailableError
-from orchestrator.machine import engine
+from orchestrator.machine import commands, engine, processes, root_setup
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,12 +127,12 @@ def _name_of(pid: int):
     ],
 )
 def test_pid_file_is_stale(content, expected_name: str, stale: bool) -> None:
-    assert engine.pid_file_is_stale(content, _name_of, expected_name) is stale
+    assert root_setup.pid_file_is_stale(content, _name_of, expected_name) is stale
 
 
 def test_process_name_of_this_process_and_of_no_process() -> None:
-    assert engine.process_name(os.getpid()) == Path(f"/proc/{os.getpid()}/comm").read_text().strip()
-    assert engine.process_name(2**22 + 12345) is None
+    assert processes.process_name(os.getpid()) == Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+    assert processes.process_name(2**22 + 12345) is None
 
 
 def test_log_tail_shows_only_new_lines(tmp_path: Path) -> None:
@@ -141,14 +141,14 @@ def test_log_tail_shows_only_new_lines(tmp_path: Path) -> None:
     offset = log.stat().st_size
     with log.open("a") as handle:
         handle.write("".join(f"new {i}\n" for i in range(30)))
-    tail = engine.log_tail(log, offset, lines=20)
+    tail = commands.log_tail(log, offset, lines=20)
     assert "old" not in tail
     assert tail.splitlines() == [f"new {i}" for i in range(10, 30)]
 
 
 def test_line_condenser_shows_new_kinds_and_keeps_a_tail() -> None:
     shown = []
-    condenser = engine.LineCondenser(shown.append, prefix="", interval=3600, keep=3)
+    condenser = commands.LineCondenser(shown.append, prefix="", interval=3600, keep=3)
     for line in ["I: Retrieving a", "I: Retrieving b", "I: Validating a", "", "I: Validating b"]:
         condenser.feed(line)
     assert shown == ["I: Retrieving a", "I: Validating a"]
@@ -156,15 +156,15 @@ def test_line_condenser_shows_new_kinds_and_keeps_a_tail() -> None:
 
 
 def test_line_condenser_strips_colour_codes_and_shortens_the_tail() -> None:
-    condenser = engine.LineCondenser(lambda line: None)
+    condenser = commands.LineCondenser(lambda line: None)
     condenser.feed("\x1b[91mERROR: " + "x" * 1000 + "\x1b[0m\n")
     (line,) = condenser.tail
     assert line.startswith("ERROR: x") and "\x1b" not in line and len(line) < 450
 
 
 def test_daemon_layout_passes_only_non_default_settings() -> None:
-    assert engine.DaemonLayout().command() == ["dockerd"]
-    private = engine.DaemonLayout(pid_file=Path("/x/docker.pid"), extra_args=("--bridge=none",))
+    assert root_setup.DaemonLayout().command() == ["dockerd"]
+    private = root_setup.DaemonLayout(pid_file=Path("/x/docker.pid"), extra_args=("--bridge=none",))
     assert private.command() == ["dockerd", "--pidfile", "/x/docker.pid", "--bridge=none"]
 
 
@@ -174,14 +174,14 @@ def test_daemon_layout_passes_only_non_default_settings() -> None:
 
 
 @pytest.fixture
-def private_layout() -> Iterator[engine.DaemonLayout]:
+def private_layout() -> Iterator[root_setup.DaemonLayout]:
     """A dockerd layout of its own under a short /tmp path (socket paths are limited)."""
     root = Path(tempfile.mkdtemp(prefix="mdt-", dir="/tmp"))
     # A bridge of its own. Not `--bridge=none`: a dockerd started with it
     # deletes the docker0 interface, breaking the shared engine's networking.
     bridge = f"mdt{os.getpid() % 100000}"
     subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
-    layout = engine.DaemonLayout(
+    layout = root_setup.DaemonLayout(
         host=f"unix://{root}/docker.sock",
         pid_file=root / "docker.pid",
         exec_root=root / "exec",
@@ -196,17 +196,17 @@ def private_layout() -> Iterator[engine.DaemonLayout]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _stop_private_daemon(layout: engine.DaemonLayout) -> None:
+def _stop_private_daemon(layout: root_setup.DaemonLayout) -> None:
     """Stop the daemon the test started (by its pid) and wait until it is gone."""
     content = layout.pid_file.read_text().strip() if layout.pid_file.exists() else ""
-    if not content.isdigit() or engine.process_name(int(content)) != "dockerd":
+    if not content.isdigit() or processes.process_name(int(content)) != "dockerd":
         return
     pid = int(content)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
-    while engine.process_name(pid) is not None and time.monotonic() < deadline:
+    while processes.process_name(pid) is not None and time.monotonic() < deadline:
         time.sleep(0.2)
-    if engine.process_name(pid) is not None:
+    if processes.process_name(pid) is not None:
         os.kill(pid, signal.SIGKILL)
     mounts = Path("/proc/self/mounts").read_text()
     root = str(layout.pid_file.parent)
@@ -218,7 +218,7 @@ def _stop_private_daemon(layout: engine.DaemonLayout) -> None:
 
 @pytest.mark.needs_root  # a network interface and a second dockerd
 def test_ensure_engine_starts_a_detached_daemon_despite_stale_pid_files(
-    private_layout: engine.DaemonLayout,
+    private_layout: root_setup.DaemonLayout,
 ) -> None:
     # Leftovers of a machine restored from a snapshot: pid files whose pids now
     # belong to unrelated processes (here: this test process).
@@ -232,13 +232,13 @@ def test_ensure_engine_starts_a_detached_daemon_despite_stale_pid_files(
     assert client.ping() is True
     assert any("stale pid file" in line for line in lines)
     pid = int(private_layout.pid_file.read_text())
-    assert engine.process_name(pid) == "dockerd"
+    assert processes.process_name(pid) == "dockerd"
     # Its own session, so it survives the end of the process that started it.
     assert os.getsid(pid) == pid != os.getsid(0)
     assert private_layout.log_file.stat().st_size > 0
     # dockerd started and manages its own containerd.
     containerd_pid = int(private_layout.containerd_pid_file.read_text())
-    assert engine.process_name(containerd_pid) == "containerd"
+    assert processes.process_name(containerd_pid) == "containerd"
 
     # A second call finds it running and starts nothing.
     lines.clear()
@@ -248,9 +248,9 @@ def test_ensure_engine_starts_a_detached_daemon_despite_stale_pid_files(
 
 @pytest.mark.needs_root  # a network interface and a second dockerd
 def test_ensure_engine_reports_the_log_when_dockerd_cannot_start(
-    private_layout: engine.DaemonLayout,
+    private_layout: root_setup.DaemonLayout,
 ) -> None:
-    broken = engine.DaemonLayout(
+    broken = root_setup.DaemonLayout(
         host=private_layout.host,
         pid_file=private_layout.pid_file,
         exec_root=private_layout.exec_root,
@@ -299,7 +299,7 @@ def test_a_context_whose_engine_is_down_is_named_with_advice(
 
 @pytest.mark.needs_root  # a network interface and a second dockerd
 def test_the_current_context_chooses_the_engine_for_us_and_for_zenmls_build(
-        private_layout: engine.DaemonLayout, tmp_path: Path,
+        private_layout: root_setup.DaemonLayout, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Two engines (the shared one, a private one) and a context naming the private
     one: the orchestrator and ZenML's image build both use the context's engine."""
@@ -308,7 +308,7 @@ def test_the_current_context_chooses_the_engine_for_us_and_for_zenmls_build(
 
     private = engine.ensure_engine(wait_seconds=60, log=lambda line: None, layout=private_layout)
     # Both daemons share /etc/docker's key (same ID): their data roots tell them apart.
-    shared_id = docker.DockerClient(base_url=engine.DEFAULT_HOST).info()["DockerRootDir"]
+    shared_id = docker.DockerClient(base_url=root_setup.DEFAULT_HOST).info()["DockerRootDir"]
     private_id = private.info()["DockerRootDir"]
     assert private_id != shared_id
     config = tmp_path / "docker-config"
@@ -338,14 +338,14 @@ def test_the_current_context_chooses_the_engine_for_us_and_for_zenmls_build(
     get_container_engine().build(image_name=tag, build_context=context)
     assert private.images.get(tag).labels == {"io.my-docker.test": "context"}
     with pytest.raises(docker.errors.ImageNotFound):
-        docker.DockerClient(base_url=engine.DEFAULT_HOST).images.get(tag)
+        docker.DockerClient(base_url=root_setup.DEFAULT_HOST).images.get(tag)
 
     # DOCKER_CONTEXT wins over the current context, DOCKER_HOST over both.
     monkeypatch.setenv("DOCKER_CONTEXT", "default")
     monkeypatch.delenv("DOCKER_HOST")
     assert engine.connect().info()["DockerRootDir"] == shared_id
     monkeypatch.setenv("DOCKER_CONTEXT", "second")
-    monkeypatch.setenv("DOCKER_HOST", engine.DEFAULT_HOST)
+    monkeypatch.setenv("DOCKER_HOST", root_setup.DEFAULT_HOST)
     assert engine.connect().info()["DockerRootDir"] == shared_id
 
 
@@ -357,5 +357,5 @@ def test_the_shared_engine_is_rootful_docker_and_steps_keep_the_callers_ids() ->
     facts = engine.read_engine_facts(client)
     assert (facts.product, facts.rootless, facts.memory_limit, facts.cpu_limit) == \
         ("Docker", False, True, True)
-    assert facts.address == engine.DEFAULT_HOST
+    assert facts.address == root_setup.DEFAULT_HOST
     assert step_user(client) == f"{os.getuid()}:{os.getgid()}"

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator.errors import DockerEngineUnavailableError
-from orchestrator.machine import engine
+from orchestrator.machine import engine, root_setup
 from orchestrator.machine.engine_facts import (
     EngineFacts,
     engine_facts,
@@ -126,7 +126,7 @@ def test_the_engine_is_chosen_in_the_docker_clis_order(tmp_path: Path) -> None:
     _write_context(tmp_path, "other", "unix:///srv/other.sock")
     env = {"DOCKER_CONFIG": str(tmp_path)}
     assert engine.resolve_target(env).source == "default"
-    assert engine.resolve_target(env).host == engine.DEFAULT_HOST
+    assert engine.resolve_target(env).host == root_setup.DEFAULT_HOST
     (tmp_path / "config.json").write_text(json.dumps({"currentContext": "podman"}))
     target = engine.resolve_target(env)
     assert (target.host, target.source, target.context) == \
@@ -136,7 +136,7 @@ def test_the_engine_is_chosen_in_the_docker_clis_order(tmp_path: Path) -> None:
         ("unix:///srv/other.sock", "DOCKER_CONTEXT", "other")
     target = engine.resolve_target({**env, "DOCKER_CONTEXT": "other", "DOCKER_HOST": "tcp://h:1"})
     assert (target.host, target.source, target.context) == ("tcp://h:1", "DOCKER_HOST", None)
-    assert engine.resolve_target({**env, "DOCKER_CONTEXT": "default"}).host == engine.DEFAULT_HOST
+    assert engine.resolve_target({**env, "DOCKER_CONTEXT": "default"}).host == root_setup.DEFAULT_HOST
 
 
 def test_a_missing_context_says_which_and_what_to_do(tmp_path: Path) -> None:

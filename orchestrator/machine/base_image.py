@@ -9,7 +9,7 @@ builds offline too.
 
 The image is built FROM ``python:<major.minor>-slim`` when a registry answers;
 otherwise FROM a Debian root file system made with ``debootstrap`` and imported
-into the engine. On top of that base it gets this machine's CA bundle (pip and
+into the engine (`orchestrator.machine.debian_base`). On top of that base it gets this machine's CA bundle (pip and
 uv reach the package index only through it here), a venv in /opt/venv with
 ZenML and uv installed.
 
@@ -27,35 +27,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import hashlib
 import io
 import os
-import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 import docker
 import requests
 
 from orchestrator.errors import BaseImageError, DockerEngineUnavailableError
-from orchestrator.machine.engine import (
-    LineCondenser,
-    Log,
-    apt_install,
-    ensure_engine,
-    find_program,
-    is_root_on_debian,
-    run_command,
-)
+from orchestrator.machine.commands import LineCondenser, Log
+from orchestrator.machine.debian_base import check_debian_python, ensure_debian_base
+from orchestrator.machine.engine import api_timeout, ensure_engine
+from orchestrator.machine.image_labels import LABEL_PREFIX, get_image, has_labels, short_hash
 
 PARENT_REPOSITORY = "my-docker/zenml-parent"
-LABEL_PREFIX = "org.my-docker"
 VENV = "/opt/venv"
 # Inside the image the CA bundle lives at a path of its own that the
 # environment variables point at: the system bundle
@@ -64,32 +55,6 @@ VENV = "/opt/venv"
 # `apt-get install` touches certificates) would regenerate it without our CA.
 IMAGE_CA_BUNDLE = "/usr/local/share/my-docker/ca-bundle.crt"
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-
-# Debian base made with debootstrap when no registry answers.
-DEBIAN_SUITE = "bookworm"
-DEBIAN_PYTHON = "3.11"  # the python3 that bookworm ships
-DEBIAN_BASE_IMAGE = f"my-docker/debian-python:{DEBIAN_SUITE}"
-DEBOOTSTRAP_ARGS = (
-    "--variant=minbase",
-    "--include=python3,python3-venv,python3-pip,ca-certificates",
-    DEBIAN_SUITE,
-)
-# Left out of the imported image: package downloads and indexes (~100 MB that
-# `apt-get update` recreates) and the kernel file systems Docker mounts itself.
-ROOTFS_EXCLUDES = (
-    "./var/cache/apt/archives/*.deb",
-    "./var/lib/apt/lists/*",
-    "./proc/*",
-    "./sys/*",
-    "./dev/*",
-)
-# `docker import` makes an image with no configuration at all; give it what
-# the Dockerfile step and later users expect of a Debian image.
-BASE_IMAGE_CHANGES = (
-    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "ENV LANG=C.UTF-8",
-    'CMD ["/bin/bash"]',
-)
 
 # The recipe. Versions come in as build arguments, so the text (and its hash)
 # only changes when the recipe does.
@@ -116,10 +81,6 @@ RUN python3 -m venv {VENV} \\
 """
 
 REGISTRY_PULL_TIMEOUT = 120  # seconds; a failing pull fails within a second here
-
-
-def _short_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------
@@ -203,8 +164,8 @@ class ParentRecipe:
         return {
             f"{LABEL_PREFIX}.zenml-version": self.zenml_version,
             f"{LABEL_PREFIX}.python-version": self.python_version,
-            f"{LABEL_PREFIX}.recipe": _short_hash(DOCKERFILE.encode()),
-            f"{LABEL_PREFIX}.ca-bundle": _short_hash(self.ca_bundle),
+            f"{LABEL_PREFIX}.recipe": short_hash(DOCKERFILE.encode()),
+            f"{LABEL_PREFIX}.ca-bundle": short_hash(self.ca_bundle),
         }
 
     def build_args(self, base_image: str) -> Dict[str, str]:
@@ -228,18 +189,6 @@ class ParentRecipe:
         return buffer
 
 
-def _has_labels(image: docker.models.images.Image, labels: Dict[str, str]) -> bool:
-    found = image.labels or {}
-    return all(found.get(key) == value for key, value in labels.items())
-
-
-def _get_image(client: docker.DockerClient, name: str) -> Optional[docker.models.images.Image]:
-    try:
-        return client.images.get(name)
-    except docker.errors.ImageNotFound:
-        return None
-
-
 def find_parent_image(
     client: docker.DockerClient, recipe: ParentRecipe
 ) -> Optional[docker.models.images.Image]:
@@ -249,8 +198,8 @@ def find_parent_image(
     qualifies, but images built FROM the parent (ZenML's pipeline images)
     inherit its labels: the oldest labelled image is the parent itself.
     """
-    image = _get_image(client, parent_image_name())
-    if image is not None and _has_labels(image, recipe.labels):
+    image = get_image(client, parent_image_name())
+    if image is not None and has_labels(image, recipe.labels):
         return image
     filters = {"label": [f"{key}={value}" for key, value in recipe.labels.items()]}
     candidates = client.images.list(filters=filters)
@@ -290,24 +239,8 @@ def _tag_both_names(image: docker.models.images.Image, log: Log) -> None:
 
 
 # --------------------------------------------------------------------------
-# The base image
+# The base image (the Debian one made with debootstrap: `debian_base`)
 # --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _api_timeout(client: docker.DockerClient, seconds: Optional[float]) -> Iterator[None]:
-    """Use another HTTP timeout for the calls made inside the block.
-
-    docker-py takes the timeout of most calls from the client; a pull that
-    never answers must not hang for long, an import of a large tar must not
-    be cut short.
-    """
-    previous = client.api.timeout
-    client.api.timeout = seconds
-    try:
-        yield
-    finally:
-        client.api.timeout = previous
 
 
 def pull_registry_base(client: docker.DockerClient, python_version: str, log: Log) -> Optional[str]:
@@ -320,7 +253,7 @@ def pull_registry_base(client: docker.DockerClient, python_version: str, log: Lo
     name = f"python:{python_version}-slim"
     log(f"Trying to pull {name} from a registry ...")
     try:
-        with _api_timeout(client, REGISTRY_PULL_TIMEOUT):
+        with api_timeout(client, REGISTRY_PULL_TIMEOUT):
             client.images.pull("python", tag=f"{python_version}-slim")
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as error:
         reason = getattr(error, "explanation", None) or str(error)
@@ -329,174 +262,6 @@ def pull_registry_base(client: docker.DockerClient, python_version: str, log: Lo
         return None
     log(f"Pulled {name}.")
     return name
-
-
-def _debian_base_labels() -> Dict[str, str]:
-    recipe = repr((DEBOOTSTRAP_ARGS, ROOTFS_EXCLUDES, BASE_IMAGE_CHANGES)).encode()
-    return {
-        f"{LABEL_PREFIX}.base-recipe": _short_hash(recipe),
-        f"{LABEL_PREFIX}.python-version": DEBIAN_PYTHON,
-    }
-
-
-def ensure_debian_base(client: docker.DockerClient, log: Log) -> str:
-    """Return a Debian image with Python, making it with debootstrap if missing.
-
-    Raises:
-        BaseImageError: the base cannot be made (not root, debootstrap failed).
-    """
-    labels = _debian_base_labels()
-    image = _get_image(client, DEBIAN_BASE_IMAGE)
-    if image is not None and _has_labels(image, labels):
-        log(f"Using the existing base {DEBIAN_BASE_IMAGE} ({image.short_id}).")
-        return DEBIAN_BASE_IMAGE
-    _require_debootstrap(log)
-    rootfs = Path(tempfile.mkdtemp(prefix="my-docker-rootfs-", dir="/var/tmp"))
-    try:
-        debootstrap(rootfs, log)
-        import_rootfs(client, rootfs, DEBIAN_BASE_IMAGE, labels, log)
-    finally:
-        _remove_tree(rootfs, log)
-    return DEBIAN_BASE_IMAGE
-
-
-def _require_debootstrap(log: Log) -> None:
-    """Make sure debootstrap can run: we are root, and it is installed."""
-    if not is_root_on_debian():
-        raise BaseImageError(
-            "No registry answers, so the base image must be made with debootstrap, "
-            "which needs root on Debian. Run `sudo python -m orchestrator.machine.base_image`, "
-            f"or make a registry reachable (python:{host_python_version()}-slim)."
-        )
-    if find_program("debootstrap"):
-        return
-    log("debootstrap is not installed; installing it with apt-get.")
-    ok, tail = apt_install(["debootstrap"], log)
-    if not ok or not find_program("debootstrap"):
-        raise BaseImageError("Installing debootstrap failed; last output:\n" + "\n".join(tail))
-
-
-def _debootstrap_line_kind(line: str) -> str:
-    """Group debootstrap's per-package lines, so that phases show, not packages.
-
-    It says "I: Retrieving x" then "I: Validating x" for each of ~125 packages.
-    """
-    words = line.split()
-    verb = words[1] if len(words) > 1 else line
-    return "Retrieving" if verb == "Validating" else verb
-
-
-def debootstrap(target: Path, log: Log) -> None:
-    """Build a minimal Debian root file system with Python in `target` (~80 s).
-
-    Raises:
-        BaseImageError: debootstrap failed.
-    """
-    command = ["debootstrap", *DEBOOTSTRAP_ARGS, str(target)]
-    log(f"Phase 1/3: {' '.join(command)} (about 80 s) ...")
-    start = time.monotonic()
-    code, tail = run_command(command, log, key=_debootstrap_line_kind)
-    if code != 0:
-        debootstrap_log = target / "debootstrap" / "debootstrap.log"
-        raise BaseImageError(
-            f"debootstrap failed with exit code {code}; last output:\n"
-            + "\n".join(tail)
-            + (f"\n(full log: {debootstrap_log})" if debootstrap_log.exists() else "")
-        )
-    log(f"debootstrap finished in {time.monotonic() - start:.0f} s.")
-
-
-def import_rootfs(
-    client: docker.DockerClient,
-    rootfs: Path,
-    name: str,
-    labels: Dict[str, str],
-    log: Log,
-) -> str:
-    """Turn a root file system folder into an image, like ``docker import``.
-
-    The tar stream comes from GNU tar (it handles device files, hard links and
-    ownership faithfully) and goes straight to the engine through docker-py,
-    so no tar file is written to disk and no docker CLI is needed.
-
-    Returns:
-        The new image's id.
-
-    Raises:
-        BaseImageError: tar or the import failed.
-    """
-    log(f"Phase 2/3: importing {rootfs} as {name} ...")
-    start = time.monotonic()
-    command = ["tar", "--numeric-owner", "-C", str(rootfs)]
-    command += [f"--exclude={pattern}" for pattern in ROOTFS_EXCLUDES]
-    command += ["-c", "."]
-    label_change = "LABEL " + " ".join(f"{key}={value}" for key, value in labels.items())
-    repository, tag = name.rsplit(":", 1)
-    # tar's messages go to a file: a full stderr pipe nobody reads would stall it.
-    with tempfile.TemporaryFile() as tar_errors:
-        tar = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=tar_errors)
-        try:
-            with _api_timeout(client, 600):
-                result = client.api.import_image(
-                    src=_chunks_with_progress(tar.stdout, log),
-                    repository=repository,
-                    tag=tag,
-                    changes=[*BASE_IMAGE_CHANGES, label_change],
-                    stream_src=True,
-                )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
-            tar.kill()
-            raise BaseImageError(f"Importing the root file system failed: {error}") from error
-        finally:
-            tar.wait()
-        if tar.returncode != 0:
-            tar_errors.seek(0)
-            message = tar_errors.read().decode(errors="replace").strip()
-            raise BaseImageError(f"tar of {rootfs} failed ({tar.returncode}): {message}")
-    image = _get_image(client, name)
-    if image is None or not _has_labels(image, labels):
-        raise BaseImageError(f"The import did not produce {name} with its labels: {result!r}")
-    log(f"Imported {name} ({image.short_id}) in {time.monotonic() - start:.0f} s.")
-    return image.id
-
-
-def _chunks_with_progress(stream, log: Log, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """Read `stream` in chunks, reporting the amount sent every few seconds."""
-    sent = 0
-    next_report = time.monotonic() + 3
-    for chunk in iter(lambda: stream.read(chunk_size), b""):
-        sent += len(chunk)
-        if time.monotonic() >= next_report:
-            log(f"  ... {sent / 1e6:.0f} MB sent")
-            next_report = time.monotonic() + 3
-        yield chunk
-    log(f"  {sent / 1e6:.0f} MB sent")
-
-
-def _mounts_below(path: Path) -> List[str]:
-    """Mount points at or below `path` (debootstrap mounts /proc and /sys)."""
-    prefix = str(path.resolve())
-    try:
-        lines = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return []
-    points = [line.split()[1].replace("\\040", " ") for line in lines if len(line.split()) > 1]
-    return sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), reverse=True)
-
-
-def _remove_tree(path: Path, log: Log) -> None:
-    """Delete a root file system folder, but never through a mount point.
-
-    A failed debootstrap can leave /proc, /sys or a bind-mounted /dev mounted
-    inside the target; deleting through those would delete the host's files.
-    """
-    for point in _mounts_below(path):
-        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
-    remaining = _mounts_below(path)
-    if remaining:
-        log(f"Not deleting {path}: still mounted there: {', '.join(remaining)}. Unmount, then delete it.")
-        return
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------
@@ -555,7 +320,7 @@ def build_parent_image(
             image_id = chunk.get("aux", {}).get("ID", image_id)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
         raise BaseImageError(f"Building {name} failed: {error}") from error
-    image = _get_image(client, image_id or name)
+    image = get_image(client, image_id or name)
     if image is None:
         raise BaseImageError(f"The build of {name} finished but produced no image.")
     log(f"Built {name} ({image.short_id}) in {time.monotonic() - start:.0f} s.")
@@ -602,7 +367,7 @@ def ensure_parent_image(
         base = pull_registry_base(client, recipe.python_version, log)
         if base is None:
             check_debian_python(recipe.python_version)
-            base = ensure_debian_base(client, log)
+            base = ensure_debian_base(client, recipe.python_version, log)
         image = build_parent_image(client, recipe, base, log, no_cache=force)
         _tag_both_names(image, log)
         if replaced is not None and replaced.id != image.id:
@@ -638,24 +403,6 @@ def _build_lock(log: Log) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def check_debian_python(python_version: str) -> None:
-    """Refuse a Debian base whose Python differs from the host's.
-
-    ZenML runs steps with the Python of the image, and needs the same minor
-    version as the client that pickled the pipeline.
-
-    Raises:
-        BaseImageError: the versions differ; the message says what to do.
-    """
-    if python_version != DEBIAN_PYTHON:
-        raise BaseImageError(
-            f"The host runs Python {python_version}, but no registry answers and "
-            f"Debian {DEBIAN_SUITE}'s python3 is {DEBIAN_PYTHON}: the image needs the "
-            f"host's Python minor version. Use Python {DEBIAN_PYTHON} on the host, or "
-            f"make a registry reachable (python:{python_version}-slim)."
-        )
 
 
 def _remove_if_unused(client: docker.DockerClient, image: docker.models.images.Image, log: Log) -> None:

@@ -1,11 +1,11 @@
-"""Make sure a Docker engine answers before anything else talks to it.
+"""The run-time connection to a Docker engine: which one, whether it answers, and why not.
 
-The machines this project runs on have no systemd: a Docker engine is either
-already running, or it has to be installed (Debian's ``docker.io``) and started
-by hand, detached from the process that starts it so that it outlives it.
-Everything here turns "Docker is not there" into a `DockerEngineUnavailableError`
-that says what was tried and what to do, instead of a docker-py or requests
-traceback.
+Every run reaches its Docker engine through `connect` (or `ensure_engine`,
+which may first have one started). Everything here turns "Docker is not there"
+into a `DockerEngineUnavailableError` that says what was tried and what to do,
+fitting the engine: rootful or rootless Docker, Podman, an engine chosen by a
+docker context, a socket this user may not use (the ``docker`` group), instead
+of a docker-py or requests traceback.
 
 Which engine: the one the ``docker`` command would use (``DOCKER_HOST``, else
 ``DOCKER_CONTEXT``, else the CLI's current ``docker context``, else the default
@@ -14,50 +14,42 @@ set in the process, for ZenML's image build (`use_context_engine_everywhere`).
 What kind of engine answers (rootful or rootless Docker, Podman) is read by
 `read_engine_facts` and judged in `orchestrator.machine.engine_facts`.
 
+When no engine answers, `ensure_engine` decides whether starting the system
+engine here could help (root on Debian, no other engine chosen), has it
+installed and started by the root set-up tools (`orchestrator.machine.root_setup`),
+and waits for it to answer.
+
 Run ``python -m orchestrator.machine.engine`` to start an engine if needed and print its
 version, kind and the reason it was chosen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import (
-    Any,
-    Callable,
-    Deque,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    Mapping,
-    MutableMapping,
-    Optional,
-    Sequence,
-    Tuple,
-)
+from typing import Any, Dict, Iterator, List, Mapping, MutableMapping, Optional, Sequence
 
 import docker
 import docker.constants
 import requests
 
 from orchestrator.errors import DockerEngineUnavailableError
+from orchestrator.machine.commands import Log, log_tail
 from orchestrator.machine.engine_facts import EngineFacts, engine_facts, is_podman
-
-Log = Callable[[str], None]
-
-DEFAULT_HOST = "unix:///var/run/docker.sock"
-DEBIAN_VERSION_FILE = Path("/etc/debian_version")
-# Where root's tools live on Debian; a minimal PATH may lack the sbin folders.
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+from orchestrator.machine.root_setup import (
+    DEFAULT_HOST,
+    DaemonLayout,
+    install_docker_if_missing,
+    is_root_on_debian,
+    remove_stale_pid_files,
+    start_dockerd,
+)
 
 _HOW_TO_START = (
     "To start one: on a Debian machine, as root, run "
@@ -65,61 +57,6 @@ _HOW_TO_START = (
     "on macOS or Windows start Docker Desktop; on another Linux machine run "
     "`sudo systemctl start docker`."
 )
-
-# Daemons started by this process. Keeping a reference stops Python from
-# warning that a subprocess is "still running" when the Popen object is
-# garbage collected: the daemon is meant to outlive us.
-_started_daemons: List[subprocess.Popen] = []
-
-
-@dataclass(frozen=True)
-class DaemonLayout:
-    """Where a `dockerd` started by `ensure_engine` listens and keeps its files.
-
-    The defaults are Debian's standard places, which is what users and CI need.
-    Other values exist so that a test can start a private second daemon without
-    disturbing the engine other people are using on the same machine.
-
-    Attributes:
-        host: address the daemon listens on and clients connect to.
-        pid_file: the daemon's pid file (a stale one makes dockerd refuse to start).
-        exec_root: the daemon's state folder; its managed containerd keeps a pid
-            file in ``<exec_root>/containerd``.
-        data_root: where images and containers are stored.
-        log_file: the daemon's stdout and stderr are appended here.
-        extra_args: further dockerd command line arguments.
-    """
-
-    host: str = DEFAULT_HOST
-    pid_file: Path = Path("/var/run/docker.pid")
-    exec_root: Path = Path("/var/run/docker")
-    data_root: Path = Path("/var/lib/docker")
-    log_file: Path = Path("/var/log/dockerd.log")
-    extra_args: Tuple[str, ...] = ()
-
-    @property
-    def containerd_pid_file(self) -> Path:
-        """Pid file of the containerd that dockerd starts and manages itself."""
-        return self.exec_root / "containerd" / "containerd.pid"
-
-    def command(self) -> List[str]:
-        """The dockerd command line.
-
-        Only settings that differ from dockerd's defaults are passed, so that
-        for the standard layout an /etc/docker/daemon.json still applies
-        (dockerd refuses flags that repeat a daemon.json setting).
-        """
-        defaults = DaemonLayout()
-        args = ["dockerd"]
-        if self.host != defaults.host:
-            args += ["--host", self.host]
-        if self.pid_file != defaults.pid_file:
-            args += ["--pidfile", str(self.pid_file)]
-        if self.exec_root != defaults.exec_root:
-            args += ["--exec-root", str(self.exec_root)]
-        if self.data_root != defaults.data_root:
-            args += ["--data-root", str(self.data_root)]
-        return args + list(self.extra_args)
 
 
 # --------------------------------------------------------------------------
@@ -297,6 +234,26 @@ def connect(timeout: float = 10, base_url: Optional[str] = None) -> docker.Docke
     return client
 
 
+@contextlib.contextmanager
+def api_timeout(client: docker.DockerClient, seconds: Optional[float]) -> Iterator[None]:
+    """Use another HTTP timeout for the calls made with `client` inside the block.
+
+    docker-py takes the timeout of most calls from the client; a pull that
+    never answers must not hang for long, an import of a large tar must not
+    be cut short.
+
+    Args:
+        client: the client whose calls get the timeout.
+        seconds: the timeout of each HTTP call; None waits for ever.
+    """
+    previous = client.api.timeout
+    client.api.timeout = seconds
+    try:
+        yield
+    finally:
+        client.api.timeout = previous
+
+
 def describe_target(base_url: Optional[str] = None) -> str:
     """Say which engine address a client would try, and why that one."""
     if base_url is not None:
@@ -466,209 +423,7 @@ def _client_address(client: docker.DockerClient) -> str:
 
 
 # --------------------------------------------------------------------------
-# Running commands with condensed progress
-# --------------------------------------------------------------------------
-
-
-# Colour codes, as pip writes around its warnings even when not on a terminal.
-_ANSI_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-class LineCondenser:
-    """Show the progress of a chatty command without flooding the terminal.
-
-    A line is shown when its "kind" (given by `key`) differs from the previous
-    shown line's, or when `interval` seconds passed since the last shown line;
-    never when its kind is None. The last lines are kept whether shown or not,
-    to explain a failure.
-    """
-
-    def __init__(
-        self,
-        log: Log,
-        prefix: str = "  ",
-        interval: float = 5.0,
-        key: Optional[Callable[[str], Optional[str]]] = None,
-        keep: int = 30,
-    ) -> None:
-        self._log = log
-        self._prefix = prefix
-        self._interval = interval
-        self._key = key or (lambda line: " ".join(line.split()[:2]))
-        self._last_key: Optional[str] = None
-        self._last_time = 0.0
-        self.tail: Deque[str] = deque(maxlen=keep)
-
-    def feed(self, line: str) -> None:
-        """Take one output line; show it if it tells something new."""
-        line = _ANSI_CODES.sub("", line).rstrip()
-        if not line.strip():
-            return
-        self.tail.append(line if len(line) <= 400 else line[:400] + " [...]")
-        key = self._key(line)
-        now = time.monotonic()
-        if key is None:
-            return
-        if key != self._last_key or now - self._last_time >= self._interval:
-            self._log(f"{self._prefix}{line[:200]}")
-            self._last_key = key
-            self._last_time = now
-
-
-def run_command(
-    command: Sequence[str],
-    log: Log,
-    env: Optional[dict] = None,
-    key: Optional[Callable[[str], Optional[str]]] = None,
-) -> Tuple[int, List[str]]:
-    """Run a command, showing condensed output lines as they come.
-
-    Args:
-        command: the program and its arguments.
-        log: where progress lines go.
-        env: extra environment variables.
-        key: how to tell lines of a new kind apart (see `LineCondenser`).
-
-    Returns:
-        The exit code and the last output lines (to explain a failure).
-    """
-    condenser = LineCondenser(log, key=key)
-    full_env = {**os.environ, **(env or {})}
-    full_env["PATH"] = _with_system_path(full_env.get("PATH", ""))
-    try:
-        process = subprocess.Popen(
-            list(command),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=full_env,
-            text=True,
-            errors="replace",
-        )
-    except OSError as error:
-        return 127, [f"cannot run {command[0]}: {error}"]
-    assert process.stdout is not None
-    for line in process.stdout:
-        condenser.feed(line)
-    return process.wait(), list(condenser.tail)
-
-
-def _with_system_path(path: str) -> str:
-    """Append Debian's system folders to PATH where missing (dockerd, apt)."""
-    parts = [p for p in path.split(os.pathsep) if p]
-    parts += [p for p in SYSTEM_PATH.split(":") if p not in parts]
-    return os.pathsep.join(parts)
-
-
-def is_root_on_debian() -> bool:
-    """Whether we may install and start system software the Debian way."""
-    return (
-        sys.platform.startswith("linux")
-        and hasattr(os, "geteuid")
-        and os.geteuid() == 0
-        and DEBIAN_VERSION_FILE.exists()
-    )
-
-
-def find_program(name: str) -> Optional[str]:
-    """Find a program on PATH or in the system folders root's PATH has."""
-    return shutil.which(name, path=_with_system_path(os.environ.get("PATH", "")))
-
-
-def apt_install(packages: Iterable[str], log: Log) -> Tuple[bool, List[str]]:
-    """Install Debian packages with apt-get, showing progress.
-
-    Returns:
-        Whether it worked, and the last output lines.
-    """
-    packages = list(packages)
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    log("Running apt-get update ...")
-    code, tail = run_command(["apt-get", "update"], log, env=env)
-    if code != 0:
-        return False, tail
-    log(f"Running apt-get install -y {' '.join(packages)} ...")
-    code, tail = run_command(["apt-get", "install", "-y", *packages], log, env=env)
-    return code == 0, tail
-
-
-# --------------------------------------------------------------------------
-# Stale pid files
-# --------------------------------------------------------------------------
-
-
-def pid_file_is_stale(
-    content: Optional[str],
-    process_name: Callable[[int], Optional[str]],
-    expected_name: str,
-) -> bool:
-    """Decide whether a daemon's pid file is left over from a dead daemon.
-
-    Pure function, so that the decision can be tested without processes.
-    A pid file whose pid now belongs to an unrelated process is stale too: the
-    machine may have been restored from a snapshot where /var/run survives,
-    and dockerd would refuse to start (or trust a dead containerd) because of it.
-
-    Args:
-        content: the pid file's text, or None if there is no pid file.
-        process_name: returns the command name of a live pid, None if no
-            process has that pid.
-        expected_name: the daemon's command name, e.g. ``dockerd``.
-
-    Returns:
-        True if the file exists and does not name a live `expected_name`.
-    """
-    if content is None:
-        return False
-    text = content.strip()
-    if not text.isdigit() or int(text) <= 0:
-        return True
-    return process_name(int(text)) != expected_name
-
-
-def process_name(pid: int) -> Optional[str]:
-    """The command name of a live process (from /proc), or None.
-
-    A zombie (exited, not yet reaped by its parent) counts as not alive.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Format: "pid (comm) state ..."; comm may itself contain spaces or ")".
-    name, _, rest = stat.partition(" (")[2].rpartition(") ")
-    return None if rest.startswith(("Z", "X")) else name
-
-
-def _read_pid_file(path: Path) -> Optional[str]:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return None
-
-
-def remove_stale_pid_files(layout: DaemonLayout, log: Log) -> Optional[int]:
-    """Remove pid files left by dead daemons; return the pid of a live dockerd.
-
-    When dockerd is alive nothing is touched: it supervises its containerd,
-    and may be restarting it right now.
-
-    Returns:
-        The pid of a dockerd that is alive (then none must be started), or None.
-    """
-    content = _read_pid_file(layout.pid_file)
-    if content is not None and not pid_file_is_stale(content, process_name, "dockerd"):
-        return int(content.strip())
-    for path, name in ((layout.pid_file, "dockerd"), (layout.containerd_pid_file, "containerd")):
-        content = _read_pid_file(path)
-        if pid_file_is_stale(content, process_name, name):
-            log(f"Removing stale pid file {path} (no {name} runs with pid {content.strip()}).")
-            path.unlink(missing_ok=True)
-    return None
-
-
-# --------------------------------------------------------------------------
-# Starting the engine
+# Starting the engine when none answers (the root set-up itself: root_setup)
 # --------------------------------------------------------------------------
 
 
@@ -681,7 +436,8 @@ def ensure_engine(
 
     Uses a running engine if one answers. Otherwise, as root on Debian,
     installs ``docker.io`` if needed and starts `dockerd` detached, so it keeps
-    running after this process ends (there is no systemd to start it).
+    running after this process ends (there is no systemd to start it; the
+    set-up is `orchestrator.machine.root_setup`'s), then waits for it to answer.
 
     Args:
         wait_seconds: how long to wait for a started daemon to answer.
@@ -704,12 +460,12 @@ def ensure_engine(
     layout = layout or DaemonLayout()
     _check_we_can_start(layout, first_error)
     log(f"No Docker engine answers at {describe_target(base_url)}; starting one.")
-    _install_docker_if_missing(log)
+    install_docker_if_missing(log)
     live_pid = remove_stale_pid_files(layout, log)
-    log_offset = _file_size(layout.log_file)  # the tail of a failure starts here
+    log_offset = layout.log_size()  # the tail of a failure starts here
     process = None
     if live_pid is None:
-        process = _start_dockerd(layout, log)
+        process = start_dockerd(layout, log)
     else:
         log(f"dockerd (pid {live_pid}) is already running; waiting for it to answer.")
     return _wait_for_engine(layout, process, wait_seconds, log_offset, log)
@@ -751,55 +507,6 @@ def _normal_host(host: str) -> str:
     return host.replace("unix:///var/run/", "unix:///run/").rstrip("/")
 
 
-def _install_docker_if_missing(log: Log) -> None:
-    """Install Debian's docker.io (dockerd, containerd, runc) if dockerd is missing."""
-    if find_program("dockerd"):
-        return
-    log("dockerd is not installed; installing Debian's docker.io (about 30 s).")
-    ok, tail = apt_install(["docker.io"], log)
-    if not ok or not find_program("dockerd"):
-        raise DockerEngineUnavailableError(
-            "Installing docker.io with apt-get failed; last output:\n"
-            + "\n".join(tail)
-            + "\nFix the problem above (network? apt sources?) and run "
-            "`python -m orchestrator.machine.engine` again."
-        )
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _start_dockerd(layout: DaemonLayout, log: Log) -> subprocess.Popen:
-    """Start dockerd in its own session, so that it outlives this process.
-
-    dockerd starts and supervises its own containerd when none runs, so
-    containerd is not started here.
-    """
-    layout.log_file.parent.mkdir(parents=True, exist_ok=True)
-    command = layout.command()
-    log(f"Starting {' '.join(command)} (log: {layout.log_file}).")
-    env = {**os.environ, "PATH": _with_system_path(os.environ.get("PATH", ""))}
-    with open(layout.log_file, "ab") as log_file:
-        try:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env=env,
-            )
-        except OSError as error:
-            raise DockerEngineUnavailableError(f"Could not start dockerd: {error}.") from error
-    _started_daemons.append(process)
-    return process
-
-
 def _wait_for_engine(
     layout: DaemonLayout,
     process: Optional[subprocess.Popen],
@@ -833,18 +540,6 @@ def _wait_for_engine(
             log(f"  ... waiting for dockerd ({now - start:.0f} s)")
             next_report = now + 5
         time.sleep(0.5)
-
-
-def log_tail(path: Path, offset: int = 0, lines: int = 20) -> str:
-    """The last `lines` lines written to `path` after byte `offset`."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            text = handle.read().decode("utf-8", errors="replace")
-    except OSError as error:
-        return f"(cannot read {path}: {error})"
-    kept = text.splitlines()[-lines:]
-    return "\n".join(kept) if kept else "(nothing was written)"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

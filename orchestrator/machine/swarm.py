@@ -34,6 +34,10 @@ the namespace (so the namespace and its interfaces go), stops the registry and
 the relay, removes the engines' cgroups and the whole state folder. The
 machine's own engine is never talked to.
 
+The nodes asked for and the status found are plain values
+(`orchestrator.machine.swarm_model`); processes and mounts are read through
+`orchestrator.machine.processes` and `orchestrator.machine.mounts`.
+
 Command line (as root)::
 
     python -m orchestrator.machine.swarm up [--root DIR] [--registry-port N] [--forward PORT ...]
@@ -49,112 +53,46 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import docker
 import requests
 
 from orchestrator.errors import MyDockerError
-from orchestrator.machine.engine import find_program, log_tail, process_name
-
-Log = Callable[[str], None]
+from orchestrator.machine.commands import Log, find_program, log_tail
+from orchestrator.machine.mounts import cgroup_hierarchies, mount_points
+from orchestrator.machine.processes import (
+    all_pids,
+    command_line,
+    is_alive,
+    netns_id,
+    pids_in_netns,
+    process_name,
+    reap_spawned,
+    spawn_detached,
+    terminate,
+)
+from orchestrator.machine.swarm_model import (
+    DEFAULT_NODES,
+    NodeStatus,
+    SwarmNodeSpec,
+    SwarmStatus,
+)
 
 DEFAULT_ROOT = Path(os.environ.get("LOCAL_SWARM_ROOT", "/var/tmp/local-swarm"))
 DEFAULT_REGISTRY_PORT = int(os.environ.get("LOCAL_SWARM_REGISTRY_PORT", "5000"))
 ZENML_LOCAL_SERVER_PORT = 8237  # `zenml login --local` listens there unless told otherwise
 SWARM_PORT = 2377
-GiB = 1 << 30
 _UNIX_SOCKET_PATH_MAX = 107
-_TERMINAL_TASK_STATES = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned"})
-
-# Processes started by this Python process; kept so that they are reaped (not
-# left as zombies) when this process is the one that ends them.
-_children: List[subprocess.Popen] = []
 
 
 class LocalSwarmError(MyDockerError):
     """The local swarm cannot be started, reached or taken down; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class SwarmNodeSpec:
-    """One engine of the local swarm.
-
-    Attributes:
-        name: the node's host name, as Swarm shows it (`node.hostname==NAME` pins a job to it).
-        address: the loopback address it is advertised on (127.0.0.2, 127.0.0.3, ...).
-        memory_bytes: memory it advertises to Swarm (None: the machine's real memory).
-        labels: node labels, for constraints such as `node.labels.size==large`.
-        generic_resources: named resources it offers, e.g. {"gpu": 1}; a service
-            that reserves them runs only where they are left.
-    """
-
-    name: str
-    address: str
-    memory_bytes: Optional[int] = None
-    labels: Mapping[str, str] = field(default_factory=dict)
-    generic_resources: Mapping[str, int] = field(default_factory=dict)
-
-
-DEFAULT_NODES: Tuple[SwarmNodeSpec, ...] = (
-    SwarmNodeSpec("node-a", "127.0.0.2", memory_bytes=2 * GiB, labels={"size": "small"}),
-    SwarmNodeSpec("node-b", "127.0.0.3", memory_bytes=8 * GiB, labels={"size": "large"}),
-)
-
-
-@dataclass
-class NodeStatus:
-    """What `status()` found about one node."""
-
-    name: str
-    docker_host: str
-    engine_running: bool
-    state: Optional[str] = None  # Swarm's node state: ready, down, unknown
-    availability: Optional[str] = None
-    memory_bytes: Optional[int] = None  # as Swarm sees it
-    labels: Dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class SwarmStatus:
-    """What `status()` found: every part of the local swarm and whether it answers."""
-
-    root: str
-    up: bool
-    manager_url: Optional[str] = None
-    registry: Optional[str] = None
-    registry_answers: bool = False
-    forwarded_ports: List[int] = field(default_factory=list)
-    nodes: List[NodeStatus] = field(default_factory=list)
-    problems: List[str] = field(default_factory=list)
-
-    def describe(self) -> str:
-        """A few lines for a terminal."""
-        if not self.up and not self.nodes:
-            lines = [f"The local swarm is down (state folder {self.root})."]
-        else:
-            lines = [f"Local swarm in {self.root}: {'up' if self.up else 'NOT healthy'}"]
-            lines.append(f"  manager:  DOCKER_HOST={self.manager_url}")
-            answers = "answers" if self.registry_answers else "does NOT answer"
-            lines.append(f"  registry: {self.registry} ({answers})")
-            lines.append(f"  host ports reachable from the nodes: {', '.join(map(str, self.forwarded_ports))}")
-            for node in self.nodes:
-                memory = f"{node.memory_bytes / GiB:.1f} GiB" if node.memory_bytes else "?"
-                labels = ", ".join(f"{k}={v}" for k, v in sorted(node.labels.items())) or "-"
-                engine = "engine up" if node.engine_running else "engine DOWN"
-                lines.append(
-                    f"  {node.name:8s} {node.state or '?':8s} {node.availability or '?':7s} "
-                    f"memory {memory:9s} labels {labels:14s} {engine}  {node.docker_host}"
-                )
-        lines.extend(f"  problem: {problem}" for problem in self.problems)
-        return "\n".join(lines)
 
 
 class LocalSwarm:
@@ -246,7 +184,7 @@ class LocalSwarm:
         }
         try:
             holder = self._start_namespace_holder()
-            state.update(holder_pid=holder, netns=_netns_id(holder))
+            state.update(holder_pid=holder, netns=netns_id(holder))
             self._write_state(state)
             state["registry_pid"] = self._start_registry()
             self._write_state(state)
@@ -322,24 +260,14 @@ class LocalSwarm:
                 "run `down`, then `up` with those --forward ports."
             )
 
-    def _spawn(self, argv: Sequence[str], log_file: Path) -> subprocess.Popen:
-        """Start a long-lived process in its own session (so a Ctrl-C of ours does not reach it)."""
-        with open(log_file, "ab") as output:
-            process = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
-            )
-        _children.append(process)
-        return process
-
     def _start_namespace_holder(self) -> int:
-        process = self._spawn(
+        process = spawn_detached(
             ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep infinity"],
             self.root / "netns.log",
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if process_name(process.pid) == "sleep" and _netns_id(process.pid) != _netns_id(os.getpid()):
+            if process_name(process.pid) == "sleep" and netns_id(process.pid) != netns_id(os.getpid()):
                 return process.pid
             if process.poll() is not None:
                 break
@@ -358,13 +286,13 @@ class LocalSwarm:
             f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: 127.0.0.1:{self.registry_port}\n"
         )
-        return self._spawn(["docker-registry", "serve", str(config)], folder / "registry.log").pid
+        return spawn_detached(["docker-registry", "serve", str(config)], folder / "registry.log").pid
 
     def _start_relay(self, holder: int) -> int:
         argv = [sys.executable, "-m", "orchestrator.machine.netns_relay", "--netns", f"/proc/{holder}/ns/net"]
         for port in self.forward_ports:
             argv += ["--port", str(port)]
-        process = self._spawn(argv, self.root / "relay.log")
+        process = spawn_detached(argv, self.root / "relay.log")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if "relaying" in log_tail(self.root / "relay.log"):
@@ -402,7 +330,7 @@ class LocalSwarm:
             inner += f" && mount --bind {meminfo} /proc/meminfo"
         inner += " && exec " + " ".join(_shell_quote(arg) for arg in self._engine_argv(node))
         # nsenter and unshare exec (no fork), and so does `sh -c 'exec ...'`: the pid is dockerd's.
-        process = self._spawn(
+        process = spawn_detached(
             ["nsenter", f"--net=/proc/{holder}/ns/net", "--",
              "unshare", "--mount", "--uts", "--propagation", "slave", "--", "sh", "-c", inner],
             folder / "dockerd.log",
@@ -483,9 +411,9 @@ class LocalSwarm:
         holder = state.get("holder_pid")
         # Only root may read another user's /proc/PID/ns: others see the holder process alone.
         if not holder or process_name(holder) != "sleep" or (
-                os.geteuid() == 0 and _netns_id(holder) != state.get("netns")):
+                os.geteuid() == 0 and netns_id(holder) != state.get("netns")):
             result.problems.append("the swarm's network namespace is gone")
-        if not _alive(state.get("relay_pid")):
+        if not is_alive(state.get("relay_pid")):
             result.problems.append("the port relay is not running")
         result.registry_answers = _registry_answers(result.registry)
         if not result.registry_answers:
@@ -530,33 +458,30 @@ class LocalSwarm:
         state = self._read_state()
         netns = state.get("netns")
         holder = state.get("holder_pid")
-        if holder and _netns_id(holder) != netns:
+        if holder and netns_id(holder) != netns:
             holder = None  # the pid now belongs to someone else
         self._remove_services()
         engines = [pid for pid in state.get("engine_pids", {}).values() if process_name(pid) == "dockerd"]
         engines += [pid for pid in self._leftover_engine_pids() if pid not in engines]
-        _terminate(engines, wait_seconds)
+        terminate(engines, wait_seconds)
         if netns:
             # containerd, shims and container processes of killed engines; all are ours
-            _terminate([pid for pid in _pids_in_netns(netns) if pid != holder], 10)
+            terminate([pid for pid in pids_in_netns(netns) if pid != holder], 10)
         for key, marker in (("relay_pid", "netns_relay"), ("registry_pid", "docker-registry")):
             pid = state.get(key)
-            if pid and marker in _cmdline(pid):
-                _terminate([pid], 10)
+            if pid and marker in command_line(pid):
+                terminate([pid], 10)
         if holder:
-            _terminate([holder], 10)
-        if netns and _pids_in_netns(netns):
-            raise LocalSwarmError(f"Processes are still in the swarm's namespace: {_pids_in_netns(netns)}.")
+            terminate([holder], 10)
+        if netns and pids_in_netns(netns):
+            raise LocalSwarmError(f"Processes are still in the swarm's namespace: {pids_in_netns(netns)}.")
         self._remove_cgroups()
-        mounted = [m for m in _mount_points() if Path(m) == self.root or self.root in Path(m).parents]
+        mounted = [m for m in mount_points() if Path(m) == self.root or self.root in Path(m).parents]
         if mounted:
             raise LocalSwarmError(f"Still mounted under {self.root}, so it is not removed: {mounted}.")
         if self.root.exists():
             shutil.rmtree(self.root)
-        for process in _children:
-            if process.poll() is None:
-                process.wait(timeout=1)
-        _children[:] = [p for p in _children if p.returncode is None]
+        reap_spawned()
         log(f"Local swarm in {self.root} is down ({time.monotonic() - began:.1f} s).")
 
     def _remove_services(self) -> None:
@@ -572,13 +497,13 @@ class LocalSwarm:
         """dockerd processes whose data root lies in our folder (a lost state file)."""
         marker = f"--data-root {self.root}/"
         found = []
-        for pid in _all_pids():
-            if process_name(pid) == "dockerd" and marker in _cmdline(pid):
+        for pid in all_pids():
+            if process_name(pid) == "dockerd" and marker in command_line(pid):
                 found.append(pid)
         return found
 
     def _remove_cgroups(self) -> None:
-        for hierarchy in _cgroup_hierarchies():
+        for hierarchy in cgroup_hierarchies():
             for top in Path(hierarchy).glob(f"{self._cgroup_prefix}-*"):
                 for folder in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
                     _rmdir(folder)
@@ -598,48 +523,6 @@ class LocalSwarm:
         temporary.replace(self._state_file)
 
     # ---------------------------------------------------------------- helpers
-
-    def push(self, image: str, source: docker.DockerClient, log: Log = print) -> str:
-        """Tag `image` of the `source` engine into the local registry and push it.
-
-        Returns:
-            The registry name (``127.0.0.1:PORT/name:tag``) the nodes can pull.
-
-        Raises:
-            LocalSwarmError: the push failed (the registry's answer is in the message).
-        """
-        name, _, tag = image.rsplit("/", 1)[-1].partition(":")
-        target = f"{self.registry}/{name}:{tag or 'latest'}"
-        source.images.get(image).tag(target)
-        began = time.monotonic()
-        for event in source.images.push(target, stream=True, decode=True):
-            if "error" in event:
-                raise LocalSwarmError(f"Pushing {target} failed: {event['error']}")
-        log(f"Pushed {target} in {time.monotonic() - began:.1f} s.")
-        return target
-
-
-def wait_for_task(service, timeout: float, poll: float = 0.1) -> dict:
-    """Wait until the service's (single) task reaches a terminal state; return the task.
-
-    Raises:
-        LocalSwarmError: it did not finish within `timeout` seconds (the last
-            state and Swarm's message, e.g. "no suitable node", are named).
-    """
-    deadline = time.monotonic() + timeout
-    last: Optional[dict] = None
-    while time.monotonic() < deadline:
-        tasks = service.tasks()
-        if tasks:
-            last = max(tasks, key=lambda t: t["CreatedAt"])
-            if last["Status"]["State"] in _TERMINAL_TASK_STATES:
-                return last
-        time.sleep(poll)
-    status = (last or {}).get("Status", {})
-    raise LocalSwarmError(
-        f"Task of service {service.name} did not finish within {timeout:.0f} s "
-        f"(state {status.get('State')}: {status.get('Err') or status.get('Message')})."
-    )
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -663,60 +546,6 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-# ------------------------------------------------------------------- processes (/proc)
-
-
-def _all_pids() -> Iterator[int]:
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            yield int(entry.name)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _netns_id(pid: int) -> Optional[str]:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/net")
-    except OSError:
-        return None
-
-
-def _pids_in_netns(netns: str) -> List[int]:
-    return [pid for pid in _all_pids() if _netns_id(pid) == netns and process_name(pid) is not None]
-
-
-def _alive(pid: Optional[int]) -> bool:
-    return bool(pid) and process_name(pid) is not None
-
-
-def _terminate(pids: Sequence[int], wait_seconds: float) -> None:
-    """SIGTERM, wait, then SIGKILL whatever is left; zombies count as gone."""
-    for sig, wait in ((signal.SIGTERM, wait_seconds), (signal.SIGKILL, 5)):
-        alive = [pid for pid in pids if process_name(pid) is not None]
-        for pid in alive:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        while alive and time.monotonic() < deadline:
-            _reap_children()
-            alive = [pid for pid in alive if process_name(pid) is not None]
-            time.sleep(0.05)
-        if not alive:
-            return
-
-
-def _reap_children() -> None:
-    for process in _children:
-        process.poll()
-
-
 def _port_is_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
@@ -731,16 +560,6 @@ def _registry_answers(registry: str) -> bool:
         return requests.get(f"http://{registry}/v2/", timeout=2).status_code == 200
     except requests.exceptions.RequestException:
         return False
-
-
-def _mount_points() -> List[str]:
-    with open("/proc/self/mountinfo") as handle:
-        return [line.split()[4] for line in handle]
-
-
-def _cgroup_hierarchies() -> List[str]:
-    with open("/proc/self/mounts") as handle:
-        return [fields[1] for fields in (line.split() for line in handle) if fields[2] in ("cgroup", "cgroup2")]
 
 
 def _rmdir(folder: Path) -> None:
