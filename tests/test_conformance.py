@@ -385,7 +385,7 @@ def batteries(project_dir, parent_image):
     from zenml.client import Client
 
     from orchestrator.conformance import run_conformance_many
-    from orchestrator.teaching.my_file import reference_file
+    from orchestrator.teaching.assembly import reference_file
 
     client = Client()
     modules, wanted = [], {}

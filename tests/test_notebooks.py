@@ -185,7 +185,8 @@ def _only_ellipsis(body):
 
 def test_exercise_pieces_go_into_the_readers_file_on_their_own():
     """Each piece's cell, as stored, extracts to a module that runs on its own."""
-    from orchestrator.teaching.my_file import NOTEBOOK_FILES, PIECES, extract_piece, is_unwritten_in
+    from orchestrator.teaching.exercise_cells import extract_piece, is_unwritten_in
+    from orchestrator.teaching.piece_plan import NOTEBOOK_FILES, PIECES
 
     for name, number in PIECES.items():
         notebook = nbformat.read(NOTEBOOKS_DIR / NOTEBOOK_FILES[number], as_version=4)
@@ -261,7 +262,8 @@ def test_orchestrator_spans_take_each_steps_last_attempt_from_release_to_done():
 def test_notebook_7_keys_the_readers_file_as_notebook_6_left_it(tmp_path):
     """The same code gives the same key for the saved verdicts, whatever the pieces' notes say."""
     from orchestrator.conformance.saved import report_key
-    from orchestrator.teaching.my_file import MyFile, reference_piece
+    from orchestrator.teaching.checked_pieces import reference_piece
+    from orchestrator.teaching.my_file import MyFile
     from orchestrator.teaching.notebooks import Workspace
 
     workspace = Workspace(name="t", root=tmp_path, config_dir=tmp_path, project_dir=tmp_path,
@@ -604,7 +606,7 @@ CHECKED_IN_TUTORIAL_CHECKS = {"run", "start_step", "follow_step", "start_due_ret
 
 
 def test_every_exercise_has_a_wrong_answer_test():
-    from orchestrator.teaching.my_file import PIECES, defined_name
+    from orchestrator.teaching.piece_plan import PIECES, defined_name
 
     found = set()
     for path in NOTEBOOKS:

@@ -34,7 +34,7 @@ PURE = [name for name in checks.CHECKS if name not in ON_ENGINE]
 
 @pytest.mark.parametrize("name", PURE)
 def test_the_reference_passes_its_check(name):
-    from orchestrator.teaching.my_file import reference_function
+    from orchestrator.teaching.checked_pieces import reference_function
 
     verified = checks.CHECKS[name](reference_function(name))
     assert verified and all(isinstance(item, str) for item in verified)
@@ -567,7 +567,8 @@ WRONG = {
 
 def _cell(piece, source):
     """What a reader's cell for `piece` defines, executed as the notebook's check does."""
-    from orchestrator.teaching.my_file import _execute, defined_name
+    from orchestrator.teaching.checked_pieces import _execute
+    from orchestrator.teaching.piece_plan import defined_name
 
     return _execute(textwrap.dedent(source), piece)[defined_name(piece)]
 
@@ -946,12 +947,12 @@ def _paste_references(notebooks_dir, into):
     import inspect
     import json
 
-    from orchestrator.teaching.my_file import (
+    from orchestrator.teaching.checked_pieces import reference_source
+    from orchestrator.teaching.piece_plan import (
         EXERCISE_TAG,
         NOTEBOOK_FILES,
         PIECES,
         piece_written_in,
-        reference_source,
     )
 
     for file_name in NOTEBOOK_FILES.values():
@@ -981,7 +982,8 @@ def test_the_references_pasted_into_the_exercise_cells_count_as_the_readers(tmp_
     passes its check (the pure ones here; the engine's are the same mechanism)."""
     from pathlib import Path
 
-    from orchestrator.teaching.my_file import PIECES, saved_piece
+    from orchestrator.teaching.piece_plan import PIECES
+    from orchestrator.teaching.reader_answers import saved_piece
 
     _paste_references(Path(__file__).resolve().parents[1] / "notebooks", tmp_path)
     for name in PIECES:
@@ -996,14 +998,10 @@ def test_a_methods_own_imports_go_to_the_top_of_the_file():
     where the method sees it (inside the class body it would be a class attribute)."""
     import ast
 
-    from orchestrator.teaching.my_file import (
-        Piece,
-        assemble,
-        extract_piece,
-        pieces_of_stage,
-        reference_file,
-        reference_source,
-    )
+    from orchestrator.teaching.assembly import assemble, reference_file
+    from orchestrator.teaching.checked_pieces import reference_source
+    from orchestrator.teaching.exercise_cells import extract_piece
+    from orchestrator.teaching.piece_plan import Piece, pieces_of_stage
 
     cell = ("import hashlib\n\n\ndef get_orchestrator_run_id(self):\n"
             "    return hashlib.sha1(os.environ[RUN_ID_VARIABLE].encode()).hexdigest()\n\n\n"
@@ -1029,7 +1027,7 @@ def test_a_methods_own_imports_go_to_the_top_of_the_file():
 
 def test_a_flavor_written_with_class_attributes_passes_its_check():
     """Right, if not the notebook's way: `name` and the classes as class attributes."""
-    from orchestrator.teaching.my_file import checked_piece
+    from orchestrator.teaching.checked_pieces import checked_piece
 
     cell = textwrap.dedent("""
         from zenml.orchestrators import BaseOrchestratorFlavor

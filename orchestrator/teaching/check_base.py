@@ -1,7 +1,8 @@
 """What every exercise check shares: its error, its checker, and small helpers.
 
-Kept apart from the checks themselves (`checks`, `method_checks`) so that
-both import it and neither imports the other's module back.
+Kept apart from the checks themselves (`checks`, `flavor_checks` and the
+method checks' modules gathered by `method_checks`) so that each imports it
+and none imports the others' modules back.
 """
 
 from __future__ import annotations

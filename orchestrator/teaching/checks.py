@@ -545,8 +545,9 @@ CHECKS: Dict[str, Callable[..., List[str]]] = {
     "merge_status": check_merge_status,
 }
 
-# The checks of the methods (and of notebook 6's client_is_gone) live in their own module,
-# and so do those of the flavor's pieces (its classes, stage 2's submit_pipeline).
+# The checks of the methods (and of notebook 6's client_is_gone) live in modules of their
+# own, gathered by method_checks, and so do those of the flavor's pieces (its classes,
+# stage 2's submit_pipeline).
 from orchestrator.teaching.flavor_checks import FLAVOR_CHECKS, STAND_INS  # noqa: E402
 from orchestrator.teaching.method_checks import METHOD_CHECKS  # noqa: E402
 

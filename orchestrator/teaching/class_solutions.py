@@ -5,14 +5,14 @@ and the config (one exercise: the config carries the settings' fields as
 the registered component's defaults) and the flavor. The settings grow: a
 field in notebook 4 (``max_parallelism``), one and a config property in
 notebook 5 (``stop_grace_seconds``, ``handles_step_retries``). So the
-settings-and-config piece is written three times (`my_file.PIECES`: its
+settings-and-config piece is written three times (`piece_plan.PIECES`: its
 notebook-4 and notebook-5 versions are ``MyOrchestratorConfig@4`` and
 ``@5``), each replacing the one before in the file from its stage on.
 
 Each source is an exercise cell as a reader would write it: its own
 imports, then the classes. They are text, not classes of this module,
 because the three versions of ``MyOrchestratorConfig`` share one name
-(`my_file.reference_piece` executes the text, as it executes a reader's
+(`checked_pieces.reference_piece` executes the text, as it executes a reader's
 cell). The package's own classes: `orchestrator.running.settings` and
 `orchestrator.my_docker_orchestrator`.
 """

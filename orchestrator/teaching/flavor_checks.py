@@ -154,7 +154,7 @@ def _stand_ins() -> Dict[str, Any]:
 
 
 def _names_seen_by(cls: type) -> Dict[str, Any]:
-    """The module names a class's properties see: its cell's module (`my_file._execute`
+    """The module names a class's properties see: its cell's module (`checked_pieces._execute`
     runs each cell as a module of its own, with the stand-ins in it)."""
     module = sys.modules.get(cls.__module__)
     return vars(module) if module is not None else {}
@@ -377,7 +377,7 @@ def check_submit_pipeline(submit_pipeline: Callable) -> List[str]:
     return c.verified
 
 
-# piece -> what the piece's cell needs to run on its own (see `my_file._execute`)
+# piece -> what the piece's cell needs to run on its own (see `checked_pieces._execute`)
 STAND_INS: Dict[str, Callable[[], Dict[str, Any]]] = {"MyOrchestratorFlavor": _stand_ins}
 
 FLAVOR_CHECKS: Dict[str, Callable[..., List[str]]] = {

@@ -78,7 +78,7 @@ class Workspace:
             ZenML sends to step containers.
         notebooks_dir: the folder the notebook was started in (its own
             folder in JupyterLab, nbmake and papermill), where the other
-            notebooks of the tutorial are read from (`orchestrator.teaching.my_file`).
+            notebooks of the tutorial are read from (`orchestrator.teaching.reader_answers`).
     """
 
     name: str

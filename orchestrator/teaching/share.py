@@ -19,17 +19,10 @@ import tokenize
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
-from orchestrator.teaching.my_file import (
-    FIRST_STAGE,
-    KEPT_FOLDER,
-    LAST_STAGE,
-    MODULE,
-    PIECES,
-    UNTIL,
-    pieces_of_stage,
-    reference_file,
-    reference_source,
-)
+from orchestrator.teaching.assembly import reference_file
+from orchestrator.teaching.checked_pieces import reference_source
+from orchestrator.teaching.my_file import KEPT_FOLDER, MODULE
+from orchestrator.teaching.piece_plan import FIRST_STAGE, LAST_STAGE, PIECES, UNTIL, pieces_of_stage
 
 
 def _docstring_lines(tree: ast.AST) -> Set[int]:
