@@ -156,19 +156,19 @@ def test_live_panel_counts_a_run_this_process_submitted_but_not_one_its_child_st
     """`with live_panel(): pipeline()` follows a run this kernel submitted with
     synchronous=False (orchestrated by a grandchild), and not a run that a
     script it started (`!python other.py`) orchestrates."""
-    from orchestrator.status import next_run as watcher
+    from orchestrator.status import next_run
 
-    monkeypatch.setattr(watcher, "run_log_dir", lambda run_id: tmp_path / run_id)
+    monkeypatch.setattr(next_run, "run_log_dir", lambda run_id: tmp_path / run_id)
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert watcher._orchestrated_here("none-yet") is None
+        assert next_run._orchestrated_here("none-yet") is None
         write_record(tmp_path / "submitted", "submitted", detached=True, pid=child.pid,
                      submitted_by=os.getpid())
-        assert watcher._orchestrated_here("submitted") is True
+        assert next_run._orchestrated_here("submitted") is True
         write_record(tmp_path / "childs", "childs", pid=child.pid)
-        assert watcher._orchestrated_here("childs") is False
+        assert next_run._orchestrated_here("childs") is False
         write_record(tmp_path / "mine", "mine")
-        assert watcher._orchestrated_here("mine") is True
+        assert next_run._orchestrated_here("mine") is True
     finally:
         child.kill()
         child.wait()
