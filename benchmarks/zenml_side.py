@@ -44,7 +44,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from orchestrator.status.records import epoch_seconds
+from orchestrator.zenml_records import epoch_seconds
 
 MY_STACK = "my_stack"
 BUILTIN_STACK = "builtin_stack"

@@ -620,7 +620,7 @@ def test_the_failing_runs_timeline_draws_each_steps_work_where_zenml_says_it_ran
     from zenml.client import Client
 
     from orchestrator.running.labels import STARTED_EARLY_LABEL
-    from orchestrator.status.records import epoch_seconds
+    from orchestrator.zenml_records import epoch_seconds
 
     run_name, bars, segments = found(journey, "failing_run", "failing_bars",
                                      "failing_segments")

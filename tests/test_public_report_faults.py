@@ -78,7 +78,7 @@ def test_1_a_carriage_return_flood_is_kept_as_printed_without_holding_up_the_run
     run = faults.progress_flood_pipeline.with_options(settings=NO_BUILD)(megabytes=64)
     returned = time.time()
     step_end = run.steps["progress_flood"].end_time
-    from orchestrator.status.records import epoch_seconds
+    from orchestrator.zenml_records import epoch_seconds
 
     assert returned - epoch_seconds(step_end) < 30, "the call was held up after the step ended"
     block = "".join("\rfetching shard %5d of 99999 [%3d%%]" % (i, i % 100)
@@ -134,7 +134,7 @@ def test_10_a_process_that_lingers_after_its_step_completed_does_not_hold_up_the
     (and the pipeline call) alive for 300 s after ZenML recorded success."""
     run = faults.lingering_pipeline.with_options(settings=NO_BUILD)()
     returned = time.time()
-    from orchestrator.status.records import epoch_seconds
+    from orchestrator.zenml_records import epoch_seconds
 
     last_step_end = epoch_seconds(run.steps["needs_value"].end_time)
     assert returned - last_step_end < 60, "the call waited for the lingering process"
@@ -396,7 +396,7 @@ def test_7_an_engine_connection_lost_for_4_s_neither_hangs_the_call_nor_cuts_the
         engine.close()
     assert "at" in dropped, "the step never ticked"
     assert run.status == ExecutionStatus.COMPLETED
-    from orchestrator.status.records import epoch_seconds
+    from orchestrator.zenml_records import epoch_seconds
 
     step_end = epoch_seconds(run.steps["ticks"].end_time)
     assert returned - step_end < 60, "the call hung after the outage"

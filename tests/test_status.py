@@ -751,8 +751,8 @@ def test_on_docker_a_watcher_of_a_failing_run_shows_failed_skipped_and_ends_itse
 def test_on_docker_a_finished_run_is_read_from_zenml_without_its_containers(project_dir):
     import docker
 
-    from orchestrator.status.records import resolve_run
     from orchestrator.status.watcher import RunWatcher, read_status
+    from orchestrator.zenml_records import resolve_run
 
     status = read_status("latest")
     assert status.ended and status.outcome in ("completed", "failed")

@@ -28,7 +28,7 @@ from orchestrator.errors import StepFailedError
 from orchestrator.running.step_entrypoint import ALIVE_FILE, DONE_LINE_PREFIX, ORPHANED_EXIT_CODE
 from orchestrator.running.step_logs import run_log_dir
 from orchestrator.running.step_timing import read_timings
-from orchestrator.status.records import epoch_seconds
+from orchestrator.zenml_records import epoch_seconds
 from tests.conftest import imported_from_project
 
 PARENT_IMAGE = "my-docker/zenml-parent:0.98.0-py3.11"

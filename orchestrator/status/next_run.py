@@ -25,7 +25,7 @@ from orchestrator.running.labels import CLIENT_HOST_LABEL, CLIENT_PID_LABEL
 from orchestrator.running.orchestration_record import read_record
 from orchestrator.running.step_logs import run_log_dir
 from orchestrator.status.docker_events import DockerEvents, run_of_event
-from orchestrator.status.records import get_run, known_run_ids, runs_not_in
+from orchestrator.zenml_records import get_run, known_run_ids, runs_not_in
 
 logger = logging.getLogger(__name__)
 

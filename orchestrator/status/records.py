@@ -7,8 +7,6 @@ facts and initial status:
 - `status_for_run`: the initial model of a run, its steps from the snapshot;
 - `read_zenml_facts`, `zenml_facts_from`: one reading of ZenML's records as
   `ZenmlFacts`.
-
-The reads are importable from here too, as they were before they moved down.
 """
 
 from __future__ import annotations
@@ -19,18 +17,7 @@ from typing import Any, Dict, Iterable, List
 from orchestrator.status.events import ZenmlFacts, ZenmlStepFact
 from orchestrator.status.model import RunStatus
 from orchestrator.status.reducer import new_run_status
-from orchestrator.zenml_records import (  # noqa: F401 - also importable from here
-    PAGE_SIZE,
-    epoch_seconds,
-    get_run,
-    known_run_ids,
-    latest_step_run,
-    recent_runs,
-    resolve_run,
-    run_status,
-    runs_not_in,
-    step_runs_of,
-)
+from orchestrator.zenml_records import epoch_seconds, get_run, step_runs_of
 
 
 def _value(status: Any) -> str:

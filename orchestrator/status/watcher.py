@@ -45,9 +45,10 @@ from orchestrator.status.model import (
     run_is_over,
 )
 from orchestrator.status.next_run import NextRun
-from orchestrator.status.records import read_zenml_facts, resolve_run, status_for_run
+from orchestrator.status.records import read_zenml_facts, status_for_run
 from orchestrator.status.reducer import apply
 from orchestrator.status.resources import StatsFollower
+from orchestrator.zenml_records import resolve_run
 
 logger = logging.getLogger(__name__)
 

@@ -61,9 +61,9 @@ from orchestrator.status.model import RunStatus
 from orchestrator.status.next_run import NextRun
 from orchestrator.status.panel_html import WAITING_TITLE
 from orchestrator.status.panel_view import PanelView
-from orchestrator.status.records import resolve_run
 from orchestrator.status.text import TerminalPrinter, render_text
 from orchestrator.status.watcher import RunWatcher
+from orchestrator.zenml_records import resolve_run
 
 # How often the recent runs are read again while a run is followed (seconds).
 RECENT_RUNS_SECONDS = 10.0
@@ -161,7 +161,7 @@ class RunPanel(PanelView):
 
 def _still_running(run_id: str) -> bool:
     """Whether ZenML's record says the run goes on (a run submitted with synchronous=False)."""
-    from orchestrator.status.records import run_status
+    from orchestrator.zenml_records import run_status
 
     try:
         return not run_status(run_id).is_finished
@@ -174,7 +174,7 @@ def recent_run_choices(limit: int = 10) -> List[Tuple[str, str]]:
 
     The label is "name · status · started HH:MM:SS".
     """
-    from orchestrator.status.records import recent_runs
+    from orchestrator.zenml_records import recent_runs
 
     choices = []
     for run in recent_runs(limit):
@@ -405,7 +405,7 @@ class LivePanel:
 
     def _stop_grace(self) -> int:
         from orchestrator.status.control import stop_grace_seconds
-        from orchestrator.status.records import get_run
+        from orchestrator.zenml_records import get_run
 
         return stop_grace_seconds(get_run(self.watcher.run_id, hydrate=True))
 

@@ -40,7 +40,7 @@ def start_pipeline_process(count: int, seconds: float, log_path: Path) -> subpro
 
 def wait_for_new_run(process: subprocess.Popen, known: set, log_path: Path):
     """The run the child process started, once ZenML has recorded it."""
-    from orchestrator.status.records import runs_not_in
+    from orchestrator.zenml_records import runs_not_in
 
     waited = 0.0
     while True:
@@ -82,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
 
     from orchestrator.status.cli import follow_in_terminal
-    from orchestrator.status.records import get_run, known_run_ids
+    from orchestrator.zenml_records import get_run, known_run_ids
 
     print("\nRunning demo_pipeline: load_numbers -> double_left | double_right -> total,"
           " each step in its own container.", flush=True)

@@ -25,7 +25,7 @@ def container_phases(containers: Iterable[Any], run: Any) -> List[Tuple[str, Pha
     """
     from orchestrator.running.labels import step_of
     from orchestrator.status.events import parse_docker_time
-    from orchestrator.status.records import epoch_seconds
+    from orchestrator.zenml_records import epoch_seconds
 
     found = []
     for container in containers:
@@ -65,7 +65,7 @@ def phase_medians(rows: Iterable[Tuple[str, Phases]]) -> Dict[str, float]:
 def record_times(run: Any, steps: Optional[Iterable[str]] = None
                  ) -> List[Tuple[str, float, float]]:
     """(step, start, end) of the step functions, seconds from the first start (ZenML's clock)."""
-    from orchestrator.status.records import epoch_seconds
+    from orchestrator.zenml_records import epoch_seconds
 
     wanted = set(steps) if steps is not None else None
     found = [(name, epoch_seconds(s.start_time), epoch_seconds(s.end_time))
