@@ -332,3 +332,29 @@ def test_a_step_past_its_timeout_is_stopped_recorded_and_retried(faults, run_con
     assert "timed out after 8 s" in caplog.text
     assert ("Step 'sleeps_unless_retried' sets the orchestrator setting stop_grace_seconds=1, "
             "which applies to the whole run: the run's value 2 is used") in caplog.text
+
+
+@pytest.mark.parametrize("stage", [4, 6])
+def test_the_readers_file_records_a_run_failed_when_a_step_ends_without_its_record(
+        faults, project_dir, run_containers, stage):
+    """The tutorial's files (the reference pieces in place) marked such a run failed with
+    the run's id as a string: ZenML's store wants a UUID, and the call raised
+    `StatementError: 'str' object has no attribute 'hex'` in place of the run's
+    failure (a trial on a rootless engine, where every step died before its record)."""
+    from orchestrator.teaching.assembly import reference_file
+    from tests.test_conformance import _register
+
+    module = f"reader_stage{stage}_record"
+    client = Client()
+    _register(client, module, project_dir, reference_file(stage))
+    try:
+        client.activate_stack(module)
+        with pytest.raises(RuntimeError) as raised:
+            faults.early_exit_pipeline.with_options(settings=NO_BUILD)()
+        assert "exits_early" in str(raised.value), str(raised.value)
+        run = latest_run("early_exit_pipeline")
+        assert run.status == ExecutionStatus.FAILED, run.status
+        assert run_containers(run.id) == []
+    finally:
+        client.activate_stack("my_stack")
+        (project_dir / f"{module}.py").unlink(missing_ok=True)

@@ -1040,3 +1040,27 @@ def test_a_flavor_written_with_class_attributes_passes_its_check():
     """)
     piece = checked_piece("MyOrchestratorFlavor", cell, "a test")
     assert any("implementation_class" in claim for claim in piece.verified), piece.verified
+
+
+
+def test_writing_the_file_after_a_failed_check_says_the_check_failed(tmp_path):
+    """A trial: after a failed check, `my_file.write()` said "run the check cell of
+    run_order first", which the reader had just done."""
+    from orchestrator.teaching.my_file import MyFile
+
+    def run_order(upstreams):  # Kahn's sort with a FIFO queue: ties not in the pipeline's order
+        order, done = [], set()
+        ready = [step for step, ups in upstreams.items() if not ups]
+        while ready:
+            step = ready.pop(0)
+            order.append(step)
+            done.add(step)
+            ready += [s for s, ups in upstreams.items()
+                      if s not in done and s not in ready and set(ups) <= done]
+        return order
+
+    my_file = MyFile(2, tmp_path, None, {}, echo=lambda line: None)
+    with pytest.raises(ExerciseCheckError):
+        my_file.exercise("run_order", run_order)
+    with pytest.raises(RuntimeError, match="the check of run_order failed above"):
+        my_file.write()

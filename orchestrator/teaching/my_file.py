@@ -80,6 +80,7 @@ class MyFile:
         self.notebooks_dir = notebooks_dir
         self.pieces = pieces
         self.echo = echo
+        self.failed: set = set()  # this notebook's pieces whose last check failed
 
     @property
     def path(self) -> Path:
@@ -138,8 +139,13 @@ class MyFile:
         else:
             if source is None:  # not in a notebook: the function's own source
                 source = textwrap.dedent(inspect.getsource(function))
-            piece = checked_piece(piece_name, source, f"written in notebook {self.stage}")
+            try:
+                piece = checked_piece(piece_name, source, f"written in notebook {self.stage}")
+            except ExerciseCheckError:
+                self.failed.add(piece_name)
+                raise
             self.echo(yours_passed(name, piece.verified))
+        self.failed.discard(piece_name)
         self.pieces[piece_name] = piece
         return piece.function
 
@@ -235,9 +241,16 @@ class MyFile:
         kernel.
 
         Raises:
-            RuntimeError: an exercise of this notebook has not been checked yet.
+            RuntimeError: an exercise of this notebook has not been checked yet,
+                or its check failed.
         """
         missing = self.missing()
+        failed = [name for name in missing if name in self.failed]
+        if failed:
+            raise RuntimeError(
+                f"the check of {', '.join(failed)} failed above: correct it and run its cell and "
+                "its check cell again (or put `...` back as its body: the reference then "
+                "stands in)")
         if missing:
             raise RuntimeError(f"run the check cell of {', '.join(missing)} first")
         self.path.write_text(self.text())

@@ -22,7 +22,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from typing import Any, Dict, List, Type
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from zenml.config.base_settings import BaseSettings
 from zenml.enums import ExecutionMode, ExecutionStatus
@@ -239,8 +239,8 @@ def _record_failed_run(pipeline_run_id: str) -> None:
     from zenml.orchestrators import publish_utils
 
     if pipeline_run_id and not Client().get_pipeline_run(pipeline_run_id).status.is_finished:
-        publish_utils.publish_pipeline_run_status_update(
-            pipeline_run_id=pipeline_run_id, status=ExecutionStatus.FAILED)
+        publish_utils.publish_pipeline_run_status_update(  # ZenML's store wants a UUID
+            pipeline_run_id=UUID(pipeline_run_id), status=ExecutionStatus.FAILED)
 
 
 # <<piece:MyOrchestratorFlavor>>

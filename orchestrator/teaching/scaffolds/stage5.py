@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Type
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from zenml.config.base_settings import BaseSettings
 from zenml.enums import ExecutionMode, ExecutionStatus
@@ -273,8 +273,8 @@ class Runner:
         else:
             return
         if not Client().get_pipeline_run(self.run_info.pipeline_run_id).status.is_finished:
-            publish_utils.publish_pipeline_run_status_update(
-                pipeline_run_id=self.run_info.pipeline_run_id, status=status)
+            publish_utils.publish_pipeline_run_status_update(  # ZenML's store wants a UUID
+                pipeline_run_id=UUID(self.run_info.pipeline_run_id), status=status)
 
 
 def _stop_quietly(container, grace_seconds: int) -> None:
