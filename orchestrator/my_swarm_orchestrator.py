@@ -80,7 +80,8 @@ class MySwarmOrchestratorConfig(BaseOrchestratorConfig, MySwarmOrchestratorSetti
 
     @property
     def is_synchronous(self) -> bool:
-        return True
+        """Whether a pipeline call waits for its run (the `synchronous` setting)."""
+        return self.synchronous
 
     @property
     def handles_step_retries(self) -> bool:
@@ -136,7 +137,9 @@ class MySwarmOrchestrator(ContainerizedOrchestrator):
         step_environments: Dict[str, Dict[str, str]],
         placeholder_run: Optional["PipelineRunResponse"] = None,
     ) -> Optional[SubmissionResult]:
-        """Run the pipeline now, one service per step attempt; return when it is over.
+        """Run the pipeline now, one service per step attempt; return when it is over,
+        or, with `synchronous=False`, at once, the run going on in a detached
+        process (the same as `my_docker`'s, `orchestrator.running.detached`).
 
         Raises:
             StepFailedError: one or more steps failed.
@@ -144,7 +147,8 @@ class MySwarmOrchestrator(ContainerizedOrchestrator):
             SwarmUnavailableError, ClusterStackError, InvalidSettingsError: it could not start.
         """
         from orchestrator.running.request import RunRequest
-        from orchestrator.swarm.pipeline_run import run_pipeline_on_swarm
+        from orchestrator.running.submission import submit_run
+        from orchestrator.swarm.pipeline_run import swarm_run_functions
         from orchestrator.swarm.settings import SwarmCluster
 
         request = RunRequest.resolve(self, snapshot, stack, environment=base_environment,
@@ -153,7 +157,7 @@ class MySwarmOrchestrator(ContainerizedOrchestrator):
         cluster = SwarmCluster(manager_url=self.config.manager_url,
                                shared_paths=self.config.shared_paths,
                                mount_package=self.config.mount_package)
-        run_pipeline_on_swarm(request, cluster)
+        submit_run(request, swarm_run_functions(cluster))
         return None
 
     def fetch_status(
@@ -172,7 +176,9 @@ class MySwarmOrchestrator(ContainerizedOrchestrator):
         return run_status, (steps if include_steps else None)
 
     def _stop_run(self, run: "PipelineRunResponse", graceful: bool = False) -> None:
-        """Remove the run's services; the process running it records the steps as stopped."""
+        """Remove the run's services; the process running it (the client, or a
+        detached process) records the steps as stopped; if a detached process
+        is gone, the run is ended here."""
         from orchestrator.swarm.pipeline_run import stop_run_services
 
         stop_run_services(run, self.config.manager_url)

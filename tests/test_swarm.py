@@ -16,6 +16,7 @@ either node, with the terminal view naming each step's node meanwhile.
 """
 
 import importlib
+import io
 import json
 import os
 import re
@@ -256,6 +257,45 @@ def test_a_run_is_a_swarm_run_when_its_stacks_orchestrator_is_my_swarm():
     assert swarm_manager_of(run_on("my_swarm", {})) == ""  # DOCKER_HOST, else the local swarm
     assert swarm_manager_of(run_on("my_docker", {})) is None
     assert swarm_manager_of(SimpleNamespace(stack=None)) is None  # its stack was deleted
+
+
+def test_synchronous_false_hands_the_run_to_the_detached_machinery_with_the_swarms_functions(
+        tmp_path):
+    """The setting means what it means on my_docker; a detached swarm run's submission and
+    orchestration record name the swarm's run and removal functions (with the cluster's
+    options), which another process loads again from their JSON."""
+    from orchestrator.my_swarm_orchestrator import (
+        MySwarmOrchestratorConfig,
+        MySwarmOrchestratorSettings,
+    )
+    from orchestrator.running.orchestration_record import write_record
+    from orchestrator.running.run_functions import FunctionCall, RunFunctions
+    from orchestrator.swarm.pipeline_run import (
+        check_swarm_run,
+        remove_orphaned_services,
+        run_pipeline_on_swarm,
+        swarm_run_functions,
+    )
+    from orchestrator.swarm.settings import SwarmCluster
+
+    assert MySwarmOrchestratorSettings().synchronous is True
+    assert MySwarmOrchestratorConfig().is_synchronous
+    assert not MySwarmOrchestratorConfig(synchronous=False).is_synchronous
+    cluster = SwarmCluster(manager_url="ssh://u@h", shared_paths=False, mount_package=True)
+    functions = swarm_run_functions(cluster)
+    again = RunFunctions.from_json(json.loads(json.dumps(functions.to_json())))
+    assert again == functions
+    assert (again.run.load(), again.check.load(), again.remove.load()) == (
+        run_pipeline_on_swarm, check_swarm_run, remove_orphaned_services)
+    assert again.run.kwargs == {"manager_url": "ssh://u@h", "shared_paths": False,
+                                "mount_package": True}
+    assert again.remove.kwargs == {"manager_url": "ssh://u@h"}
+    # the submitting process's record names the removal; the orchestration process's keeps it
+    write_record(tmp_path, "run-id", detached=True, pid=os.getpid(),
+                 remove_with=functions.remove.to_json())
+    rewritten = write_record(tmp_path, "run-id", detached=True)
+    assert FunctionCall.from_json(rewritten.remove_with) == functions.remove
+    assert write_record(tmp_path, "another-run").remove_with is None
 
 
 # -- the real two-node swarm ------------------------------------------------------
@@ -705,3 +745,185 @@ def test_a_stop_and_an_interrupt_leave_nothing_on_either_node(swarm_project, loc
     assert Client().active_stack.orchestrator.fetch_status(run, include_steps=True) == (
         ExecutionStatus.STOPPED, {"long_on_a": ExecutionStatus.STOPPED,
                                   "long_on_b": ExecutionStatus.STOPPED})
+
+
+# -- runs that do not block (synchronous=False), as on my_docker -------------------
+
+# A client that submits a long run with synchronous=False, prints it and exits
+# (ZenML warmed up first, as in a notebook kernel after its first cells).
+DETACHED_CLIENT = textwrap.dedent(
+    """
+    import json, sys, time
+    from zenml.client import Client
+    from swarm_pipelines import long_swarm_pipeline
+
+    Client().zen_store
+    started = time.monotonic()
+    run = long_swarm_pipeline.with_options(
+        settings={"orchestrator": {"synchronous": False}})(seconds=int(sys.argv[1]))
+    print("SUBMITTED " + json.dumps({"id": str(run.id), "name": run.name,
+                                     "seconds": time.monotonic() - started,
+                                     "status": run.status.value}), flush=True)
+    """
+)
+LONG_SWARM_STEPS = ("long_on_a", "long_on_b")
+
+
+def _submit_detached(folder, seconds, timeout=180):
+    """Submit long_swarm_pipeline from a client process that then exits; what it printed.
+
+    A client still busy after `timeout` seconds (its call blocked) gets Ctrl-C, so that
+    its run removes its services, and the test fails."""
+    process = subprocess.Popen([sys.executable, "-c", DETACHED_CLIENT, str(seconds)], cwd=folder,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            output, _ = process.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+        raise AssertionError(f"the pipeline call did not return within {timeout} s:\n"
+                             + output[-3000:]) from None
+    assert process.returncode == 0, output[-3000:]
+    line = next((line for line in output.splitlines() if line.startswith("SUBMITTED ")), None)
+    assert line, output[-3000:]
+    assert "goes on in a detached process" in output, output[-3000:]
+    return json.loads(line[len("SUBMITTED "):])
+
+
+def _poll(condition, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _run_status(run_id):
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    return ExecutionStatus(Client().get_pipeline_run(run_id).status)
+
+
+def _step_statuses(run_id):
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    return {s.name: ExecutionStatus(s.status)
+            for s in Client().list_run_steps(pipeline_run_id=run_id, size=100).items}
+
+
+def _wait_until_long_steps_run(run_id):
+    from zenml.enums import ExecutionStatus
+
+    _poll(lambda: all(_step_statuses(run_id).get(name) == ExecutionStatus.RUNNING
+                      for name in LONG_SWARM_STEPS), 240, "the long steps to run")
+
+
+def _zenml_stop(folder, run_id):
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "zenml"), "pipeline",
+                           "runs", "stop", str(run_id), "-y"], cwd=folder, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _stop_if_unfinished(folder, run_id):
+    """A test that failed half-way leaves no run going on (and no service) behind it."""
+    if not _run_status(run_id).is_finished:
+        _zenml_stop(folder, run_id)
+
+
+def test_a_non_blocking_swarm_run_returns_at_once_outlives_its_client_and_completes(
+        swarm_project, local_swarm):
+    from zenml.enums import ExecutionStatus
+
+    from orchestrator.running.orchestration_record import process_is_alive, read_record
+    from orchestrator.running.step_logs import run_log_dir
+    from orchestrator.status.cli import print_logs
+
+    folder, _ = swarm_project
+    submitted = _submit_detached(folder, seconds=15)
+    run_id = submitted["id"]
+    try:
+        # The client process has exited; its call returned with the run submitted, not over.
+        assert not ExecutionStatus(submitted["status"]).is_finished, submitted
+        record = _poll(lambda: read_record(run_log_dir(run_id)), 60, "the orchestration record")
+        assert record.detached and process_is_alive(record.pid, record.started_at)
+        _wait_until_long_steps_run(run_id)  # its services run after the client is gone
+        _poll(lambda: _run_status(run_id).is_finished, 600, "the run to end")
+        assert _run_status(run_id) == ExecutionStatus.COMPLETED, _step_statuses(run_id)
+        record = read_record(run_log_dir(run_id))
+        _poll(lambda: not process_is_alive(record.pid, record.started_at), 90,
+              "the orchestration process to exit")
+        assert what_is_left(local_swarm, run_id) == []
+        logs = io.StringIO()  # the detached process's log, as `--logs` prints it
+        assert print_logs(submitted["name"], logs) == 0
+        text = logs.getvalue()
+        assert f"Orchestrating run {submitted['name']}" in text and "is over" in text, text[:3000]
+    finally:
+        _stop_if_unfinished(folder, run_id)
+
+
+def test_a_non_blocking_swarm_run_is_stopped_by_zenml_pipeline_runs_stop_leaving_no_service(
+        swarm_project, local_swarm):
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    from orchestrator.running.orchestration_record import process_is_alive, read_record
+    from orchestrator.running.step_logs import run_log_dir
+
+    folder, _ = swarm_project
+    run_id = _submit_detached(folder, seconds=300)["id"]
+    try:
+        assert Client().get_pipeline_run(run_id).orchestrator_run_id  # stoppable at once
+        _wait_until_long_steps_run(run_id)
+        result = _zenml_stop(folder, run_id)
+        assert result.returncode == 0, result.stdout + result.stderr
+        _poll(lambda: _run_status(run_id).is_finished, 120, "the run to end")
+        assert _run_status(run_id) == ExecutionStatus.STOPPED
+        steps = _step_statuses(run_id)
+        assert {steps[name] for name in LONG_SWARM_STEPS} == {ExecutionStatus.STOPPED}, steps
+        assert "after" not in steps
+        _poll(lambda: what_is_left(local_swarm, run_id) == [], 60, "the services to go")
+        record = read_record(run_log_dir(run_id))
+        _poll(lambda: not process_is_alive(record.pid, record.started_at), 60,
+              "the orchestration process to exit")
+    finally:
+        _stop_if_unfinished(folder, run_id)
+
+
+def test_killing_the_detached_process_of_a_swarm_run_fails_it_and_leaves_no_service(
+        swarm_project, local_swarm):
+    """SIGKILL leaves the orchestration process no chance to clean up: its watchdog
+    ends the run, its services removed (as the run's orchestration record says)."""
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    from orchestrator.running.orchestration_record import read_record
+    from orchestrator.running.step_logs import run_log_dir
+
+    folder, _ = swarm_project
+    run_id = _submit_detached(folder, seconds=300)["id"]
+    try:
+        _wait_until_long_steps_run(run_id)
+        record = read_record(run_log_dir(run_id))
+        assert len(what_is_left(local_swarm, run_id)) >= 2  # its services (and containers) run
+        os.kill(record.pid, signal.SIGKILL)
+        _poll(lambda: _run_status(run_id).is_finished and all(
+            status.is_finished for status in _step_statuses(run_id).values()), 120,
+            "the run and its steps to be ended")
+        run = Client().get_pipeline_run(run_id)
+        assert run.status == ExecutionStatus.FAILED
+        reason = run.get_body().status_reason or ""
+        assert f"pid {record.pid}" in reason, reason
+        assert _step_statuses(run_id)[LONG_SWARM_STEPS[0]] == ExecutionStatus.STOPPED
+        _poll(lambda: what_is_left(local_swarm, run_id) == [], 60, "the services to go")
+    finally:
+        _stop_if_unfinished(folder, run_id)

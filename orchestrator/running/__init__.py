@@ -9,7 +9,10 @@ Modules, in the order a run flows through them:
 - `builds`: ZenML's image builds on our stack: the parent image checked and
   never pulled when it is on the engine, bytecode compiled, builds reused
   without a registry, no intermediate container left;
-- `submission`: where a run goes on: in the call or detached; static or dynamic;
+- `submission`: where a run goes on: in the call or detached; with which
+  flavor's run function (`my_docker`'s static or dynamic run, or `my_swarm`'s);
+- `run_functions`: which functions run a flavor's run, check it and end it
+  once orphaned, named so that a detached process finds them again;
 - `pipeline_run`: one static run, from `submit_pipeline` to its end;
 - `dynamic`: one dynamic run: ZenML's runner on the host, each isolated step
   in its own container;
@@ -20,9 +23,9 @@ Modules, in the order a run flows through them:
 - `dynamic_stops`, `isolated_futures`: a dynamic run stopped (Ctrl-C, a stop
   requested elsewhere, `zenml pipeline runs stop`); a prompt `future.load()`
   (a patch of one private ZenML method);
-- `detached`, `orchestration_record`, `orphans`: runs that do not block: the
-  detached orchestration process and its watchdog, which process
-  orchestrates a run, runs whose orchestrator died ended as failed;
+- `detached`, `orchestration_record`, `orphans`: runs that do not block (on
+  both flavors): the detached orchestration process and its watchdog, which
+  process orchestrates a run, runs whose orchestrator died ended as failed;
 - `planning`: a snapshot -> a typed `plan.RunPlan`, checked by the engine
   before any step starts;
 - `plan`: the run plan and each step's container template (pure dataclasses);

@@ -10,15 +10,19 @@ Ctrl-C nor a closed terminal reaches it):
                                            (this module's    (runs the pipeline as a
                                             `main`, light)    synchronous run would)
 
-- The orchestration process runs the pipeline exactly as the client would
-  (`pipeline_run.run_pipeline` or `dynamic.run_dynamic_pipeline`), so a
-  detached run is stopped like any other: `zenml pipeline runs stop`, or a
-  SIGTERM to it (the run then ends STOPPED). Its output goes to
+- The orchestration process runs the pipeline exactly as the client would,
+  with the flavor's run function that the submission names (`run_functions`:
+  `my_docker`'s `pipeline_run.run_pipeline` or `dynamic.run_dynamic_pipeline`,
+  `my_swarm`'s swarm run with its cluster's options), so a detached run is
+  stopped like any other: `zenml pipeline runs stop`, or a SIGTERM to it (the
+  run then ends STOPPED). Its output goes to
   `<run folder>/orchestration.log`, which `python -m orchestrator.status RUN
   --logs` prints; ZenML also keeps it as the run's orchestrator logs.
 - The watchdog waits for it. If it dies without ending the run (SIGKILL, the
-  out-of-memory killer), the watchdog ends the run: its containers are
-  removed and it is recorded FAILED, with the reason (`orphans`). Signals
+  out-of-memory killer), the watchdog ends the run: its containers (on
+  `my_swarm`: its services) are removed and it is recorded FAILED, with the
+  reason (`orphans`, with the flavor's `remove` function, which the run's
+  orchestration record names). Signals
   sent to the watchdog are passed on to the orchestration process.
 - Should both die, the next command that looks at the run on this machine
   ends it (`orphans`).
@@ -51,6 +55,7 @@ from orchestrator.running.step_logs import run_log_dir
 
 if TYPE_CHECKING:
     from orchestrator.running.request import RunRequest
+    from orchestrator.running.run_functions import RunFunctions
 
 SUBMISSION_NAME = "submission.json"
 _MODULE = "orchestrator.running.detached"
@@ -60,17 +65,18 @@ _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 # -- in the client ----------------------------------------------------------------
 
 
-def start_detached_run(request: "RunRequest") -> int:
+def start_detached_run(request: "RunRequest", functions: "RunFunctions") -> int:
     """Check what can be checked quickly, hand the run to a detached process, return.
 
-    Settings and images are checked here, so that a mistake fails the
-    pipeline call itself; the orchestration process then makes the run's
-    plan, which the engine checks (what the engine refuses fails the run,
-    recorded with the reason).
+    Settings and images are checked here (`functions.check`), so that a
+    mistake fails the pipeline call itself; the orchestration process then
+    makes the run's plan, which the engine (or the swarm) checks (what it
+    refuses fails the run, recorded with the reason).
 
-    The submission holds the request's ZenML ids and environments; the
-    orchestration process loads the snapshot and the stack again and resolves
-    the same request from them (`RunRequest.resolve`).
+    The submission holds the request's ZenML ids and environments and names
+    the flavor's run functions; the orchestration process loads the snapshot
+    and the stack again, resolves the same request from them
+    (`RunRequest.resolve`) and calls `functions.run`.
 
     Returns:
         The pid of the detached process (the watchdog).
@@ -85,13 +91,13 @@ def start_detached_run(request: "RunRequest") -> int:
     logger = get_logger("orchestrator.my_docker_orchestrator")
     run, step_environments = request.placeholder_run, request.step_environments
     assert run is not None, "a detached run needs ZenML's record of the run"
-    _check_before_detaching(request)
+    _check_before_detaching(request, functions)
     claim_orchestrator_run_id(run)  # `zenml pipeline runs stop` works from now on
     run_dir = run_log_dir(str(run.id))
     run_dir.mkdir(parents=True, exist_ok=True)
     submission = run_dir / SUBMISSION_NAME
     _write_private(submission, {
-        "kind": "dynamic" if request.is_dynamic else "static",
+        "run_functions": functions.to_json(),
         "snapshot_id": str(request.snapshot.id),
         "run_id": str(run.id),
         "environment": dict(request.environment),
@@ -116,7 +122,8 @@ def start_detached_run(request: "RunRequest") -> int:
     # its submitter: `with live_panel(): pipeline()` follows it from here on.
     if read_record(run_dir) is None:  # the detached process did not write its own yet
         write_record(run_dir, str(run.id), detached=True, log_path=str(log_path),
-                     pid=watchdog.pid, submitted_by=os.getpid())
+                     pid=watchdog.pid, submitted_by=os.getpid(),
+                     remove_with=None if functions.remove is None else functions.remove.to_json())
     # Reap it when it ends, so it never lingers as a zombie of this process.
     threading.Thread(target=watchdog.wait, name="my-docker-detached-reaper",
                      daemon=True).start()
@@ -130,15 +137,13 @@ def start_detached_run(request: "RunRequest") -> int:
     return watchdog.pid
 
 
-def _check_before_detaching(request: "RunRequest") -> None:
+def _check_before_detaching(request: "RunRequest", functions: "RunFunctions") -> None:
     """What would fail the run at once fails the pipeline call instead."""
     from orchestrator.errors import MyDockerError
-    from orchestrator.machine.engine import connect
-    from orchestrator.running.planning import check_settings
     from orchestrator.running.reporting import record_failed_run
 
     try:
-        check_settings(request, connect())
+        functions.check(request)
     except MyDockerError as error:
         record_failed_run(request.placeholder_run, str(error))
         raise
@@ -243,6 +248,7 @@ def orchestrate(submission: Path) -> int:
 
     from orchestrator.errors import MyDockerError, RunStoppedError
     from orchestrator.running.request import RunRequest
+    from orchestrator.running.run_functions import RunFunctions
 
     if data["source_root"]:
         source_utils.set_custom_source_root(data["source_root"])
@@ -258,12 +264,7 @@ def orchestrate(submission: Path) -> int:
     try:
         # Importing the user's modules must not run their pipelines again.
         with prevent_pipeline_execution():
-            if data["kind"] == "dynamic":
-                from orchestrator.running.dynamic import run_dynamic_pipeline
-
-                run_dynamic_pipeline(request, detached=True)
-            else:
-                _run_static(request)
+            _run(request, RunFunctions.from_json(data["run_functions"]))
     except (MyDockerError, RunStoppedError) as error:
         print(f"{type(error).__name__}: {error}", flush=True)
         return 1
@@ -274,19 +275,21 @@ def orchestrate(submission: Path) -> int:
     return 0
 
 
-def _run_static(request: "RunRequest") -> None:
-    """A static run, with its output kept by ZenML as the run's orchestrator logs."""
+def _run(request: "RunRequest", functions: "RunFunctions") -> None:
+    """Call the flavor's run function; a static run's output is kept by ZenML as the
+    run's orchestrator logs (a dynamic run's function keeps its own)."""
     from contextlib import nullcontext
 
     from zenml.utils.logging_utils import is_pipeline_logging_enabled, setup_logging_context
 
-    from orchestrator.running.pipeline_run import run_pipeline
-
+    if request.is_dynamic:
+        functions.run(request, detached=True)
+        return
     logs = (setup_logging_context(source="orchestrator", pipeline_run=request.placeholder_run)
             if is_pipeline_logging_enabled(request.snapshot.pipeline_configuration)
             else nullcontext())
     with logs:
-        run_pipeline(request, detached=True)
+        functions.run(request, detached=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,14 +1,17 @@
 """Which process orchestrates a run: a small record on disk, and whether that process lives.
 
-Every run on `my_docker` is driven by one process on the host: the client
-that called the pipeline (`synchronous=True`), or a detached orchestration
-process (`synchronous=False`). Its containers say so in their client labels,
+Every run on `my_docker`, and every detached run on `my_swarm`, is driven by
+one process on the host: the client that called the pipeline
+(`synchronous=True`), or a detached orchestration process
+(`synchronous=False`). Its containers say so in their client labels,
 but a run may have no container running (a dynamic run between steps, or
 one whose steps run inline), so the run's folder also holds
 `orchestration.json`: the process's pid, its start time (so that a reused
 pid is not taken for it), the host, and where its log goes. Anyone on the
 same machine can then tell a run that is going on from one whose
-orchestrator died (`orchestrator.running.orphans` settles those).
+orchestrator died (`orchestrator.running.orphans` settles those, removing
+what the record's `remove_with` function removes: a `my_swarm` run's
+services; by default the run's containers).
 
 psutil (a ZenML dependency) reads process states, so a zombie (a process
 that has exited but was not yet reaped by its parent) counts as gone.
@@ -22,7 +25,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Optional
 
 RECORD_NAME = "orchestration.json"
 LOG_NAME = "orchestration.log"
@@ -44,6 +47,9 @@ class OrchestrationRecord:
             submitted it (a notebook's kernel): its `live_panel` follows the
             run although another process orchestrates it.
         written_at: when the record was written (epoch seconds).
+        remove_with: what removes everything of the run once it is orphaned,
+            as a `run_functions.FunctionCall` in JSON (`my_swarm`: its
+            services); None: the run's containers on this machine's engine.
     """
 
     run_id: str
@@ -55,6 +61,7 @@ class OrchestrationRecord:
     supervisor_pid: Optional[int] = None
     submitted_by: Optional[int] = None
     written_at: float = 0.0
+    remove_with: Optional[Dict[str, Any]] = None
 
     def process_is_alive(self) -> bool:
         """Whether the orchestration process still runs (True when it cannot be told).
@@ -106,7 +113,8 @@ def record_path(run_dir: Path) -> Path:
 def write_record(run_dir: Path, run_id: str, *, detached: bool = False,
                  log_path: Optional[str] = None,
                  supervisor_pid: Optional[int] = None, pid: Optional[int] = None,
-                 submitted_by: Optional[int] = None) -> Optional[OrchestrationRecord]:
+                 submitted_by: Optional[int] = None,
+                 remove_with: Optional[Dict[str, Any]] = None) -> Optional[OrchestrationRecord]:
     """Record that this process (or `pid`) orchestrates run `run_id` (in `run_dir`).
 
     Args:
@@ -118,22 +126,26 @@ def write_record(run_dir: Path, run_id: str, *, detached: bool = False,
         submitted_by: the process that submitted a detached run; kept from
             the run's earlier record when not given, so the detached
             process's own record still names the submitter.
+        remove_with: see `OrchestrationRecord`; kept from the run's earlier
+            record when not given, like `submitted_by`.
 
     Returns:
         The record, or None if the folder cannot be written (a run without a
         record still runs; only telling its orchestrator's death is lost).
     """
     pid = os.getpid() if pid is None else pid
-    if submitted_by is None:
+    if submitted_by is None or remove_with is None:
         earlier = read_record(run_dir)
         if earlier is not None and earlier.run_id == run_id:
-            submitted_by = earlier.submitted_by
+            submitted_by = earlier.submitted_by if submitted_by is None else submitted_by
+            remove_with = earlier.remove_with if remove_with is None else remove_with
     if detached and log_path is None:
         log_path = str(Path(run_dir) / LOG_NAME)
     record = OrchestrationRecord(
         run_id=run_id, pid=pid, started_at=process_start_time(pid),
         host=socket.gethostname(), detached=detached, log_path=log_path,
         supervisor_pid=supervisor_pid, submitted_by=submitted_by, written_at=time.time(),
+        remove_with=remove_with,
     )
     try:
         Path(run_dir).mkdir(parents=True, exist_ok=True)

@@ -9,13 +9,15 @@ orchestrator. Here such a run is ended, once anyone on the same machine
 looks:
 
 - the watchdog of a detached run, as soon as its orchestration process dies;
-- the start of every run on `my_docker` (`settle_orphaned_runs`: the store's
-  unfinished runs whose process is gone);
+- the start of every run on `my_docker` and `my_swarm` (`settle_orphaned_runs`:
+  the store's unfinished runs whose process is gone);
+- `zenml pipeline runs stop` of a dynamic run or a `my_swarm` run;
 - `python -m orchestrator.status`, `watch_run(...)`, `fetch_status`: the run
   they show (`settle_if_orphaned`).
 
 Ending one: its running containers are killed and every container of it is
-removed, the run is recorded FAILED (or STOPPED if a stop had been asked),
+removed (a `my_swarm` run: its services, by the function its orchestration
+record names in `remove_with`), the run is recorded FAILED (or STOPPED if a stop had been asked),
 with the reason, and its unfinished step records STOPPED (a static run) or
 FAILED (a dynamic run, which `zenml pipeline runs retry` can take up again:
 ZenML re-runs such a step if its retry policy allows).
@@ -31,6 +33,7 @@ from zenml.enums import ExecutionStatus
 from orchestrator.running.labels import find_containers
 from orchestrator.running.orchestration_record import OrchestrationRecord, read_record
 from orchestrator.running.reporting import finish_run
+from orchestrator.running.run_functions import FunctionCall
 from orchestrator.running.step_logs import run_log_dir
 from orchestrator.zenml_records import get_run
 
@@ -76,7 +79,8 @@ def settle_if_orphaned(run_id: Any, reason: Optional[str] = None) -> bool:
     reason = reason or (
         f"The run's {kind} (pid {record.pid}) died before the run ended; its running "
         "steps were stopped and its containers removed.")
-    removed = remove_run_containers(run)
+    removed = (remove_run_containers(run) if record.remove_with is None
+               else FunctionCall.from_json(record.remove_with)(run))
     # A dynamic run can be retried (`zenml pipeline runs retry`): ZenML re-runs
     # a step whose record says FAILED if its retry policy allows (the record
     # then says RETRYING), never a STOPPED one.
@@ -84,7 +88,8 @@ def settle_if_orphaned(run_id: Any, reason: Optional[str] = None) -> bool:
     finish_run(run.id, status=ExecutionStatus.STOPPED if status in _STOP_STATES
                else ExecutionStatus.FAILED, reason=reason,
                open_steps=ExecutionStatus.FAILED if dynamic else ExecutionStatus.STOPPED)
-    logger.warning("Run %s: %s (%d container(s) removed)", run.name, reason, removed)
+    logger.warning("Run %s: %s (%d container(s) or service(s) removed)", run.name, reason,
+                   removed)
     return True
 
 

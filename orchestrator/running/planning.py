@@ -289,18 +289,23 @@ def plan_isolated_step(
     )
 
 
-def check_settings(request: "RunRequest", client: docker.DockerClient) -> None:
+def check_settings(request: "RunRequest") -> None:
     """The quick part of `plan_run`'s checks: every step's settings and image.
 
-    For a run handed to a detached process, so that a misspelled setting or a
-    missing image still fails the pipeline call, in a fraction of a second;
-    the engine's own check (trial containers) is made by `plan_run` there.
+    For a run handed to a detached process (`my_docker`'s `RunFunctions.check`),
+    so that a misspelled setting or a missing image still fails the pipeline
+    call, in a fraction of a second; the engine's own check (trial containers)
+    is made by `plan_run` there.
 
     Raises:
         InvalidSettingsError: a step's run_args are invalid.
         ImageNotFoundError: a step's image is not on the engine.
+        DockerEngineUnavailableError: no Docker engine answers.
     """
+    from orchestrator.machine.engine import connect
     from orchestrator.running.container_spec import validate_run_args
+
+    client = connect()
 
     validate_run_args(request.settings.run_args)
     for step_name, settings in request.step_settings.items():

@@ -14,7 +14,10 @@ logs, ZenML reporting) are reused as they are; what differs is here:
 - planning.py: ZenML's snapshot -> a `SwarmPlan`;
 - runner.py: the loop: create services, follow tasks and logs, retries,
   timeouts, stop, interrupt, cleanup;
-- pipeline_run.py: one run from `submit_pipeline` to its end.
+- pipeline_run.py: one run from `submit_pipeline` to its end, here or in
+  the detached orchestration process of `orchestrator.running.detached`
+  (`synchronous=False`: `swarm_run_functions`), and its services removed
+  when it is stopped or its orchestration process died.
 
 Its runs are watched by `orchestrator.status` (`swarm_source` reads their
 tasks from the manager, `swarm_text` adds each attempt's node to the text

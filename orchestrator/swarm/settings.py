@@ -79,6 +79,15 @@ class MySwarmOrchestratorSettings(BaseSettings):
         "longer, it is stopped and fails with 'timed out after N s' (retried "
         "per the step's retry policy). None: no limit.",
     )
+    synchronous: bool = Field(
+        default=True,
+        description="True: the pipeline call returns when the run is over. "
+        "False: it returns as soon as the run is submitted, and the run goes "
+        "on in a detached orchestration process on this machine, which "
+        "survives the terminal or notebook kernel that started it; follow it "
+        "with watch_run(...) or `python -m orchestrator.status RUN --follow`, "
+        "read its log with `--logs`, stop it with `zenml pipeline runs stop`.",
+    )
     pending_timeout_seconds: float = Field(
         default=600,
         gt=0,
