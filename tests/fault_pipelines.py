@@ -29,6 +29,18 @@ def early_exit_pipeline() -> None:
 
 
 @step
+def dies_before_its_record() -> int:
+    """Ends its process at once, with exit code 3: ZenML records neither success nor failure."""
+    print("leaving with os._exit(3)", flush=True)
+    os._exit(3)
+
+
+@pipeline(enable_cache=False)
+def unrecorded_failure_pipeline() -> None:
+    needs_value(dies_before_its_record())
+
+
+@step
 def named_step() -> str:
     return "ok"
 

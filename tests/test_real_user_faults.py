@@ -350,9 +350,9 @@ def test_the_readers_file_records_a_run_failed_when_a_step_ends_without_its_reco
     try:
         client.activate_stack(module)
         with pytest.raises(RuntimeError) as raised:
-            faults.early_exit_pipeline.with_options(settings=NO_BUILD)()
-        assert "exits_early" in str(raised.value), str(raised.value)
-        run = latest_run("early_exit_pipeline")
+            faults.unrecorded_failure_pipeline.with_options(settings=NO_BUILD)()
+        assert "dies_before_its_record" in str(raised.value), str(raised.value)
+        run = latest_run("unrecorded_failure_pipeline")
         assert run.status == ExecutionStatus.FAILED, run.status
         assert run_containers(run.id) == []
     finally:
