@@ -28,16 +28,6 @@ def default_parallelism() -> int:
     return 4 * (os.cpu_count() or 1)
 
 
-# What `synchronous` means, for every flavor that has it (my_docker, my_swarm).
-SYNCHRONOUS_DESCRIPTION = (
-    "True: the pipeline call returns when the run is over. "
-    "False: it returns as soon as the run is submitted, and the run goes "
-    "on in a detached orchestration process on this machine, which "
-    "survives the terminal or notebook kernel that started it; follow it "
-    "with watch_run(...) or `python -m orchestrator.status RUN --follow`, "
-    "read its log with `--logs`, stop it with `zenml pipeline runs stop`.")
-
-
 class MyDockerOrchestratorSettings(BaseSettings):
     """Settings a pipeline or a step may set for the `my_docker` orchestrator."""
 
@@ -76,7 +66,12 @@ class MyDockerOrchestratorSettings(BaseSettings):
     )
     synchronous: bool = Field(
         default=True,
-        description=SYNCHRONOUS_DESCRIPTION,
+        description="True: the pipeline call returns when the run is over. "
+        "False: it returns as soon as the run is submitted, and the run goes "
+        "on in a detached orchestration process on this machine, which "
+        "survives the terminal or notebook kernel that started it; follow it "
+        "with watch_run(...) or `python -m orchestrator.status RUN --follow`, "
+        "read its log with `--logs`, stop it with `zenml pipeline runs stop`.",
     )
     future_poll_seconds: Optional[float] = Field(
         default=0.5,

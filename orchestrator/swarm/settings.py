@@ -13,8 +13,6 @@ from typing import List, Literal, Optional
 from pydantic import Field
 from zenml.config.base_settings import BaseSettings
 
-from orchestrator.running.settings import SYNCHRONOUS_DESCRIPTION
-
 FLAVOR_NAME = "my_swarm"
 ENV_ORCHESTRATOR_RUN_ID = "MY_SWARM_ORCHESTRATOR_RUN_ID"
 
@@ -83,7 +81,12 @@ class MySwarmOrchestratorSettings(BaseSettings):
     )
     synchronous: bool = Field(
         default=True,
-        description=SYNCHRONOUS_DESCRIPTION,
+        description="True: the pipeline call returns when the run is over. "
+        "False: it returns as soon as the run is submitted, and the run goes "
+        "on in a detached orchestration process on this machine, which "
+        "survives the terminal or notebook kernel that started it; follow it "
+        "with watch_run(...) or `python -m orchestrator.status RUN --follow`, "
+        "read its log with `--logs`, stop it with `zenml pipeline runs stop`.",
     )
     pending_timeout_seconds: float = Field(
         default=600,
